@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin))
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit bench check-rules system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the real-service tests and the demo need: PostgreSQL server
+# binaries (initdb) and Prometheus (promtool + server for the scrape test).
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing postgresql (initdb missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  echo "installing prometheus (promtool missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  systemctl disable --now prometheus >/dev/null 2>&1 || true; pkill -x prometheus || true; fi
+
+demo: $(STAMP) system-deps
+	$(VENV)/bin/onestop-bridge demo
+
+check-rules: system-deps
+	promtool check rules deploy/prometheus/*.rules.yml
+	promtool test rules deploy/prometheus/tests/*.test.yml
+
+test: $(STAMP) system-deps check-rules
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not services and not slow"
+
+bench: $(STAMP) system-deps
+	$(PY) bench/render.py
+	$(PY) bench/capture.py
+	$(PY) bench/delivery.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

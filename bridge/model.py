@@ -1,0 +1,125 @@
+"""Data that crosses stage boundaries: change events, dossiers, notifications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+Op = Literal["c", "u", "d", "r", "t", "m"]
+
+KINDS = (
+    "SUBMITTED", "RECEIVED", "REJECTED", "SUPPLEMENT_REQUESTED", "FEE_REQUESTED", "WITHDRAWN",
+    "STOPPED", "RESULT_READY", "RESULT_RETURNED", "APOLOGY_RESCHEDULED",
+)
+# The national portal's status codes (design.md §3) and the notice each one sends.
+STATUS_KIND: dict[int, str | None] = {
+    1: "SUBMITTED", 2: "RECEIVED", 3: "REJECTED", 4: None, 5: "SUPPLEMENT_REQUESTED",
+    6: "FEE_REQUESTED", 7: "WITHDRAWN", 8: "STOPPED", 9: "RESULT_READY", 10: "RESULT_RETURNED",
+}
+STATUS_NAME_VI: dict[int, str] = {
+    1: "Mới đăng ký", 2: "Được tiếp nhận", 3: "Không được tiếp nhận", 4: "Đang xử lý",
+    5: "Yêu cầu bổ sung giấy tờ", 6: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    7: "Công dân yêu cầu rút hồ sơ", 8: "Dừng xử lý", 9: "Đã xử lý xong", 10: "Đã trả kết quả",
+}
+
+
+class Unavailable:
+    """Debezium's unchanged-TOAST placeholder: the value exists but was not sent."""
+
+    _instance: Unavailable | None = None
+
+    def __new__(cls) -> Unavailable:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNAVAILABLE"
+
+
+UNAVAILABLE = Unavailable()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    connector: str
+    db: str
+    schema: str
+    table: str
+    ts_ms: int | None
+    snapshot: str
+    # A connector-independent position of the change in the source log, stable across
+    # redelivery: "pg:<txId>:<lsn>", "mysql:<file>:<pos>:<row>", "sqlserver:<commit>:<change>", ...
+    position: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """A decoded Debezium envelope; row values are already typed where a schema said how."""
+
+    op: Op
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    source: SourceInfo
+    ts_ms: int | None
+    # Debezium field name → its Connect schema (empty without the schema envelope).
+    field_schemas: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Dossier:
+    """The canonical dossier (design.md §3). Fields absent from an event are UNAVAILABLE."""
+
+    id: Any
+    code: str
+    status: int | None
+    procedure_code: Any = UNAVAILABLE
+    procedure_name: Any = UNAVAILABLE
+    agency_name: Any = UNAVAILABLE
+    applicant_name: Any = UNAVAILABLE
+    applicant_phone: Any = UNAVAILABLE
+    received_at: datetime | None | Unavailable = UNAVAILABLE
+    due_at: datetime | None | Unavailable = UNAVAILABLE
+    finished_at: datetime | None | Unavailable = UNAVAILABLE
+    fee_amount: Decimal | None | Unavailable = UNAVAILABLE
+    note: Any = UNAVAILABLE
+    updated_at: datetime | None | Unavailable = UNAVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    kind: str
+    dossier: Dossier              # the state after the change, gaps filled from the store
+    previous_due_at: datetime | None
+    event_id: str                 # stable id of the change event that caused it
+    source_ts_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    dossier_code: str
+    dossier_id: Any
+    kind: str
+    phone: str | None
+    text: str
+    template_data: dict[str, str]
+    idempotency_key: str
+    event_id: str
+    source_ts_ms: int | None
+    template_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry-run contract of design.md §4 (schemas/notification.schema.json)."""
+        return {
+            "dossier_code": self.dossier_code,
+            "kind": self.kind,
+            "recipient": {"phone": self.phone},
+            "text": self.text,
+            "template_data": self.template_data,
+            "idempotency_key": self.idempotency_key,
+            "event_id": self.event_id,
+            "template_version": self.template_version,
+        }

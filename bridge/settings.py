@@ -1,0 +1,220 @@
+"""The one settings object: a TOML file (``--config``) overridden by ``ONESTOP_<SECTION>__<KEY>``.
+
+Secrets are ``SecretStr`` so that they never appear in reprs, logs or metric labels.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bridge.errors import ConfigError
+
+CANONICAL_COLUMNS = (
+    "id", "code", "procedure_code", "procedure_name", "agency_name", "applicant_name",
+    "applicant_phone", "status", "received_at", "due_at", "finished_at", "fee_amount",
+    "note", "updated_at",
+)
+
+ColumnType = Literal[
+    "timestamp_ms", "timestamp_us", "timestamp_ns", "date_days", "iso", "decimal", "text", "int",
+]
+
+
+def _list_from_env(value: Any) -> Any:
+    """Accept JSON lists and plain comma-separated text (``public.dossiers,public.history``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class ColumnMap(BaseModel):
+    """Canonical dossier field → column name in the vendor's one-stop database."""
+
+    model_config = {"extra": "forbid"}
+    id: str = "id"
+    code: str = "code"
+    procedure_code: str = "procedure_code"
+    procedure_name: str = "procedure_name"
+    agency_name: str = "agency_name"
+    applicant_name: str = "applicant_name"
+    applicant_phone: str = "applicant_phone"
+    status: str = "status"
+    received_at: str = "received_at"
+    due_at: str = "due_at"
+    finished_at: str = "finished_at"
+    fee_amount: str = "fee_amount"
+    note: str = "note"
+    updated_at: str = "updated_at"
+
+
+class SourceSettings(BaseModel):
+    dsn: SecretStr | None = None
+    tables: Annotated[list[str], NoDecode] = ["public.dossiers"]
+    slot: str = "onestop_bridge"
+    publication: str = "onestop_bridge"
+    topic_prefix: str = "onestop"
+    topic: str = "onestop.public.dossiers"
+    schemas_enable: bool = False
+    snapshot_mode: Literal["initial", "no_data", "always"] = "initial"
+    heartbeat_interval_s: float = 10.0
+    heartbeat_table: str | None = None
+    poll_interval_s: float = 2.0
+    columns: ColumnMap = ColumnMap()
+    status_map: dict[str, int] = {}
+    # How to read schemaless integer/strings per canonical column (no guessing of units).
+    column_types: dict[str, ColumnType] = {}
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    _split_tables = field_validator("tables", mode="before")(_list_from_env)
+
+    @field_validator("status_map")
+    @classmethod
+    def _codes_in_range(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if not 1 <= v <= 10}
+        if bad:
+            raise ValueError(f"status_map values must be national codes 1..10, got {bad}")
+        return value
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "localhost:9092"
+    group_id: str = "onestop-bridge"
+    client_id: str = "onestop-bridge"
+    retry_topic_suffix: str = ".retry"
+    dlq_topic_suffix: str = ".dlq"
+    # Passed verbatim to librdkafka (security.protocol, sasl.*, session.timeout.ms …).
+    extra: dict[str, str | int | float | bool] = {}
+
+
+class LedgerSettings(BaseModel):
+    url: str = "sqlite:///onestop-ledger.db"
+
+
+class HttpSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+class ZaloSettings(BaseModel):
+    app_id: str = ""
+    app_secret: SecretStr = SecretStr("")
+    oa_secret_key: SecretStr = SecretStr("")
+    refresh_token: SecretStr = SecretStr("")
+    oa_base_url: str = "https://openapi.zalo.me"
+    zns_base_url: str = "https://business.openapi.zalo.me"
+    oauth_base_url: str = "https://oauth.zaloapp.com"
+    oa_rate_per_minute: int = 4000
+    # ZNS template id per notification kind, as approved by Zalo for this OA.
+    zns_templates: dict[str, str] = {}
+    refresh_ahead_s: float = 5 * 3600.0
+    timeout_s: float = 10.0
+
+
+class SmsSettings(BaseModel):
+    base_url: str = "http://localhost:8099"
+    api_key: SecretStr = SecretStr("")
+    brandname: str = "MOTCUA"
+    rate_per_second: float = 20.0
+    enabled: bool = True
+
+
+class PricesSettings(BaseModel):
+    """VND per message; savings are counted against `sms`."""
+
+    zalo_oa: int = 0
+    zns: int = 150
+    sms: int = 350
+
+
+class DispatchSettings(BaseModel):
+    workers: int = 8
+    max_in_flight: int = 500
+    attempts: int = 3
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    retry_delays_s: list[float] = [30.0, 300.0, 1800.0]
+    night_start: str = "22:00"
+    night_end: str = "06:00"
+    shutdown_deadline_s: float = 20.0
+
+
+class Centre(BaseModel):
+    name: str
+    hotline: str
+    hours: str = "Thứ Hai – Thứ Sáu, 7:00–11:30 và 13:30–17:00"
+
+
+class OASettings(BaseModel):
+    """The citizen-facing Official Account: menus, support, lookup."""
+
+    portal_url: str = "https://dichvucong.gov.vn"
+    province_portal_url: str = "https://dichvucong.longan.gov.vn"
+    oa_id: str = "0000000000000000000"
+    centres: list[Centre] = [Centre(name="Trung tâm Phục vụ hành chính công tỉnh", hotline="02723550055")]
+    lookup_max_attempts: int = 5
+    lookup_dsn: SecretStr | None = None
+    procedures_file: str | None = None
+
+
+class LogSettings(BaseModel):
+    level: str = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONESTOP_", env_nested_delimiter="__", extra="forbid")
+
+    source: SourceSettings = SourceSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    http: HttpSettings = HttpSettings()
+    zalo: ZaloSettings = ZaloSettings()
+    sms: SmsSettings = SmsSettings()
+    prices: PricesSettings = PricesSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    oa: OASettings = OASettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file, which arrives as init kwargs.
+        return env_settings, init_settings, file_secret_settings
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any), apply environment overrides, validate.
+
+    Raises ConfigError with a readable message for a missing file, bad TOML or
+    an invalid value, so the CLI can print it and exit 2.
+    """
+    data: dict[str, Any] = {}
+    if config is not None:
+        path = Path(config)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    try:
+        return Settings(**data)
+    except Exception as exc:  # pydantic.ValidationError and SettingsError
+        raise ConfigError(f"invalid configuration: {exc}") from None
