@@ -1,0 +1,64 @@
+"""Real services for the tests: a throwaway PostgreSQL cluster and the tansu broker.
+
+Both start once per session on free loopback ports. Where `docker` works and
+ONESTOP_TEST_DOCKER=1 is set, testcontainers may be used instead (optional path).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bridge.embedded import EmbeddedBroker, EmbeddedPostgres  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    server = EmbeddedBroker().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_config(broker: EmbeddedBroker) -> dict[str, object]:
+    """librdkafka settings for tests: small session/poll timeouts make group joins fast."""
+    return {
+        "bootstrap.servers": broker.bootstrap,
+        "session.timeout.ms": 3000,
+        "max.poll.interval.ms": 10000,
+        "heartbeat.interval.ms": 500,
+    }
+
+
+@pytest.fixture()
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A topic/slot/group name unique to the test (services are shared per session)."""
+    import re
+    import uuid
+
+    base = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:30]
+    return f"{base}_{uuid.uuid4().hex[:6]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("TZ", "UTC")
