@@ -21,9 +21,9 @@ CANONICAL_COLUMNS = (
     "note", "updated_at",
 )
 
-ColumnType = Literal[
-    "timestamp_ms", "timestamp_us", "timestamp_ns", "date_days", "iso", "decimal", "text", "int",
-]
+# How to read a schemaless value of a column: epoch units, days, or base64 decimal with scale.
+COLUMN_TYPE_PATTERN = r"^(timestamp_ms|timestamp_us|timestamp_ns|date_days|decimal_base64:\d+)$"
+ColumnType = Annotated[str, Field(pattern=COLUMN_TYPE_PATTERN)]
 
 
 def _list_from_env(value: Any) -> Any:
@@ -165,6 +165,13 @@ class OASettings(BaseModel):
     procedures_file: str | None = None
 
 
+class TemplatesSettings(BaseModel):
+    # Wording set by legal basis: "tt01-2018" (TT 01/2018/TT-VPCP) or "tt03-2025".
+    version: str = "tt01-2018"
+    # Link in RECEIVED notices that opens the OA chat; {code} is the dossier code.
+    lookup_url: str = "https://zalo.me/{oa_id}?tra-cuu={code}"
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     format: Literal["json", "text"] = "json"
@@ -182,6 +189,7 @@ class Settings(BaseSettings):
     prices: PricesSettings = PricesSettings()
     dispatch: DispatchSettings = DispatchSettings()
     oa: OASettings = OASettings()
+    templates: TemplatesSettings = TemplatesSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

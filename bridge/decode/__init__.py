@@ -1,0 +1,1 @@
+"""Decoding of Debezium change-event values (pure, no I/O)."""

@@ -1,0 +1,146 @@
+"""Debezium envelope → ChangeEvent, with or without the JsonConverter schema wrapper."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from bridge.decode.types import decode_field
+from bridge.errors import BadInputError
+from bridge.model import ChangeEvent, SourceInfo
+
+OPS = frozenset("cudrtm")
+_SNAPSHOT_TRUE = {"true", "first", "first_in_data_collection", "last_in_data_collection", "last",
+                  "incremental"}
+
+
+def parse_json(value: bytes | str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"not JSON: {exc}") from None
+
+
+def decode_value(document: Any) -> ChangeEvent | None:
+    """Decode one parsed record value.
+
+    Returns None for records that are valid but carry no row change: tombstones
+    (``null``), heartbeats (``{"ts_ms": …}``) and transaction BEGIN/END markers.
+    Raises BadInputError for anything that is not a Debezium change event.
+    """
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise BadInputError(f"not a change event: expected a JSON object, got {type(document).__name__}")
+    schema: dict[str, Any] | None = None
+    if "payload" in document and "schema" in document:
+        schema, document = document["schema"], document["payload"]
+        if document is None:
+            return None
+        if not isinstance(document, dict):
+            raise BadInputError("not a change event: payload is not an object")
+    if _is_control_record(document):
+        return None
+    op = document.get("op")
+    if op not in OPS:
+        raise BadInputError(f"not a change event: op {op!r} is not one of c/u/d/r/t/m")
+    source = document.get("source")
+    if not isinstance(source, dict):
+        raise BadInputError("not a change event: missing source block")
+    field_schemas = _row_field_schemas(schema)
+    before = _decode_row(document.get("before"), field_schemas, "before")
+    after = _decode_row(document.get("after"), field_schemas, "after")
+    _check_rows(op, before, after)
+    return ChangeEvent(op=op, before=before, after=after, source=_source_info(source),
+                       ts_ms=_int_or_none(document.get("ts_ms")), field_schemas=field_schemas)
+
+
+def _is_control_record(document: dict[str, Any]) -> bool:
+    keys = set(document)
+    heartbeat = keys == {"ts_ms"}
+    transaction_marker = document.get("status") in ("BEGIN", "END") and "id" in keys and "op" not in keys
+    return heartbeat or transaction_marker
+
+
+def _row_field_schemas(schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    if not schema:
+        return {}
+    for envelope_field in schema.get("fields") or []:
+        if envelope_field.get("field") in ("after", "before") and envelope_field.get("fields"):
+            return {f["field"]: f for f in envelope_field["fields"] if "field" in f}
+    return {}
+
+
+def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    if not isinstance(row, dict):
+        raise BadInputError(f"not a change event: {name} is not an object")
+    return {column: decode_field(value, schemas.get(column)) for column, value in row.items()}
+
+
+def _check_rows(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    if op in ("c", "u", "r") and after is None:
+        raise BadInputError(f"not a change event: op {op!r} without an after row")
+    if op == "d" and before is None and after is None:
+        raise BadInputError("not a change event: delete without a before row")
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _snapshot(value: Any) -> str:
+    """`source.snapshot` is a string enum in code, a boolean in older docs: accept both."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).lower() if value is not None else "false"
+    return text if text in _SNAPSHOT_TRUE else "false"
+
+
+def _position(source: dict[str, Any]) -> str | None:
+    """Where the change sits in the source's log, per connector; None when unknown."""
+    connector = source.get("connector")
+    if connector == "postgresql" and source.get("lsn") is not None:
+        return f"pg:{source.get('txId')}:{source['lsn']}:{source.get('sequence')}"
+    if connector == "mysql" and source.get("file") is not None:
+        return f"mysql:{source.get('gtid')}:{source['file']}:{source.get('pos')}:{source.get('row')}"
+    if connector == "sqlserver" and source.get("change_lsn") is not None:
+        return (f"sqlserver:{source.get('commit_lsn')}:{source['change_lsn']}:"
+                f"{source.get('event_serial_no')}")
+    if source.get("lsn") is not None:
+        return f"{connector}:{source.get('txId')}:{source['lsn']}"
+    return None
+
+
+def _source_info(source: dict[str, Any]) -> SourceInfo:
+    return SourceInfo(
+        connector=str(source.get("connector", "")), db=str(source.get("db", "")),
+        schema=str(source.get("schema") or ""), table=str(source.get("table") or ""),
+        ts_ms=_int_or_none(source.get("ts_ms")), snapshot=_snapshot(source.get("snapshot")),
+        position=_position(source), raw=source)
+
+
+def event_id(event: ChangeEvent, row_key: str) -> str:
+    """Stable for the same change event (redelivery, connector restart), distinct otherwise.
+
+    Uses the source log position when the connector gives one; rows that share a
+    position (multi-row inserts share one LSN) differ by their key. Without a
+    position (polling connectors), the row content and commit time stand in.
+    """
+    src = event.source
+    where = src.position or f"content:{src.ts_ms}:{_canonical(event.after or event.before)}"
+    material = "|".join((src.connector, src.db, src.schema, src.table, where, row_key, event.op))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _canonical(row: dict[str, Any] | None) -> str:
+    return json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)

@@ -1,0 +1,74 @@
+"""decode → transition → render: one change event in, the citizen's notices out.
+
+The same pipeline serves `onestop-bridge render` (in-memory state) and the
+bridge (ledger-backed state, see bridge/ledger); it does no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from zoneinfo import ZoneInfo
+
+from bridge.decode.envelope import decode_value, event_id, parse_json
+from bridge.errors import BadInputError
+from bridge.mapping import SourceMapping
+from bridge.model import ChangeEvent, Notification
+from bridge.phone import normalise_phone
+from bridge.settings import Settings
+from bridge.templates import Renderer
+from bridge.transitions import StateStore, decide, known, never_notifies
+
+
+def idempotency_key(event_id_: str, kind: str) -> str:
+    """Stable for a change event and kind; 32 hex chars fit ZNS's 48-char tracking_id."""
+    return hashlib.sha256(f"{event_id_}:{kind}".encode()).hexdigest()[:32]
+
+
+class Pipeline:
+    def __init__(self, settings: Settings) -> None:
+        self.mapping = SourceMapping(settings.source)
+        self.renderer = Renderer(settings.templates.version, ZoneInfo(settings.source.timezone),
+                                 settings.templates.lookup_url, settings.oa.oa_id)
+
+    def decode(self, value: bytes | str | None) -> ChangeEvent | None:
+        """None for tombstones, heartbeats and transaction markers; BadInputError if malformed."""
+        return decode_value(parse_json(value))
+
+    def dossier_key(self, event: ChangeEvent) -> str:
+        row = event.after if event.after is not None else event.before
+        if row is None:  # truncate / message: no row
+            return f"{event.source.schema}.{event.source.table}"
+        return self.mapping.key(row)
+
+    def event_id(self, event: ChangeEvent) -> str:
+        return event_id(event, self.dossier_key(event))
+
+    def notify(self, event: ChangeEvent, store: StateStore) -> list[Notification]:
+        """Update the dossier's last-known state and return what the citizen must be told."""
+        if event.op in ("t", "m"):
+            return []
+        key = self.dossier_key(event)
+        if event.op == "d":
+            store.delete(key)
+            return []
+        after = self.mapping.dossier(event.after or {})
+        stored = store.get(key)
+        before = event.before or {}
+        change = decide(event.op, after, self.mapping.status(before) if before else None,
+                        self.mapping.moment(before, "due_at") if before else None, stored)
+        store.put(key, change.dossier)
+        if never_notifies(event) or change.kind is None:
+            return []
+        eid = event_id(event, key)
+        text, template_data = self.renderer.render(change.kind, change.dossier,
+                                                   change.previous_due_at)
+        phone = change.dossier.applicant_phone
+        return [Notification(
+            dossier_code=change.dossier.code, dossier_id=change.dossier.id, kind=change.kind,
+            phone=normalise_phone(phone) if known(phone) else None, text=text,
+            template_data=template_data, idempotency_key=idempotency_key(eid, change.kind),
+            event_id=eid, source_ts_ms=event.source.ts_ms,
+            template_version=self.renderer.version)]
+
+
+__all__ = ["BadInputError", "Pipeline", "idempotency_key"]

@@ -1,0 +1,118 @@
+"""Citizen-facing Vietnamese notices, kept as data files versioned by legal basis.
+
+`tt01-2018.json` follows the forms of Thông tư 01/2018/TT-VPCP; `tt03-2025.json`
+the renamed forms of Thông tư 03/2025/TT-VPCP. Each kind has a text (what an OA
+message or SMS says) and the ZNS template parameters (string values).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from bridge.errors import BadInputError
+from bridge.model import STATUS_NAME_VI, Dossier
+from bridge.transitions import known
+
+UNKNOWN_DATE = "chưa xác định"
+UNKNOWN_REASON = "chưa được ghi rõ, Ông/Bà vui lòng liên hệ nơi tiếp nhận hồ sơ"
+UNKNOWN_PLACE = "Bộ phận Một cửa nơi Ông/Bà nộp hồ sơ"
+
+
+@cache
+def load_templates(version: str) -> dict[str, Any]:
+    try:
+        text = resources.files(__package__).joinpath(f"{version}.json").read_text("utf-8")
+    except FileNotFoundError:
+        raise BadInputError(f"no template set {version!r}") from None
+    data = json.loads(text)
+    _check_placeholders(data)
+    return data
+
+
+def _check_placeholders(data: dict[str, Any]) -> None:
+    """Fail at load time, not at 3 a.m., on a placeholder the renderer cannot fill."""
+    allowed = set(context_keys())
+    for kind, spec in data["kinds"].items():
+        names = {f for _, f, _, _ in string.Formatter().parse(spec["text"]) if f}
+        unknown = (names | set(spec["params"])) - allowed
+        if unknown:
+            raise ValueError(f"template {data['version']}/{kind} uses unknown fields {unknown}")
+
+
+def format_date(moment: Any, zone: ZoneInfo) -> str:
+    """dd/mm/yyyy in Asia/Ho_Chi_Minh, whatever time zone the event used."""
+    if not isinstance(moment, datetime):
+        return UNKNOWN_DATE
+    return moment.astimezone(zone).strftime("%d/%m/%Y")
+
+
+def format_vnd(amount: Any) -> str:
+    """``Decimal('1250000.00')`` → ``1.250.000 đồng`` (Vietnamese grouping and comma)."""
+    if not isinstance(amount, Decimal):
+        return "theo thông báo của cơ quan giải quyết"
+    rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    whole, cents = divmod(abs(rounded), 1)
+    grouped = f"{int(whole):,}".replace(",", ".")
+    sign = "-" if rounded < 0 else ""
+    fraction = f",{int(cents * 100):02d}" if cents else ""
+    return f"{sign}{grouped}{fraction} đồng"
+
+
+def context_keys() -> tuple[str, ...]:
+    return ("kinh_gui", "ten_nguoi_nop", "ma_ho_so", "ten_thu_tuc", "ngay_nop", "ngay_tiep_nhan",
+            "ngay_hen_tra", "ngay_hen_cu", "ngay_hen_moi", "ngay_tra", "ly_do", "so_tien",
+            "noi_tra", "trang_thai", "link_tra_cuu")
+
+
+class Renderer:
+    def __init__(self, version: str, zone: ZoneInfo, lookup_url: str, oa_id: str) -> None:
+        self.templates = load_templates(version)
+        self.version = version
+        self.zone = zone
+        self.lookup_url = lookup_url
+        self.oa_id = oa_id
+
+    def render(self, kind: str, dossier: Dossier,
+               previous_due_at: datetime | None = None) -> tuple[str, dict[str, str]]:
+        spec = self.templates["kinds"].get(kind)
+        if spec is None:
+            raise BadInputError(f"no template for kind {kind!r} in {self.version}")
+        context = self.context(dossier, previous_due_at)
+        # format_map never re-interprets values, so braces a citizen typed stay text.
+        text = spec["text"].format_map(context)
+        return text, {name: context[name] for name in spec["params"]}
+
+    def context(self, d: Dossier, previous_due_at: datetime | None) -> dict[str, str]:
+        name = _text(d.applicant_name)
+        return {
+            "kinh_gui": f"Ông/Bà {name}" if name else "Ông/Bà",
+            "ten_nguoi_nop": name or "Ông/Bà",
+            "ma_ho_so": d.code,
+            "ten_thu_tuc": _text(d.procedure_name) or _text(d.procedure_code) or "hành chính",
+            "ngay_nop": format_date(d.received_at if known(d.received_at) else d.updated_at,
+                                    self.zone),
+            "ngay_tiep_nhan": format_date(d.received_at, self.zone),
+            "ngay_hen_tra": format_date(d.due_at, self.zone),
+            "ngay_hen_cu": format_date(previous_due_at, self.zone),
+            "ngay_hen_moi": format_date(d.due_at, self.zone),
+            "ngay_tra": format_date(d.finished_at if known(d.finished_at) else d.updated_at,
+                                    self.zone),
+            "ly_do": _text(d.note) or UNKNOWN_REASON,
+            "so_tien": format_vnd(d.fee_amount),
+            "noi_tra": _text(d.agency_name) or UNKNOWN_PLACE,
+            "trang_thai": STATUS_NAME_VI.get(d.status, "đang được giải quyết")
+            if isinstance(d.status, int) else "đang được giải quyết",
+            "link_tra_cuu": self.lookup_url.format(oa_id=self.oa_id, code=quote(d.code, safe="")),
+        }
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,122 @@
+"""The transition engine (design.md §3): which change of a dossier tells the citizen what.
+
+Pure: it reads and writes the dossier's last-known state through a `StateStore`,
+so the same rules run in `render` (in memory) and in the bridge (SQL ledger).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from bridge.model import STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
+
+# Statuses during which a later due date means the office missed its appointment.
+_APOLOGY_STATUSES = frozenset({2, 4})
+
+
+class StateStore(Protocol):
+    def get(self, dossier_key: str) -> Dossier | None: ...
+
+    def put(self, dossier_key: str, dossier: Dossier) -> None: ...
+
+    def delete(self, dossier_key: str) -> None: ...
+
+
+class MemoryStateStore:
+    def __init__(self) -> None:
+        self._states: dict[str, Dossier] = {}
+
+    def get(self, dossier_key: str) -> Dossier | None:
+        return self._states.get(dossier_key)
+
+    def put(self, dossier_key: str, dossier: Dossier) -> None:
+        self._states[dossier_key] = dossier
+
+    def delete(self, dossier_key: str) -> None:
+        self._states.pop(dossier_key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one row change means for the citizen, before rendering."""
+
+    kind: str | None
+    dossier: Dossier
+    previous_due_at: datetime | None
+
+
+def known(value: Any) -> bool:
+    return value is not None and not isinstance(value, Unavailable)
+
+
+def merge(after: Dossier, stored: Dossier | None) -> Dossier:
+    """Fill values the event did not carry (unchanged TOAST, partial rows) from the store."""
+    if stored is None:
+        return after
+    gaps = {f.name: getattr(stored, f.name) for f in fields(Dossier)
+            if isinstance(getattr(after, f.name), Unavailable)}
+    return replace(after, **gaps) if gaps else after
+
+
+def decide(op: str, after: Dossier, before_status: Any, before_due: Any,
+           stored: Dossier | None) -> Change:
+    """Apply the rules of design.md §3 to one insert or update.
+
+    `before_*` come from the event's `before` image (often absent or only the key
+    under REPLICA IDENTITY DEFAULT); the store's last-known state stands in for
+    what the event does not say. A dossier never seen before, updated without a
+    `before` status, is treated as changed: missing a notice is worse for the
+    citizen than repeating one.
+    """
+    dossier = merge(after, stored)
+    status = dossier.status if known(dossier.status) else None
+    previous_status = before_status if known(before_status) else (
+        stored.status if stored is not None and known(stored.status) else None)
+    previous_due = before_due if known(before_due) else (
+        stored.due_at if stored is not None and known(stored.due_at) else None)
+    if op == "c" or previous_status is None or previous_status != status:
+        return Change(STATUS_KIND.get(status) if status else None, dossier, previous_due)
+    due = dossier.due_at if known(dossier.due_at) else None
+    if status in _APOLOGY_STATUSES and due is not None and previous_due is not None \
+            and due > previous_due:
+        return Change("APOLOGY_RESCHEDULED", dossier, previous_due)
+    return Change(None, dossier, previous_due)
+
+
+def never_notifies(event: ChangeEvent) -> bool:
+    """Snapshot reads, deletes, truncates and logical messages are never news to a citizen."""
+    return event.op in ("r", "d", "t", "m") or event.source.snapshot != "false"
+
+
+# --- storage form of a Dossier (JSON-safe) -------------------------------------------------
+
+def dossier_to_dict(dossier: Dossier) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(Dossier):
+        value = getattr(dossier, f.name)
+        if isinstance(value, Unavailable):
+            continue
+        if isinstance(value, datetime):
+            value = {"$dt": value.isoformat()}
+        elif isinstance(value, Decimal):
+            value = {"$dec": str(value)}
+        out[f.name] = value
+    return out
+
+
+def dossier_from_dict(data: dict[str, Any]) -> Dossier:
+    values: dict[str, Any] = {}
+    for f in fields(Dossier):
+        if f.name not in data:
+            values[f.name] = UNAVAILABLE
+            continue
+        value = data[f.name]
+        if isinstance(value, dict) and "$dt" in value:
+            value = datetime.fromisoformat(value["$dt"])
+        elif isinstance(value, dict) and "$dec" in value:
+            value = Decimal(value["$dec"])
+        values[f.name] = value
+    return Dossier(**values)
