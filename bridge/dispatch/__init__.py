@@ -1,0 +1,86 @@
+"""The dispatcher: deliver a Notification through Zalo OA, ZNS or SMS (design.md §5).
+
+Public API::
+
+    build_dispatcher(settings, *, followers=None, token_store=None, transport=None) -> Dispatcher
+    Dispatcher.deliver(n: Notification) -> DeliveryOutcome      # raises RetryableError/DeferError
+    Dispatcher.send_oa_message(user_id, message) -> str          # citizen side
+    sandbox_settings(settings, url) -> Settings                 # `run --sandbox URL`
+
+Modules: classify (Zalo code → error class), ratelimit and quota (upstream limits),
+tokens (access-token lifecycle), http/zalo/sms (clients), channels (one send per channel),
+retry (in-process retry policy), outcome (result types), dispatcher (the channel plan).
+"""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import SecretStr
+
+from bridge.dispatch.channels import SmsChannel, ZaloChannels
+from bridge.dispatch.classify import parse_hhmm
+from bridge.dispatch.dispatcher import Dispatcher, FollowerLookup, zns_template_id
+from bridge.dispatch.http import make_client
+from bridge.dispatch.outcome import Attempt, DeliveryOutcome
+from bridge.dispatch.ratelimit import RateLimiter
+from bridge.dispatch.sms import SmsClient
+from bridge.dispatch.tokens import (
+    FileTokenStore, MemoryTokenStore, TokenManager, TokenState, TokenStore,
+)
+from bridge.dispatch.zalo import ZaloClient
+from bridge.settings import Settings
+
+__all__ = [
+    "Attempt", "DeliveryOutcome", "Dispatcher", "FileTokenStore", "FollowerLookup",
+    "MemoryTokenStore", "TokenManager", "TokenState", "TokenStore", "build_dispatcher",
+    "sandbox_settings", "zns_template_id",
+]
+
+SANDBOX_APP_ID = "sandbox-app"
+SANDBOX_APP_SECRET = "sandbox-secret"
+SANDBOX_REFRESH_TOKEN = "sandbox-refresh-0"
+SANDBOX_SMS_KEY = "sandbox-sms-key"
+
+
+def build_dispatcher(settings: Settings, *, followers: FollowerLookup | None = None,
+                     token_store: TokenStore | None = None,
+                     transport: httpx.BaseTransport | None = None,
+                     max_rate_wait_s: float = 10.0) -> Dispatcher:
+    """Wire clients, token manager, limiters and quota from the settings.
+
+    `token_store` should be durable in production (the ledger's SQL store); the default
+    in-memory store loses the rotated refresh token on exit.
+    """
+    zcfg, dcfg = settings.zalo, settings.dispatch
+    client = make_client(timeout_s=zcfg.timeout_s, max_connections=max(4, dcfg.workers * 2),
+                         transport=transport)
+    zalo_client = ZaloClient(zcfg, client, night_end=parse_hhmm(dcfg.night_end))
+    tokens = TokenManager(token_store or MemoryTokenStore(), zalo_client.refresh,
+                          initial_refresh_token=zcfg.refresh_token.get_secret_value(),
+                          refresh_ahead_s=zcfg.refresh_ahead_s)
+    app_limiter = RateLimiter.per_minute("zalo_app", zcfg.oa_rate_per_minute,
+                                         max_wait_s=max_rate_wait_s)
+    sms_limiter = RateLimiter.per_second("sms", settings.sms.rate_per_second,
+                                         max_wait_s=max_rate_wait_s)
+    zalo = ZaloChannels(zalo_client, tokens, app_limiter)
+    sms = SmsChannel(SmsClient(settings.sms, client), sms_limiter)
+    return Dispatcher(settings, zalo, sms, followers=followers, on_close=client.close)
+
+
+def sandbox_settings(settings: Settings, url: str) -> Settings:
+    """Point every upstream at one sandbox URL and fill in its default credentials."""
+    base = url.rstrip("/")
+    z, s = settings.zalo, settings.sms
+    zalo = z.model_copy(update={
+        "oa_base_url": base, "zns_base_url": base, "oauth_base_url": base,
+        "app_id": z.app_id or SANDBOX_APP_ID,
+        "app_secret": z.app_secret if z.app_secret.get_secret_value()
+        else SecretStr(SANDBOX_APP_SECRET),
+        "refresh_token": z.refresh_token if z.refresh_token.get_secret_value()
+        else SecretStr(SANDBOX_REFRESH_TOKEN),
+    })
+    sms = s.model_copy(update={
+        "base_url": base,
+        "api_key": s.api_key if s.api_key.get_secret_value() else SecretStr(SANDBOX_SMS_KEY),
+    })
+    return settings.model_copy(update={"zalo": zalo, "sms": sms})

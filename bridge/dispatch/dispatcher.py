@@ -1,0 +1,167 @@
+"""Deliver one notification: OA → ZNS → SMS, cheapest channel that can reach the citizen.
+
+Per channel the answer decides what happens next:
+
+- success                    → DeliveryOutcome(status="sent"), metrics, done;
+- RecipientError, BadInputError, ConfigError, AuthError (after its one refresh)
+                             → this channel cannot carry this notification: next channel
+                               (ConfigError is also logged as an error: a person must act);
+- TransportError/ProviderBusy → retried by RetryPolicy; when the budget is spent the error
+                               goes up to the caller (→ delayed retry topic);
+- DeferError (rate limit, daily quota, night window) → up to the caller, which parks the
+  message until `until`. In particular ZNS's night ban (-133) never falls through to SMS.
+
+Every channel refused permanently → DeliveryOutcome(status="failed") (→ DLQ).
+No phone and no linked follower → RecipientError before any call.
+
+Errors raised to the caller carry `.attempts` (list[Attempt]) for the ledger.
+Thread-safe: one Dispatcher serves all worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from bridge import metrics
+from bridge.dispatch.channels import SmsChannel, ZaloChannels
+from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
+from bridge.dispatch.retry import RetryPolicy
+from bridge.errors import (
+    AuthError, BridgeError, ConfigError, PermanentError, RecipientError, RetryableError,
+)
+from bridge.model import Notification
+from bridge.phone import mask_phone
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+# One send on one channel; gets a callback to record a refused token before the refresh.
+Send = Callable[[Callable[[AuthError], None]], str]
+
+
+class FollowerLookup(Protocol):
+    def user_for_phone(self, phone: str) -> str | None: ...
+
+
+def zns_template_id(settings: Settings, kind: str) -> str:
+    return settings.zalo.zns_templates.get(kind) or "onestop-" + kind.lower()
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, zalo: ZaloChannels, sms: SmsChannel, *,
+                 followers: FollowerLookup | None = None, retry: RetryPolicy | None = None,
+                 wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 on_close: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.zalo = zalo
+        self.sms = sms
+        self.followers = followers
+        self.retry = retry or RetryPolicy(settings.dispatch, wall=wall)
+        self._wall = wall
+        self._on_close = on_close
+        self.prices = {"zalo_oa": settings.prices.zalo_oa, "zns": settings.prices.zns,
+                       "sms": settings.prices.sms}
+
+    # --- public -------------------------------------------------------------------------
+    def deliver(self, n: Notification) -> DeliveryOutcome:
+        ctx = {"dossier_code": n.dossier_code, "idempotency_key": n.idempotency_key,
+               "kind": n.kind, "phone": mask_phone(n.phone)}
+        plan = self._plan(n, ctx)
+        if not plan:
+            metrics.notifications.labels(kind=n.kind, channel="none", outcome="failed").inc()
+            log.warning("no reachable recipient", extra=ctx)
+            raise RecipientError("no reachable recipient: no phone and no linked Zalo follower")
+        attempts: list[Attempt] = []
+        for channel, send in plan:
+            try:
+                provider_id = self.retry.run(lambda: self._attempt(channel, send, attempts))
+            except (PermanentError, AuthError) as exc:
+                level = logging.ERROR if isinstance(exc, ConfigError) else logging.INFO
+                log.log(level, "channel refused, trying the next one",
+                        extra={**ctx, "channel": channel, "code": exc.code, "error": exc.message})
+                continue
+            except RetryableError as exc:
+                exc.attempts = attempts  # type: ignore[attr-defined]
+                log.warning("delivery postponed", extra={**ctx, "channel": channel,
+                                                         "code": exc.code, "error": exc.message})
+                raise
+            return self._sent(n, channel, provider_id, attempts, ctx)
+        metrics.notifications.labels(kind=n.kind, channel="none", outcome="failed").inc()
+        log.warning("every channel refused", extra=ctx)
+        return DeliveryOutcome("failed", None, None, 0, attempts)
+
+    def send_oa_message(self, user_id: str, message: dict[str, Any], *,
+                        tracking: str | None = None) -> str:
+        """A CS message to a follower (citizen side); returns Zalo's message_id."""
+        attempts: list[Attempt] = []
+        return self.retry.run(lambda: self._attempt(
+            "zalo_oa", lambda on_auth: self.zalo.send_oa(user_id, message, tracking=tracking,
+                                                        on_auth_error=on_auth), attempts))
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+
+    # --- internals ----------------------------------------------------------------------
+    def _plan(self, n: Notification, ctx: dict[str, Any]) -> list[tuple[str, Send]]:
+        plan: list[tuple[str, Send]] = []
+        user_id = self._follower(n.phone, ctx)
+        if user_id:
+            message = {"text": n.text}
+            plan.append(("zalo_oa", lambda on_auth: self.zalo.send_oa(
+                user_id, message, tracking=n.idempotency_key, on_auth_error=on_auth)))
+        if n.phone:
+            phone, template = n.phone, zns_template_id(self.settings, n.kind)
+            plan.append(("zns", lambda on_auth: self.zalo.send_zns(
+                phone, template, n.template_data, tracking=n.idempotency_key,
+                on_auth_error=on_auth)))
+            if self.settings.sms.enabled:
+                plan.append(("sms", lambda _: self.sms.send(phone, n.text,
+                                                            tracking=n.idempotency_key)))
+        return plan
+
+    def _follower(self, phone: str | None, ctx: dict[str, Any]) -> str | None:
+        if not phone or self.followers is None:
+            return None
+        try:
+            return self.followers.user_for_phone(phone)
+        except Exception:
+            # Losing the free channel costs money, not delivery: go on with ZNS/SMS.
+            log.warning("follower lookup failed; skipping the OA channel", extra=ctx,
+                        exc_info=True)
+            return None
+
+    def _attempt(self, channel: str, send: Send, attempts: list[Attempt]) -> str:
+        def on_auth(exc: AuthError) -> None:
+            self._record(attempts, channel, "auth", exc)
+
+        try:
+            provider_id = send(on_auth)
+        except BridgeError as exc:
+            self._record(attempts, channel, result_of(exc), exc)
+            raise
+        self._record(attempts, channel, "ok", None)
+        return provider_id
+
+    def _record(self, attempts: list[Attempt], channel: str, result: str,
+                exc: BridgeError | None) -> None:
+        price = self.prices[channel] if result == "ok" else 0
+        attempts.append(Attempt(channel, result, exc.code if exc else None,  # type: ignore[arg-type]
+                                exc.message if exc else None, self._wall(), price))
+        metrics.delivery_attempts.labels(channel=channel, result=result).inc()
+
+    def _sent(self, n: Notification, channel: str, provider_id: str, attempts: list[Attempt],
+              ctx: dict[str, Any]) -> DeliveryOutcome:
+        price = self.prices[channel]
+        metrics.notifications.labels(kind=n.kind, channel=channel, outcome="sent").inc()
+        metrics.cost_vnd.labels(channel=channel).inc(price)
+        if channel != "sms":
+            metrics.sms_savings_vnd.inc(max(0, self.prices["sms"] - price))
+        if n.source_ts_ms is not None:
+            age = self._wall().timestamp() - n.source_ts_ms / 1000
+            metrics.event_to_sent.labels(channel=channel).observe(max(0.0, age))
+        log.info("notification sent", extra={**ctx, "channel": channel,
+                                             "provider_message_id": provider_id, "price_vnd": price})
+        return DeliveryOutcome("sent", channel, provider_id, price, attempts)

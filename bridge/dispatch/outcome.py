@@ -1,0 +1,49 @@
+"""What `Dispatcher.deliver` reports: the outcome and every attempt on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from bridge.errors import AuthError, BridgeError, DeferError, RetryableError
+
+Channel = Literal["zalo_oa", "zns", "sms"]
+AttemptResult = Literal["ok", "retryable", "permanent", "rate_limited", "auth"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    channel: str
+    result: AttemptResult
+    error_code: int | None
+    error_message: str | None
+    at: datetime
+    price_vnd: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    status: Literal["sent", "failed"]
+    channel: str | None
+    provider_message_id: str | None
+    price_vnd: int
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str | None:
+        """Why a failed delivery failed: the last refusal, for the DLQ headers."""
+        if self.status == "sent" or not self.attempts:
+            return None
+        last = self.attempts[-1]
+        return f"{last.channel}: {last.error_message}"
+
+
+def result_of(exc: BridgeError) -> AttemptResult:
+    if isinstance(exc, DeferError):
+        return "rate_limited"
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, RetryableError):
+        return "retryable"
+    return "permanent"
