@@ -1,0 +1,67 @@
+"""One SQLAlchemy engine for the ledger: a SQLite file by default, PostgreSQL in production.
+
+SQLite runs in WAL mode with synchronous=NORMAL: a commit survives a crash of the
+process (kill -9), and readers never block the writer. Python 3.11's sqlite3 module
+opens transactions lazily and only before DML, so a read-then-write transaction could
+fail to upgrade its lock under concurrency; the recipe from SQLAlchemy's SQLite
+dialect docs takes transaction control back and every transaction starts with
+BEGIN IMMEDIATE (one writer at a time, waiting `busy_timeout` for its turn).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from bridge.errors import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, *, pool_size: int = 12) -> Engine:
+    """Create the engine for `ledger.url`; ConfigError for an unusable URL."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError
+        raise ConfigError(f"ledger.url is not a database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database, pool_size)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
+                             future=True)
+    raise ConfigError(f"ledger.url: unsupported database {parsed.get_backend_name()!r} "
+                      "(use sqlite:///FILE or postgresql://…)")
+
+
+def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
+    if not database or database == ":memory:":
+        raise ConfigError("ledger.url: an in-memory SQLite ledger forgets what was sent; "
+                          "use a file (sqlite:///PATH)")
+    Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    # A pooled connection is used by one thread at a time, so check_same_thread can go.
+    engine = create_engine(url, pool_size=pool_size, max_overflow=4,
+                           connect_args={"check_same_thread": False,
+                                         "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"

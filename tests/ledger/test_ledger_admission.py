@@ -1,0 +1,150 @@
+"""Admission: a change event is turned into notifications once, whatever the redelivery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from events import event, row
+
+from bridge.dispatch.outcome import Attempt, DeliveryOutcome
+from bridge.errors import BadInputError
+from bridge.ledger import Incoming, Ledger
+from bridge.ledger.tables import DEAD, DEFERRED, FAILED, SENT
+from bridge.pipeline import Pipeline
+from bridge.settings import Settings
+
+PIPELINE = Pipeline(Settings())
+
+
+def incoming(document: dict, *, replay: bool = False) -> Incoming:
+    ev = PIPELINE.decode(json.dumps(document).encode())
+    assert ev is not None
+    return Incoming(ev, PIPELINE.event_id(ev), PIPELINE.dossier_key(ev), replay=replay)
+
+
+def sent(channel: str = "zns", price: int = 150) -> DeliveryOutcome:
+    at = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    return DeliveryOutcome("sent", channel, "msg-1", price,
+                           [Attempt("zalo_oa", "permanent", -213, "not a follower", at),
+                            Attempt(channel, "ok", None, None, at, price)])
+
+
+def test_new_event_gives_pending_notifications_and_records_state(ledger: Ledger) -> None:
+    [admission] = ledger.admit([incoming(event("c", row(status=2)))], PIPELINE.notify)
+    assert admission.error is None and not admission.duplicate
+    [stored] = admission.to_send
+    assert stored.status == "pending" and stored.notification.kind == "RECEIVED"
+    assert stored.notification.phone == "84909123456"
+    assert ledger.get(stored.key) == stored
+    assert ledger.counts() == {"pending": 1}
+
+
+def test_the_same_event_twice_hands_out_the_same_notification(ledger: Ledger) -> None:
+    doc = event("c", row(status=2))
+    [first] = ledger.admit([incoming(doc)], PIPELINE.notify)
+    [again] = ledger.admit([incoming(doc)], PIPELINE.notify)
+    assert again.duplicate
+    assert [s.key for s in again.to_send] == [s.key for s in first.to_send]
+    assert ledger.counts() == {"pending": 1}
+
+
+def test_once_sent_a_redelivered_event_sends_nothing(ledger: Ledger) -> None:
+    doc = event("c", row(status=2))
+    [first] = ledger.admit([incoming(doc)], PIPELINE.notify)
+    ledger.record_sent(first.to_send[0].key, sent())
+    [again] = ledger.admit([incoming(doc)], PIPELINE.notify)
+    assert again.duplicate and again.to_send == []
+    stored = ledger.get(first.to_send[0].key)
+    assert stored is not None and stored.status == SENT
+
+
+def test_duplicates_inside_one_batch(ledger: Ledger) -> None:
+    doc = event("c", row(status=2))
+    a, b = ledger.admit([incoming(doc), incoming(doc)], PIPELINE.notify)
+    assert not a.duplicate and b.duplicate
+    assert [s.key for s in a.to_send] == [s.key for s in b.to_send]
+
+
+def test_state_carries_across_events_of_one_batch(ledger: Ledger) -> None:
+    # Without `before`, the engine compares against the stored state: 2 → 2 is no news.
+    batch = [incoming(event("c", row(status=2))), incoming(event("u", row(status=2))),
+             incoming(event("u", row(status=9, finished_at="2024-06-19T02:00:00Z")))]
+    kinds = [[s.notification.kind for s in a.to_send] for a in ledger.admit(batch, PIPELINE.notify)]
+    assert kinds == [["RECEIVED"], [], ["RESULT_READY"]]
+
+
+def test_bad_input_rolls_back_that_event_only(ledger: Ledger) -> None:
+    batch = [incoming(event("c", row(status=2))),
+             incoming(event("u", row(status=77))),          # unmapped status
+             incoming(event("u", row(status=5, note="Bổ sung bản sao CCCD")))]
+    ok, bad, later = ledger.admit(batch, PIPELINE.notify)
+    assert isinstance(bad.error, BadInputError) and bad.to_send == []
+    # The bad event neither changed the state nor was marked seen: 2 → 5 is a transition.
+    assert [s.notification.kind for s in later.to_send] == ["SUPPLEMENT_REQUESTED"]
+    [again] = ledger.admit([batch[1]], PIPELINE.notify)
+    assert again.error is not None and not again.duplicate
+
+
+def test_replay_gives_dead_notifications_another_chance_but_never_resends(ledger: Ledger) -> None:
+    received, result = event("c", row(status=2)), event("u", row(status=9))
+    a, b = ledger.admit([incoming(received), incoming(result)], PIPELINE.notify)
+    ledger.record_sent(a.to_send[0].key, sent())
+    ledger.record_unsent(b.to_send[0].key, DEAD, error_class="RecipientError",
+                         error_message="every channel refused")
+    [plain] = ledger.admit([incoming(result)], PIPELINE.notify)
+    assert plain.to_send == [], "a dead notification is not retried by a plain redelivery"
+    [replayed_sent] = ledger.admit([incoming(received, replay=True)], PIPELINE.notify)
+    assert replayed_sent.to_send == [], "a sent notification stays sent"
+    [replayed] = ledger.admit([incoming(result, replay=True)], PIPELINE.notify)
+    assert [s.status for s in replayed.to_send] == ["pending"]
+
+
+def test_outcomes_and_attempts_are_recorded(ledger: Ledger) -> None:
+    [a] = ledger.admit([incoming(event("c", row(status=2)))], PIPELINE.notify)
+    key = a.to_send[0].key
+    assert ledger.record_unsent(key, FAILED, error_class="TransportError", error_message="timeout",
+                                count_round=True) == 1
+    assert ledger.record_unsent(key, DEFERRED, error_class="DeferError", error_message="night") == 1
+    assert ledger.parked() == {a.to_send[0].dossier_key: {a.to_send[0].seq}}
+    ledger.record_sent(key, sent())
+    assert ledger.parked() == {}
+    with ledger.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT channel, result, price_vnd, provider_message_id, error_code "
+            "FROM delivery_attempts ORDER BY id").all()
+        note = conn.exec_driver_sql(
+            "SELECT status, channel, price_vnd, provider_message_id, error_class "
+            "FROM notifications").one()
+    assert [tuple(r) for r in rows] == [("zalo_oa", "permanent", 0, None, "-213"),
+                                        ("zns", "ok", 150, "msg-1", None)]
+    assert tuple(note) == ("sent", "zns", 150, "msg-1", None)
+
+
+def test_earlier_parked_is_per_dossier_and_ordered(ledger: Ledger) -> None:
+    first, second = ledger.admit([incoming(event("c", row(status=2))),
+                                  incoming(event("u", row(status=5, note="x")))], PIPELINE.notify)
+    one, two = first.to_send[0], second.to_send[0]
+    assert not ledger.earlier_parked(two.dossier_key, two.seq)
+    ledger.record_unsent(one.key, DEFERRED, error_class="DeferError", error_message="night")
+    assert ledger.earlier_parked(two.dossier_key, two.seq)
+    assert not ledger.earlier_parked(one.dossier_key, one.seq)
+    assert not ledger.earlier_parked("another-dossier", two.seq)
+
+
+def test_prune_forgets_old_event_ids_only(ledger_url: str) -> None:
+    now = [1_800_000_000.0]
+    ledger = Ledger.open(ledger_url, clock=lambda: now[0])
+    try:
+        doc = event("c", row(status=2))
+        [a] = ledger.admit([incoming(doc)], PIPELINE.notify)
+        ledger.record_sent(a.to_send[0].key, sent())
+        now[0] += 40 * 86400
+        assert ledger.prune_events(older_than_s=30 * 86400) == 1
+        # Seen again after pruning: the state says "no change", and the notification row
+        # (same idempotency key) still knows it was sent.
+        [again] = ledger.admit([incoming(doc)], PIPELINE.notify)
+        assert again.to_send == []
+        assert ledger.counts() == {"sent": 1}
+    finally:
+        ledger.close()
