@@ -13,6 +13,7 @@ When the budget is spent the last RetryableError is re-raised unchanged.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -32,8 +33,7 @@ class RetryPolicy:
         self.attempts = max(1, cfg.attempts)
         self.max_backoff_s = cfg.backoff_max_s
         self._sleep, self._wall = sleep, wall
-        self._backoff = tenacity.wait_exponential_jitter(
-            initial=cfg.backoff_initial_s, max=cfg.backoff_max_s, jitter=cfg.backoff_initial_s)
+        self.initial_s = cfg.backoff_initial_s
 
     def should_retry(self, exc: BaseException) -> bool:
         if isinstance(exc, DeferError):
@@ -47,7 +47,12 @@ class RetryPolicy:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, DeferError):
             return self._defer_s(exc)
-        return min(self.max_backoff_s, self._backoff(state))
+        return self.backoff_s(state.attempt_number)
+
+    def backoff_s(self, attempt: int) -> float:
+        """Exponential from `initial_s`, plus up to one `initial_s` of jitter, capped."""
+        base = self.initial_s * 2 ** (attempt - 1)
+        return min(self.max_backoff_s, base + random.uniform(0, self.initial_s))
 
     def run(self, fn: Callable[[], T]) -> T:
         retrying = tenacity.Retrying(
