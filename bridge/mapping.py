@@ -31,6 +31,8 @@ class SourceMapping:
         self.status_map = {str(k): v for k, v in source.status_map.items()}
         self.column_types = dict(source.column_types)
         self.zone = ZoneInfo(source.timezone)
+        self._text_columns = [(name, self.columns[name]) for name in _TEXT_FIELDS]
+        self._time_columns = [(name, self.columns[name]) for name in _DATETIME_FIELDS]
 
     def key(self, row: dict[str, Any]) -> str:
         """The dossier's identity in the state store: its primary key, else its code."""
@@ -48,10 +50,17 @@ class SourceMapping:
             raise BadInputError(f"missing dossier code (column {self.columns['code']!r})")
         values: dict[str, Any] = {
             "id": row.get(self.columns["id"]), "code": code.strip(), "status": self.status(row)}
-        for name in _TEXT_FIELDS:
-            values[name] = self._text(row, name)
-        for name in _DATETIME_FIELDS:
-            values[name] = self.moment(row, name)
+        for name, column in self._text_columns:
+            value = row.get(column, UNAVAILABLE)
+            values[name] = value if value.__class__ is str or value is None \
+                or value is UNAVAILABLE else str(value)
+        for name, column in self._time_columns:
+            value = row.get(column, UNAVAILABLE)
+            if value.__class__ is str:  # the common case: ZonedTimestamp text
+                moment = parse_iso_datetime(value)
+                values[name] = moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
+            else:
+                values[name] = self.moment(row, name)
         values["fee_amount"] = self._decimal(row, "fee_amount")
         return Dossier(**values)
 
@@ -84,12 +93,14 @@ class SourceMapping:
         if value is None or isinstance(value, Unavailable):
             return value
         value = self._interpret(name, value)
+        if isinstance(value, str):
+            value = parse_iso_datetime(value)
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=self.zone)
         if isinstance(value, date):
             return datetime.combine(value, time(0), tzinfo=self.zone)
-        if isinstance(value, str):
-            return self.moment({column: parse_iso_datetime(value)}, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadInputError(f"{name} ({column}) = {value!r} is not a date or time")
         raise BadInputError(f"{name} ({column}) = {value!r}: integers need "
                             f"[source.column_types] {name} = 'timestamp_ms'|'timestamp_us'|"
                             f"'timestamp_ns'|'date_days' — units are never guessed")
@@ -120,12 +131,3 @@ class SourceMapping:
             raise BadInputError(f"{name} ({column}) = {value!r} is not a number (a base64 decimal "
                                 f"needs [source.column_types] {name} = 'decimal_base64:<scale>')"
                                 ) from None
-
-    def _text(self, row: dict[str, Any], name: str) -> str | None | Unavailable:
-        column = self.columns[name]
-        if column not in row:
-            return UNAVAILABLE
-        value = row[column]
-        if value is None or isinstance(value, Unavailable):
-            return value
-        return str(value)

@@ -68,6 +68,11 @@ class SourceSettings(BaseModel):
     heartbeat_interval_s: float = 10.0
     heartbeat_table: str | None = None
     poll_interval_s: float = 2.0
+    # Capture connector (connectors/): how long a walsender that stopped answering may hold
+    # the slot before it is terminated; the polling connector's overlap window and state file.
+    slot_takeover_after_s: float = 60.0
+    poll_overlap_s: float = 300.0
+    state_path: str = "onestop-capture-state.sqlite"
     columns: ColumnMap = ColumnMap()
     status_map: dict[str, int] = {}
     # How to read schemaless integer/strings per canonical column (no guessing of units).

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from bridge.model import STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
 
+_FIELD_NAMES = tuple(f.name for f in fields(Dossier))
 # Statuses during which a later due date means the office missed its appointment.
 _APOLOGY_STATUSES = frozenset({2, 4})
 
@@ -56,8 +57,8 @@ def merge(after: Dossier, stored: Dossier | None) -> Dossier:
     """Fill values the event did not carry (unchanged TOAST, partial rows) from the store."""
     if stored is None:
         return after
-    gaps = {f.name: getattr(stored, f.name) for f in fields(Dossier)
-            if isinstance(getattr(after, f.name), Unavailable)}
+    gaps = {name: getattr(stored, name) for name in _FIELD_NAMES
+            if isinstance(getattr(after, name), Unavailable)}
     return replace(after, **gaps) if gaps else after
 
 

@@ -6,11 +6,14 @@ import hashlib
 import json
 from typing import Any
 
-from bridge.decode.types import decode_field
+import orjson
+
+from bridge.decode.types import TOAST_PLACEHOLDER, decode_field
 from bridge.errors import BadInputError
-from bridge.model import ChangeEvent, SourceInfo
+from bridge.model import UNAVAILABLE, ChangeEvent, SourceInfo
 
 OPS = frozenset("cudrtm")
+_PLAIN = frozenset((int, float, bool, type(None)))
 _SNAPSHOT_TRUE = {"true", "first", "first_in_data_collection", "last_in_data_collection", "last",
                   "incremental"}
 
@@ -19,8 +22,8 @@ def parse_json(value: bytes | str | None) -> Any:
     if value is None:
         return None
     try:
-        return json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
         raise BadInputError(f"not JSON: {exc}") from None
 
 
@@ -79,6 +82,11 @@ def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict
         return None
     if not isinstance(row, dict):
         raise BadInputError(f"not a change event: {name} is not an object")
+    if not schemas:  # the common schemaless case: only placeholders and structs need work
+        return {column: value if value.__class__ in _PLAIN
+                else (UNAVAILABLE if value == TOAST_PLACEHOLDER else value)
+                if value.__class__ is str else decode_field(value, None)
+                for column, value in row.items()}
     return {column: decode_field(value, schemas.get(column)) for column, value in row.items()}
 
 

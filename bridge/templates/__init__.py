@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -39,7 +40,7 @@ def load_templates(version: str) -> dict[str, Any]:
 
 def _check_placeholders(data: dict[str, Any]) -> None:
     """Fail at load time, not at 3 a.m., on a placeholder the renderer cannot fill."""
-    allowed = set(context_keys())
+    allowed = set(_FIELDS)
     for kind, spec in data["kinds"].items():
         names = {f for _, f, _, _ in string.Formatter().parse(spec["text"]) if f}
         unknown = (names | set(spec["params"])) - allowed
@@ -51,7 +52,8 @@ def format_date(moment: Any, zone: ZoneInfo) -> str:
     """dd/mm/yyyy in Asia/Ho_Chi_Minh, whatever time zone the event used."""
     if not isinstance(moment, datetime):
         return UNKNOWN_DATE
-    return moment.astimezone(zone).strftime("%d/%m/%Y")
+    local = moment.astimezone(zone)
+    return f"{local.day:02d}/{local.month:02d}/{local.year}"
 
 
 def format_vnd(amount: Any) -> str:
@@ -66,12 +68,6 @@ def format_vnd(amount: Any) -> str:
     return f"{sign}{grouped}{fraction} đồng"
 
 
-def context_keys() -> tuple[str, ...]:
-    return ("kinh_gui", "ten_nguoi_nop", "ma_ho_so", "ten_thu_tuc", "ngay_nop", "ngay_tiep_nhan",
-            "ngay_hen_tra", "ngay_hen_cu", "ngay_hen_moi", "ngay_tra", "ly_do", "so_tien",
-            "noi_tra", "trang_thai", "link_tra_cuu")
-
-
 class Renderer:
     def __init__(self, version: str, zone: ZoneInfo, lookup_url: str, oa_id: str) -> None:
         self.templates = load_templates(version)
@@ -79,39 +75,55 @@ class Renderer:
         self.zone = zone
         self.lookup_url = lookup_url
         self.oa_id = oa_id
+        # Only the fields a kind's text and ZNS parameters use are computed (hot path).
+        self._needs = {kind: _fields_of(spec) for kind, spec in self.templates["kinds"].items()}
 
     def render(self, kind: str, dossier: Dossier,
                previous_due_at: datetime | None = None) -> tuple[str, dict[str, str]]:
         spec = self.templates["kinds"].get(kind)
         if spec is None:
             raise BadInputError(f"no template for kind {kind!r} in {self.version}")
-        context = self.context(dossier, previous_due_at)
+        context = self.context(dossier, previous_due_at, self._needs[kind])
         # format_map never re-interprets values, so braces a citizen typed stay text.
         text = spec["text"].format_map(context)
         return text, {name: context[name] for name in spec["params"]}
 
-    def context(self, d: Dossier, previous_due_at: datetime | None) -> dict[str, str]:
-        name = _text(d.applicant_name)
-        return {
-            "kinh_gui": f"Ông/Bà {name}" if name else "Ông/Bà",
-            "ten_nguoi_nop": name or "Ông/Bà",
-            "ma_ho_so": d.code,
-            "ten_thu_tuc": _text(d.procedure_name) or _text(d.procedure_code) or "hành chính",
-            "ngay_nop": format_date(d.received_at if known(d.received_at) else d.updated_at,
-                                    self.zone),
-            "ngay_tiep_nhan": format_date(d.received_at, self.zone),
-            "ngay_hen_tra": format_date(d.due_at, self.zone),
-            "ngay_hen_cu": format_date(previous_due_at, self.zone),
-            "ngay_hen_moi": format_date(d.due_at, self.zone),
-            "ngay_tra": format_date(d.finished_at if known(d.finished_at) else d.updated_at,
-                                    self.zone),
-            "ly_do": _text(d.note) or UNKNOWN_REASON,
-            "so_tien": format_vnd(d.fee_amount),
-            "noi_tra": _text(d.agency_name) or UNKNOWN_PLACE,
-            "trang_thai": STATUS_NAME_VI.get(d.status, "đang được giải quyết")
-            if isinstance(d.status, int) else "đang được giải quyết",
-            "link_tra_cuu": self.lookup_url.format(oa_id=self.oa_id, code=quote(d.code, safe="")),
-        }
+    def context(self, d: Dossier, previous_due_at: datetime | None,
+                needed: Iterable[str] | None = None) -> dict[str, str]:
+        return {key: _FIELDS[key](self, d, previous_due_at)
+                for key in (needed if needed is not None else _FIELDS)}
+
+    def date(self, moment: Any) -> str:
+        return format_date(moment, self.zone)
+
+
+def _fields_of(spec: dict[str, Any]) -> tuple[str, ...]:
+    names = {f for _, f, _, _ in string.Formatter().parse(spec["text"]) if f}
+    return tuple(sorted(names | set(spec["params"])))
+
+
+def _name(d: Dossier) -> str:
+    return _text(d.applicant_name)
+
+
+_FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
+    "kinh_gui": lambda r, d, p: f"Ông/Bà {_name(d)}" if _name(d) else "Ông/Bà",
+    "ten_nguoi_nop": lambda r, d, p: _name(d) or "Ông/Bà",
+    "ma_ho_so": lambda r, d, p: d.code,
+    "ten_thu_tuc": lambda r, d, p: _text(d.procedure_name) or _text(d.procedure_code) or "hành chính",
+    "ngay_nop": lambda r, d, p: r.date(d.received_at if known(d.received_at) else d.updated_at),
+    "ngay_tiep_nhan": lambda r, d, p: r.date(d.received_at),
+    "ngay_hen_tra": lambda r, d, p: r.date(d.due_at),
+    "ngay_hen_cu": lambda r, d, p: r.date(p),
+    "ngay_hen_moi": lambda r, d, p: r.date(d.due_at),
+    "ngay_tra": lambda r, d, p: r.date(d.finished_at if known(d.finished_at) else d.updated_at),
+    "ly_do": lambda r, d, p: _text(d.note) or UNKNOWN_REASON,
+    "so_tien": lambda r, d, p: format_vnd(d.fee_amount),
+    "noi_tra": lambda r, d, p: _text(d.agency_name) or UNKNOWN_PLACE,
+    "trang_thai": lambda r, d, p: STATUS_NAME_VI.get(d.status, "đang được giải quyết")
+    if isinstance(d.status, int) else "đang được giải quyết",
+    "link_tra_cuu": lambda r, d, p: r.lookup_url.format(oa_id=r.oa_id, code=quote(d.code, safe="")),
+}
 
 
 def _text(value: Any) -> str:

@@ -1,0 +1,184 @@
+"""A realistic day at a one-stop centre, as row changes of the reference `dossiers` table.
+
+Used by `make demo`, by the render sample file and by the benchmarks. Volumes
+follow domain.md §6 (a commune centre receives 60–80 dossiers a day; each dossier
+sends 3–6 notices); every dossier walks a path of national statuses.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+AGENCY_CODE = "000.00.23.H39"
+
+# (procedure code, name, legal working days, fee in VND or None, receiving agency)
+PROCEDURES = [
+    ("1.001193", "Đăng ký khai sinh", 1, None, "UBND xã Long Trạch"),
+    ("1.000894", "Đăng ký kết hôn", 3, None, "UBND xã Long Trạch"),
+    ("1.003583", "Chứng thực bản sao từ bản chính giấy tờ, văn bản", 1, Decimal("2000"),
+     "UBND xã Long Trạch"),
+    ("1.004227", "Cấp giấy chứng nhận quyền sử dụng đất lần đầu", 30, Decimal("1250000"),
+     "Chi nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc"),
+    ("1.001757", "Đăng ký biến động quyền sử dụng đất do chuyển nhượng", 10, Decimal("550000"),
+     "Chi nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc"),
+    ("2.000635", "Cấp giấy phép xây dựng nhà ở riêng lẻ", 15, Decimal("75000"),
+     "Trung tâm Phục vụ hành chính công tỉnh Tây Ninh"),
+    ("1.001612", "Đăng ký thành lập hộ kinh doanh", 3, Decimal("100000"),
+     "Trung tâm Phục vụ hành chính công tỉnh Tây Ninh"),
+    ("2.000908", "Cấp phiếu lý lịch tư pháp", 10, Decimal("200000"),
+     "Trung tâm Phục vụ hành chính công tỉnh Tây Ninh"),
+    ("1.002804", "Cấp đổi giấy phép lái xe", 5, Decimal("135000"),
+     "Trung tâm Phục vụ hành chính công tỉnh Tây Ninh"),
+    ("1.004946", "Đăng ký thay đổi nội dung đăng ký doanh nghiệp", 3, Decimal("50000"),
+     "Trung tâm Phục vụ hành chính công tỉnh Tây Ninh"),
+]
+FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Huỳnh", "Võ", "Phan", "Trương", "Đặng", "Bùi"]
+MIDDLE = ["Văn", "Thị", "Minh", "Ngọc", "Hoàng", "Thanh", "Quốc", "Thu"]
+GIVEN = ["An", "Bình", "Cường", "Dung", "Hạnh", "Khoa", "Lan", "Mai", "Nam", "Phúc", "Quyên",
+         "Sơn", "Tâm", "Uyên", "Vy", "Yến"]
+SUPPLEMENT_NOTES = [
+    "Bổ sung bản sao Căn cước công dân có chứng thực của người ủy quyền",
+    "Bổ sung bản vẽ sơ đồ thửa đất có xác nhận của UBND cấp xã",
+    "Đơn đề nghị chưa có chữ ký của đồng sở hữu",
+]
+DELAY_NOTES = ["Cần lấy ý kiến của cơ quan chuyên môn liên quan",
+               "Hồ sơ phải thẩm tra, xác minh thực địa"]
+REJECT_NOTES = ["Thủ tục không thuộc thẩm quyền giải quyết của cơ quan tiếp nhận"]
+PHONE_STYLES = ("0{n}", "+84 {n}", "84{n}", "0{a} {b} {c}")
+
+# Status paths and how often each happens (weights): most dossiers go straight through.
+PATHS: list[tuple[int, tuple[int, ...]]] = [
+    (55, (2, 4, 9, 10)),
+    (12, (2, 5, 4, 9, 10)),
+    (8, (2, 4, "apology", 9, 10)),  # type: ignore[list-item]
+    (8, (2, 6, 4, 9, 10)),
+    (6, (1, 2, 4, 9, 10)),
+    (4, (3,)),
+    (3, (2, 7)),
+    (2, (2, 4, 8)),
+    (2, (2, 5, 4, 5, 4, 9)),
+]
+
+
+@dataclass
+class RowChange:
+    """One write to the dossiers table: `sql_op` insert or update, with the full new row."""
+
+    op: str  # "c" | "u"
+    row: dict[str, Any]
+    previous: dict[str, Any] | None
+    at: datetime
+
+
+@dataclass
+class DayPlan:
+    seed: int = 2019
+    dossiers: int = 80
+    day: datetime = field(default_factory=lambda: datetime(2026, 11, 27, 7, 30, tzinfo=VN))
+    phones_without_zalo: float = 0.15
+    missing_phone: float = 0.03
+
+
+def _phone(rng: random.Random, plan: DayPlan) -> str | None:
+    if rng.random() < plan.missing_phone:
+        return None
+    number = f"9{rng.randrange(10**7, 10**8)}" if rng.random() < 0.6 else \
+        f"{rng.choice('378')}{rng.randrange(10**7, 10**8)}"
+    style = rng.choice(PHONE_STYLES)
+    return style.format(n=number, a=number[:3], b=number[3:6], c=number[6:])
+
+
+def _weighted_path(rng: random.Random) -> tuple[Any, ...]:
+    weights = [w for w, _ in PATHS]
+    return rng.choices([p for _, p in PATHS], weights=weights)[0]
+
+
+def day_of_changes(plan: DayPlan | None = None) -> Iterator[RowChange]:
+    """Every insert and update of one day, in commit order."""
+    plan = plan or DayPlan()
+    rng = random.Random(plan.seed)
+    timeline: list[RowChange] = []
+    for n in range(1, plan.dossiers + 1):
+        timeline.extend(_dossier_story(rng, plan, n))
+    timeline.sort(key=lambda change: change.at)
+    yield from timeline
+
+
+def _dossier_story(rng: random.Random, plan: DayPlan, n: int) -> list[RowChange]:
+    code_, name, days, fee, agency = rng.choice(PROCEDURES)
+    start = plan.day + timedelta(minutes=rng.randrange(0, 9 * 60))
+    row: dict[str, Any] = {
+        "id": n, "code": f"{AGENCY_CODE}-{plan.day:%y%m%d}-{n:04d}", "procedure_code": code_,
+        "procedure_name": name, "agency_name": agency,
+        "applicant_name": f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}",
+        "applicant_phone": _phone(rng, plan), "status": None, "received_at": None,
+        "due_at": None, "finished_at": None, "fee_amount": None, "note": None,
+    }
+    changes: list[RowChange] = []
+    at = start
+    previous: dict[str, Any] | None = None
+    for step in _weighted_path(rng):
+        row = dict(row)
+        _apply_step(rng, row, step, at, days, fee)
+        row["updated_at"] = at
+        changes.append(RowChange("c" if previous is None else "u", row, previous, at))
+        previous = row
+        at = at + timedelta(minutes=rng.randrange(3, 50))
+    return changes
+
+
+def _apply_step(rng: random.Random, row: dict[str, Any], step: Any, at: datetime, days: int,
+                fee: Decimal | None) -> None:
+    if step == "apology":
+        row["due_at"] = row["due_at"] + timedelta(days=rng.choice((3, 5, 7)))
+        row["note"] = rng.choice(DELAY_NOTES)
+        return
+    row["status"] = step
+    if step == 2:
+        row["received_at"] = at
+        row["due_at"] = (at + timedelta(days=days)).replace(hour=16, minute=0, second=0,
+                                                            microsecond=0)
+        row["note"] = None
+    elif step == 3:
+        row["note"] = rng.choice(REJECT_NOTES)
+    elif step == 5:
+        row["note"] = rng.choice(SUPPLEMENT_NOTES)
+    elif step == 6:
+        row["fee_amount"] = fee or Decimal("150000")
+    elif step in (9, 10):
+        row["finished_at"] = at
+
+
+def debezium_value(change: RowChange, lsn: int, tx_id: int) -> dict[str, Any]:
+    """The change as Debezium's PostgreSQL connector writes it without the schema envelope."""
+    def encode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if isinstance(value, datetime):
+                value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            elif isinstance(value, Decimal):
+                value = str(value)
+            out[key] = value
+        return out
+
+    ts_ms = int(change.at.timestamp() * 1000)
+    return {
+        "before": None, "after": encode(change.row), "op": change.op, "ts_ms": ts_ms + 40,
+        "source": {"version": "3.7.0.Final", "connector": "postgresql", "name": "onestop",
+                   "ts_ms": ts_ms, "snapshot": "false", "db": "onestop", "schema": "public",
+                   "table": "dossiers", "txId": tx_id, "lsn": lsn, "xmin": None},
+    }
+
+
+def debezium_day(plan: DayPlan | None = None) -> Iterator[dict[str, Any]]:
+    for n, change in enumerate(day_of_changes(plan)):
+        yield debezium_value(change, lsn=24_000_000 + 512 * n, tx_id=700 + n)

@@ -1,0 +1,141 @@
+"""Source mapping by configuration, and the Vietnamese notices citizens read."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from bridge.errors import BadInputError
+from bridge.mapping import SourceMapping
+from bridge.model import KINDS, UNAVAILABLE
+from bridge.phone import mask_phone, normalise_phone
+from bridge.pipeline import Pipeline
+from bridge.settings import Settings, SourceSettings
+from bridge.templates import format_vnd, load_templates
+from bridge.transitions import MemoryStateStore
+from events import event, row
+
+VENDOR = SourceSettings(
+    columns={"id": "HoSoId", "code": "MaHoSo", "status": "TrangThaiHoSoId",
+             "applicant_phone": "SoDienThoaiChuHoSo", "due_at": "NgayHenTra",
+             "procedure_name": "TenThuTuc", "fee_amount": "PhiLePhi"},
+    status_map={"TIEP_NHAN": 2, "BO_SUNG": 5, "CO_KET_QUA": 9},
+    column_types={"due_at": "timestamp_us", "fee_amount": "decimal_base64:2"})
+
+
+def test_vendor_columns_and_status_values_map_to_the_canonical_dossier() -> None:
+    mapping = SourceMapping(VENDOR)
+    dossier = mapping.dossier({"HoSoId": 7, "MaHoSo": "000.00.14.H56-200203-0118",
+                               "TrangThaiHoSoId": "BO_SUNG", "SoDienThoaiChuHoSo": "0912345678",
+                               "NgayHenTra": 1718874000000000, "TenThuTuc": "Đăng ký kết hôn",
+                               "PhiLePhi": "AdzWUA=="})
+    assert dossier.status == 5
+    assert dossier.due_at.astimezone(UTC) == datetime(2024, 6, 20, 2, 0, tzinfo=UTC)
+    assert dossier.fee_amount == Decimal("312500.00")
+    assert dossier.agency_name is UNAVAILABLE  # a column this vendor does not have
+
+
+def test_integers_in_date_columns_are_never_guessed() -> None:
+    mapping = SourceMapping(SourceSettings())
+    with pytest.raises(BadInputError, match="units are never guessed"):
+        mapping.moment({"due_at": 1718874000000}, "due_at")
+
+
+def test_naive_timestamps_are_local_time_of_the_source() -> None:
+    mapping = SourceMapping(SourceSettings())
+    moment = mapping.moment({"due_at": "2024-06-20T08:00:00"}, "due_at")
+    assert moment.astimezone(UTC).hour == 1
+
+
+def test_settings_reject_status_codes_outside_the_national_list() -> None:
+    with pytest.raises(ValueError):
+        SourceSettings(status_map={"X": 11})
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("0909 123 456", "84909123456"), ("+84 909.123.456", "84909123456"),
+    ("84909123456", "84909123456"), ("909123456", "84909123456"), ("0084 909 123 456", "84909123456"),
+    ("0209 123 456", None), ("12345", None), ("", None), (None, None), ("090912345678", None),
+])
+def test_phone_normalisation(raw, expected) -> None:
+    assert normalise_phone(raw) == expected
+
+
+def test_phone_masking_hides_the_middle() -> None:
+    assert mask_phone("84912345678") == "849xxxxx678"
+    assert mask_phone(None) == "-"
+
+
+@pytest.mark.parametrize("amount, text", [
+    (Decimal("1250000.00"), "1.250.000 đồng"), (Decimal("2000"), "2.000 đồng"),
+    (Decimal("999"), "999 đồng"), (Decimal("1234567.5"), "1.234.567,50 đồng"),
+    (None, "theo thông báo của cơ quan giải quyết"),
+])
+def test_money_in_vietnamese_format(amount, text) -> None:
+    assert format_vnd(amount) == text
+
+
+def notice(kind_status: int, **changes) -> dict:
+    pipeline = Pipeline(Settings())
+    [n] = pipeline.notify(pipeline.decode(json.dumps(event("c", row(status=kind_status, **changes)))),
+                          MemoryStateStore())
+    return n.to_json()
+
+
+def test_received_shows_code_procedure_and_appointment_in_local_time() -> None:
+    n = notice(2, due_at="2024-06-20T18:00:00Z")  # 01:00 next day in Ho Chi Minh City
+    assert "000.00.23.H39-240612-0001" in n["text"]
+    assert "Cấp giấy chứng nhận quyền sử dụng đất lần đầu" in n["text"]
+    assert "Ngày hẹn trả kết quả: 21/06/2024" in n["text"]
+    assert n["template_data"]["ngay_hen_tra"] == "21/06/2024"
+    assert n["recipient"] == {"phone": "84909123456"}
+
+
+def test_fee_request_shows_the_amount_the_vietnamese_way() -> None:
+    assert "1.250.000 đồng" in notice(6)["text"]
+
+
+def test_supplement_and_refusal_carry_the_reason() -> None:
+    assert "Bổ sung bản vẽ sơ đồ thửa đất" in notice(5, note="Bổ sung bản vẽ sơ đồ thửa đất")["text"]
+    assert "Không thuộc thẩm quyền" in notice(3, note="Không thuộc thẩm quyền")["text"]
+
+
+def test_result_ready_says_where_to_collect() -> None:
+    assert "Chi nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc" in notice(9)["text"]
+
+
+def test_apology_has_old_and_new_dates_and_the_reason() -> None:
+    pipeline, store = Pipeline(Settings()), MemoryStateStore()
+    pipeline.notify(pipeline.decode(json.dumps(event("c", row(status=4)))), store)
+    [n] = pipeline.notify(pipeline.decode(json.dumps(event(
+        "u", row(status=4, due_at="2024-06-27T09:00:00Z", note="Chờ ý kiến Sở Xây dựng")))), store)
+    assert "20/06/2024" in n.text and "27/06/2024" in n.text and "Chờ ý kiến Sở Xây dựng" in n.text
+
+
+def test_missing_phone_is_null_not_an_error() -> None:
+    assert notice(2, applicant_phone=None)["recipient"] == {"phone": None}
+    assert notice(2, applicant_phone="12345")["recipient"] == {"phone": None}
+
+
+def test_braces_typed_by_staff_are_inert_text() -> None:
+    text = notice(5, note="{ma_ho_so} {0} {__class__} <script>")["text"]
+    assert "{ma_ho_so} {0} {__class__} <script>" in text
+
+
+@pytest.mark.parametrize("version", ["tt01-2018", "tt03-2025"])
+def test_every_kind_has_a_complete_vietnamese_template(version) -> None:
+    templates = load_templates(version)["kinds"]
+    for kind in KINDS:
+        spec = templates[kind]
+        assert "{ma_ho_so}" in spec["text"] and "{ten_thu_tuc}" in spec["text"]
+        assert "ma_ho_so" in spec["params"]
+        assert re.search(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]", spec["text"])
+
+
+def test_template_data_values_are_strings_for_zns() -> None:
+    data = notice(6)["template_data"]
+    assert data and all(isinstance(v, str) for v in data.values())
