@@ -1,0 +1,251 @@
+"""`onestop-bridge capture --mode pgoutput`: start-up checks, slot and snapshot decisions,
+and the reconnect loop around streaming.
+
+One session = connect, check, prepare the slot (snapshot if needed), stream until stopped
+or disconnected. A lost connection, a restarting database, a slot still held by a stale
+walsender or a Kafka failure end the session; tenacity waits a jittered, growing delay
+and starts a new one. Only configuration problems (ConfigError) end the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+from confluent_kafka import KafkaException
+from psycopg2.extras import LogicalReplicationConnection
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+
+from bridge import metrics
+from bridge.errors import ConfigError, TransportError
+from bridge.settings import Settings
+from connectors import pgcatalog as cat
+from connectors.delivery import Delivery, DeliveryFailed, producer_config
+from connectors.offsets import OffsetStore
+from connectors.pgoutput import int_to_lsn
+from connectors.snapshot import SnapshotAborted, create_slot, read_tables
+from connectors.stream import Streamer, StreamOptions
+
+log = logging.getLogger("onestop.capture")
+# Text output the codecs expect, whatever the server's defaults are.
+SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3"
+HEALTHY_AFTER_S = 60.0  # a session that streamed this long resets the backoff
+
+
+class SlotBusy(TransportError):
+    """Another walsender holds the slot; wait, then take it over if it stopped answering."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ConfigError):
+        return False
+    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError, TransportError,
+                        KafkaException, TimeoutError, ConnectionError)):
+        return True
+    # Connection-level failures surface as bare DatabaseError without an SQLSTATE.
+    return isinstance(exc, psycopg2.DatabaseError) and (
+        exc.pgcode is None or exc.pgcode[:2] in ("08", "53", "57", "58"))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SlotBusy):
+        return "slot_busy"
+    if isinstance(exc, (DeliveryFailed, KafkaException)):
+        return "kafka"
+    if isinstance(exc, SnapshotAborted):
+        return "snapshot"
+    return "connection"
+
+
+class PgCapture:
+    def __init__(self, settings: Settings, stop: threading.Event,
+                 ack_listener: Callable[[float], None] | None = None) -> None:
+        src = settings.source
+        if src.dsn is None:
+            raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN)")
+        self.src = src
+        self.dsn = src.dsn.get_secret_value()
+        self.stop = stop
+        conf = producer_config(settings.kafka)
+        self.delivery = Delivery(conf, ack_listener=ack_listener)
+        self.offsets = OffsetStore(conf, src.topic_prefix)
+        self._snapshotted = False
+        self._busy_since: float | None = None
+        self._streaming_since: float | None = None
+        self._failures = 0
+        self._jitter = wait_random_exponential(multiplier=0.5, max=30, min=0.2)
+
+    def connect(self, replication: bool = False) -> Any:
+        kwargs: dict[str, Any] = {
+            "options": SESSION_OPTIONS, "application_name": "onestop-capture",
+            # Notice a dead peer (network partition) instead of waiting forever.
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            "connect_timeout": 10,
+        }
+        if replication:
+            kwargs["connection_factory"] = LogicalReplicationConnection
+        conn = psycopg2.connect(self.dsn, **kwargs)
+        if not replication:
+            conn.autocommit = True  # never hold a transaction (and the xmin horizon) open
+        return conn
+
+    # --- the reconnect loop ----------------------------------------------------------------
+
+    def run(self) -> None:
+        retrying = Retrying(retry=retry_if_exception(_transient), wait=self._wait,
+                            stop=lambda _rs: self.stop.is_set(), sleep=self._sleep,
+                            before_sleep=self._before_sleep, reraise=True)
+        try:
+            retrying(self._session)
+        except Exception:
+            if not self.stop.is_set():
+                raise
+
+    def _sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+    def _wait(self, _state: RetryCallState) -> float:
+        if self._streaming_since and time.monotonic() - self._streaming_since > HEALTHY_AFTER_S:
+            self._failures = 0
+        self._streaming_since = None
+        self._failures += 1
+        return float(self._jitter(SimpleNamespace(attempt_number=self._failures)))  # type: ignore[arg-type]
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = _reason(exc) if exc else "connection"
+        metrics.capture_reconnects.labels(reason=reason).inc()
+        metrics.capture_connected.set(0)
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("capture session ended (%s: %s); retrying in %.1fs", reason,
+                    str(exc).strip().splitlines()[0] if exc and str(exc).strip() else exc, wait)
+        # Let in-flight records settle so the next session can start behind them.
+        self.delivery.drain(10)
+        try:
+            self.delivery.acked_position()
+        except DeliveryFailed:
+            self.delivery.recreate()
+        self.delivery.forget_open()
+
+    # --- one session -------------------------------------------------------------------------
+
+    def _session(self) -> None:
+        catalog = self.connect()
+        repl = None
+        try:
+            cat.check_role(catalog)
+            tables = cat.check_tables(catalog, self.src.tables)
+            cat.ensure_publication(catalog, self.src.publication, tables)
+            db = catalog.info.dbname
+            repl = self.connect(replication=True)
+            cursor = repl.cursor()
+            start = self._prepare_slot(catalog, cursor, tables, db)
+            opts = StreamOptions(self.src.slot, self.src.publication, self.src.topic_prefix, db,
+                                 self.src.schemas_enable, self.src.heartbeat_interval_s,
+                                 self.src.heartbeat_table,
+                                 messages=cat.server_version(catalog) >= 140000)
+            streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop)
+            try:
+                self._streaming_since = time.monotonic()
+                streamer.run(start)
+            except psycopg2.errors.ObjectInUse as exc:
+                raise SlotBusy(str(exc)) from exc
+            except psycopg2.errors.UndefinedObject as exc:  # slot dropped under us
+                raise TransportError(f"replication slot vanished: {exc}") from exc
+            self._busy_since = None
+        finally:
+            for conn in (repl, catalog):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except psycopg2.Error:
+                        pass
+
+    def _prepare_slot(self, catalog: Any, cursor: Any, tables: list[cat.TableInfo], db: str) -> int:
+        """Make sure the slot exists (snapshotting if needed); return the LSN to stream from."""
+        slot, mode = self.src.slot, self.src.snapshot_mode
+        state = cat.slot_state(catalog, slot)
+        if state is not None and (state.plugin != "pgoutput" or state.database != db):
+            raise ConfigError(f"replication slot {slot} already exists for plugin {state.plugin} in "
+                              f"database {state.database}; choose another source.slot")
+        if state is not None and state.wal_status == "lost":
+            log.error("replication slot %s was invalidated (WAL removed, max_slot_wal_keep_size?): "
+                      "recreating it and snapshotting again", slot)
+            self._free(catalog, state)
+            cat.drop_slot(catalog, slot)
+            state = None
+        if self._needs_snapshot(state):
+            if state is not None:
+                self._free(catalog, state)
+                cat.drop_slot(catalog, slot)  # an unfinished snapshot is redone from scratch
+            self.delivery.reset_position()
+            point, snapshot = create_slot(cursor, slot, export=True)
+            read_tables(self.connect, str(snapshot), tables, point, self.src.topic_prefix, db,
+                        self.src.schemas_enable, self.delivery, self.stop)
+            self.offsets.save({"slot": slot, "snapshot_completed": True, "lsn": point,
+                               "lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000})
+            self._snapshotted = True
+            return point
+        if state is None:
+            self.delivery.reset_position()
+            point, _ = create_slot(cursor, slot, export=False)
+            return point
+        self._free(catalog, state)
+        return self.delivery.acked_position()  # 0 = the slot's confirmed_flush_lsn
+
+    def _needs_snapshot(self, state: cat.SlotState | None) -> bool:
+        mode = self.src.snapshot_mode
+        if mode == "no_data":
+            return False
+        if self._snapshotted and state is not None:
+            return False
+        if mode == "always":
+            return True
+        record = self.offsets.load()
+        done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
+        self._snapshotted = done
+        if done and state is None:
+            log.error("snapshot was completed earlier but slot %s is gone (dropped, or lost in a "
+                      "failover): changes made meanwhile cannot be streamed; snapshotting again",
+                      self.src.slot)
+        elif not done and state is not None:
+            log.warning("slot %s exists but no completed snapshot is recorded in %s: "
+                        "redoing the snapshot", self.src.slot, self.offsets.topic)
+        return not done or state is None
+
+    def _free(self, catalog: Any, state: cat.SlotState) -> None:
+        """A walsender still holds the slot: wait for it, terminate it once it is stale."""
+        if state.active_pid is None:
+            self._busy_since = None
+            return
+        now = time.monotonic()
+        self._busy_since = self._busy_since or now
+        grace = self.src.slot_takeover_after_s
+        silent = state.seconds_since_reply if state.seconds_since_reply is not None else now - self._busy_since
+        if silent >= grace:
+            if cat.terminate(catalog, state.active_pid):
+                log.warning("terminated walsender PID %s that held slot %s without answering for "
+                            "%.0fs", state.active_pid, self.src.slot, silent)
+                self._wait_released(catalog)
+                self._busy_since = None
+                return
+            log.error("slot %s is held by PID %s and this role may not terminate it; an "
+                      "administrator can run: SELECT pg_terminate_backend(%s);",
+                      self.src.slot, state.active_pid, state.active_pid)
+        raise SlotBusy(f"replication slot {self.src.slot} is active for PID {state.active_pid} "
+                       f"(last reply {silent:.0f}s ago); waiting (takeover after {grace:.0f}s)")
+
+    def _wait_released(self, catalog: Any, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = cat.slot_state(catalog, self.src.slot)
+            if state is None or state.active_pid is None:
+                return
+            time.sleep(0.1)
+        raise SlotBusy(f"slot {self.src.slot} still active after terminating its walsender")

@@ -1,0 +1,172 @@
+"""Producing to Kafka and knowing, per source transaction, when every record is acknowledged.
+
+Records are produced as they are decoded (memory is bounded by librdkafka's queue, not by
+transaction size). Each transaction is a `Batch`; delivery callbacks count its records
+down. `acked_position()` walks the batches in commit order and returns the end LSN of the
+last transaction whose records *and all earlier ones* are acknowledged — the only
+position it is safe to confirm to the replication slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from bridge import metrics
+from bridge.errors import TransportError
+from bridge.settings import KafkaSettings
+
+log = logging.getLogger("onestop.capture.delivery")
+
+
+class DeliveryFailed(TransportError):
+    """Kafka refused or timed out a record: replay from the last confirmed position."""
+
+
+class Batch:
+    """The in-flight records of one source transaction (or the snapshot, or one message)."""
+
+    __slots__ = ("end_lsn", "pending", "closed", "error", "commit_ts", "counts", "listener")
+
+    def __init__(self, commit_ts: float | None, listener: Callable[[float], None] | None) -> None:
+        self.end_lsn = 0
+        self.pending = 0
+        self.closed = False
+        self.error: KafkaError | None = None
+        self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.listener = listener
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        self.pending -= 1
+        if err is not None:
+            self.error = err
+        elif self.listener is not None and self.commit_ts is not None:
+            self.listener(self.commit_ts)
+
+
+def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": f"{kafka.client_id}-{client_suffix}",
+        # Idempotence gives acks=all, in-order retries without duplicates inside one session.
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 100000,
+        "queue.buffering.max.kbytes": 262144,
+    }
+    config.update(kafka.extra)
+    # Consumer-only keys in kafka.extra (shared with the bridge) would make librdkafka warn.
+    for key in ("session.timeout.ms", "max.poll.interval.ms", "heartbeat.interval.ms",
+                "auto.offset.reset", "enable.auto.commit", "group.id"):
+        config.pop(key, None)
+    return config
+
+
+class Delivery:
+    """One idempotent producer plus the ledger of in-flight batches."""
+
+    def __init__(self, config: dict[str, Any], on_wait: Callable[[], None] | None = None,
+                 ack_listener: Callable[[float], None] | None = None) -> None:
+        self._config = config
+        self.producer = Producer(config)
+        self.on_wait = on_wait  # called while blocked on a full queue (replication keepalives)
+        self.ack_listener = ack_listener
+        self._batches: deque[Batch] = deque()
+        self._acked = 0
+        self._since_poll = 0
+
+    def open(self, commit_ts: float | None = None) -> Batch:
+        batch = Batch(commit_ts, self.ack_listener)
+        self._batches.append(batch)
+        return batch
+
+    def send(self, batch: Batch | None, topic: str, key: bytes | None, value: bytes | None,
+             count: tuple[str, str] | None = None) -> None:
+        callback = batch.on_delivery if batch is not None else _log_failure
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=callback)
+                break
+            except BufferError:  # queue full: serve callbacks, keep the source connection alive
+                self.producer.poll(0.05)
+                if self.on_wait is not None:
+                    self.on_wait()
+        if batch is not None:
+            batch.pending += 1
+            if count is not None:
+                batch.counts[count] += 1
+        self._since_poll += 1
+        if self._since_poll >= 256:
+            self._since_poll = 0
+            self.producer.poll(0)
+
+    def close(self, batch: Batch, end_lsn: int) -> None:
+        batch.end_lsn = end_lsn
+        batch.closed = True
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self.producer.poll(timeout)
+
+    def acked_position(self) -> int:
+        """End LSN of the last fully acknowledged transaction with nothing unacked before it."""
+        batches = self._batches
+        while batches:
+            head = batches[0]
+            if head.error is not None:
+                raise DeliveryFailed(f"Kafka did not accept a record: {head.error}")
+            if not head.closed or head.pending > 0:
+                break
+            batches.popleft()
+            for (table, op), n in head.counts.items():
+                metrics.capture_events.labels(table=table, op=op).inc(n)
+            self._acked = max(self._acked, head.end_lsn)
+        return self._acked
+
+    def idle(self) -> bool:
+        """True when no record is in flight and no transaction is open."""
+        return not self._batches
+
+    def in_flight(self) -> int:
+        return sum(b.pending for b in self._batches)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for every produced record to be acknowledged (or fail); True when all done."""
+        deadline = time.monotonic() + timeout
+        while self.producer.flush(min(1.0, max(0.0, deadline - time.monotonic()))) > 0:
+            if self.on_wait is not None:
+                self.on_wait()
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
+    def forget_open(self) -> None:
+        """Drop unfinished transactions after a lost source connection: they will be replayed."""
+        self._batches = deque(b for b in self._batches if b.closed)
+
+    def reset_position(self) -> None:
+        """A new slot means a new LSN history: forget everything acknowledged before."""
+        self._batches.clear()
+        self._acked = 0
+
+    def recreate(self) -> None:
+        """After a delivery failure an idempotent producer must be replaced."""
+        try:
+            self.producer.purge()
+            self.producer.flush(5)
+        except Exception:  # noqa: BLE001 - best effort on a producer we are discarding
+            pass
+        self.producer = Producer(self._config)
+        self._batches.clear()
+
+
+def _log_failure(err: KafkaError | None, msg: Message) -> None:
+    if err is not None:
+        log.warning("untracked record to %s not delivered: %s", msg.topic(), err)

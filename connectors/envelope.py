@@ -1,0 +1,162 @@
+"""Kafka records in Debezium's shape: topic, key ``{pk…}``, value = change-event envelope.
+
+With ``schemas_enable`` both key and value are wrapped as JsonConverter writes them
+(``{"schema": …, "payload": …}``); the schema JSON is built once per table version and
+spliced in as text, so the hot path serialises only the payload.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.types import Codec
+
+CONNECTOR_VERSION = "onestop-bridge-0.1.0"
+SNAPSHOT_ALLOWED = "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def avro_name(text: str) -> str:
+    """Debezium coerces schema names to Avro rules: invalid characters become '_'."""
+    parts = [re.sub(r"[^A-Za-z0-9_]", "_", part) for part in text.split(".")]
+    return ".".join(p if p and not p[0].isdigit() else f"_{p}" for p in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    codec: Codec
+    optional: bool = True
+
+
+@dataclass(slots=True)
+class TableSchema:
+    """One version of one table as the connector publishes it."""
+
+    prefix: str
+    schema: str
+    table: str
+    columns: tuple[Column, ...]
+    key_columns: tuple[str, ...]
+    source_struct: str = "io.debezium.connector.postgresql.Source"
+    _key_index: tuple[int, ...] = field(default=(), init=False)
+    _value_schema: str | None = field(default=None, init=False)
+    _key_schema: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        self._key_index = tuple(names.index(k) for k in self.key_columns)
+
+    @property
+    def topic(self) -> str:
+        return f"{self.prefix}.{self.schema}.{self.table}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    def key_of(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.key_columns:
+            return None
+        return {k: row.get(k) for k in self.key_columns}
+
+    def key_bytes(self, key: dict[str, Any] | None, schemas: bool) -> bytes | None:
+        if key is None:
+            return None
+        if not schemas:
+            return _dumps(key).encode()
+        if self._key_schema is None:
+            fields = [c.codec.field_schema(c.name, False) for c in self.columns
+                      if c.name in self.key_columns]
+            self._key_schema = _dumps({"type": "struct", "fields": fields, "optional": False,
+                                       "name": avro_name(f"{self.topic}.Key")})
+        return f'{{"schema":{self._key_schema},"payload":{_dumps(key)}}}'.encode()
+
+    def value_schema(self) -> str:
+        if self._value_schema is None:
+            row_name = avro_name(f"{self.topic}.Value")
+            row_fields = [c.codec.field_schema(c.name, c.optional) for c in self.columns]
+            envelope = {
+                "type": "struct",
+                "fields": [
+                    {"type": "struct", "fields": row_fields, "optional": True, "name": row_name,
+                     "field": "before"},
+                    {"type": "struct", "fields": row_fields, "optional": True, "name": row_name,
+                     "field": "after"},
+                    source_schema(self.source_struct),
+                    {"type": "string", "optional": False, "field": "op"},
+                    {"type": "int64", "optional": True, "field": "ts_ms"},
+                    {"type": "int64", "optional": True, "field": "ts_us"},
+                    {"type": "int64", "optional": True, "field": "ts_ns"},
+                ],
+                "optional": False,
+                "name": avro_name(f"{self.topic}.Envelope"),
+                "version": 1,
+            }
+            self._value_schema = _dumps(envelope)
+        return self._value_schema
+
+
+def source_schema(struct_name: str) -> dict[str, Any]:
+    def f(kind: str, name: str, optional: bool = False) -> dict[str, Any]:
+        return {"type": kind, "optional": optional, "field": name}
+
+    snapshot = {"type": "string", "optional": True, "name": "io.debezium.data.Enum", "version": 1,
+                "parameters": {"allowed": SNAPSHOT_ALLOWED}, "default": "false", "field": "snapshot"}
+    fields = [f("string", "version"), f("string", "connector"), f("string", "name"),
+              f("int64", "ts_ms"), f("int64", "ts_us", True), f("int64", "ts_ns", True), snapshot,
+              f("string", "db"), f("string", "sequence", True), f("string", "schema"),
+              f("string", "table")]
+    if struct_name.endswith("postgresql.Source"):
+        fields += [f("int64", "txId", True), f("int64", "lsn", True), f("int64", "xmin", True)]
+    return {"type": "struct", "fields": fields, "optional": False, "name": struct_name,
+            "field": "source"}
+
+
+def pg_source(prefix: str, db: str, table: TableSchema, ts_us: int, snapshot: str,
+              tx_id: int | None, lsn: int | None, commit_lsn: int | None) -> dict[str, Any]:
+    """The PostgreSQL `source` block, field order as Debezium writes it.
+
+    `sequence` is ``[commit LSN of this transaction, LSN of the change]``: unlike Debezium's
+    "last committed LSN" it is the same on every replay, so consumers may dedupe by it.
+    """
+    sequence = None
+    if lsn is not None:
+        sequence = _dumps([None if commit_lsn is None else str(commit_lsn), str(lsn)])
+    return {"version": CONNECTOR_VERSION, "connector": "postgresql", "name": prefix,
+            "ts_ms": ts_us // 1000, "ts_us": ts_us, "ts_ns": ts_us * 1000, "snapshot": snapshot,
+            "db": db, "sequence": sequence, "schema": table.schema, "table": table.table,
+            "txId": tx_id, "lsn": lsn, "xmin": None}
+
+
+def envelope_bytes(table: TableSchema, before: dict[str, Any] | None, after: dict[str, Any] | None,
+                   source: dict[str, Any], op: str, schemas: bool) -> bytes:
+    now_ns = time.time_ns()
+    payload = _dumps({"before": before, "after": after, "source": source, "op": op,
+                      "ts_ms": now_ns // 1_000_000, "ts_us": now_ns // 1000, "ts_ns": now_ns})
+    if schemas:
+        return f'{{"schema":{table.value_schema()},"payload":{payload}}}'.encode()
+    return payload.encode()
+
+
+def heartbeat_record(prefix: str, schemas: bool) -> tuple[str, bytes, bytes]:
+    """`__debezium-heartbeat.<prefix>`: key {serverName}, value {ts_ms} (debezium.md §1.7)."""
+    key: dict[str, Any] = {"serverName": prefix}
+    value: dict[str, Any] = {"ts_ms": time.time_ns() // 1_000_000}
+    if schemas:
+        key = {"schema": {"type": "struct", "fields": [
+            {"type": "string", "optional": False, "field": "serverName"}], "optional": False,
+            "name": "io.debezium.connector.common.ServerNameKey"}, "payload": key}
+        value = {"schema": {"type": "struct", "fields": [
+            {"type": "int64", "optional": False, "field": "ts_ms"}], "optional": False,
+            "name": "io.debezium.connector.common.Heartbeat"}, "payload": value}
+    return f"__debezium-heartbeat.{prefix}", _dumps(key).encode(), _dumps(value).encode()
+
+
+def dumps(document: Any) -> bytes:
+    return _dumps(document).encode()

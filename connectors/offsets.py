@@ -1,0 +1,90 @@
+"""The connector's durable record of snapshot completion: topic `<topic_prefix>.offsets`.
+
+Why Kafka and not a local file: the record then lives and dies with the data it
+describes (a wiped cluster means "snapshot again", which is exactly right), and a
+container restarted without a volume does not redo a finished snapshot. The streaming
+position itself is not stored here: it is the replication slot's confirmed_flush_lsn,
+advanced only for acknowledged transactions.
+
+Record layout follows Kafka Connect's offset topic: key ``["onestop-capture",
+{"server": <prefix>}]``, value a JSON object. The latest record for the key wins; the
+topic should be compacted in production (it receives a handful of records per slot).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+from bridge.errors import TransportError
+
+log = logging.getLogger("onestop.capture.offsets")
+CONNECTOR_NAME = "onestop-capture"
+
+
+class OffsetStore:
+    def __init__(self, producer_conf: dict[str, Any], prefix: str) -> None:
+        self.topic = f"{prefix}.offsets"
+        self.key = json.dumps([CONNECTOR_NAME, {"server": prefix}], separators=(",", ":")).encode()
+        self._conf = producer_conf
+
+    def load(self, timeout: float = 15.0) -> dict[str, Any] | None:
+        """The latest offsets record for this connector, or None if there is none."""
+        conf = {k: v for k, v in self._conf.items()
+                if k not in ("enable.idempotence", "acks", "linger.ms", "batch.num.messages",
+                             "queue.buffering.max.messages", "queue.buffering.max.kbytes")}
+        conf.update({"group.id": f"{CONNECTOR_NAME}-offsets-reader", "enable.auto.commit": False,
+                     "enable.partition.eof": True})
+        consumer = Consumer(conf)
+        try:
+            metadata = consumer.list_topics(self.topic, timeout=timeout)
+            topic = metadata.topics.get(self.topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                return None
+            latest: dict[str, Any] | None = None
+            for partition in topic.partitions:
+                latest = self._read_partition(consumer, partition, timeout) or latest
+            return latest
+        except KafkaException as exc:
+            raise TransportError(f"cannot read {self.topic}: {exc}") from exc
+        finally:
+            consumer.close()
+
+    def _read_partition(self, consumer: Consumer, partition: int, timeout: float) -> dict[str, Any] | None:
+        low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
+                                                   timeout=timeout)
+        if high <= low:
+            return None
+        consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)])
+        latest = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == -191:  # _PARTITION_EOF
+                    break
+                raise TransportError(f"reading {self.topic}: {msg.error()}")
+            if msg.key() == self.key and msg.value():
+                latest = json.loads(msg.value())
+            if msg.offset() >= high - 1:
+                break
+        else:
+            raise TransportError(f"timed out reading {self.topic}[{partition}]")
+        return latest
+
+    def save(self, value: dict[str, Any], timeout: float = 30.0) -> None:
+        """Write synchronously: returns only once Kafka acknowledged the record."""
+        producer = Producer(self._conf)
+        errors: list[Any] = []
+        producer.produce(self.topic, key=self.key, value=json.dumps(value).encode(),
+                         on_delivery=lambda err, _m: errors.append(err))
+        remaining = producer.flush(timeout)
+        if remaining or errors[0] is not None:
+            raise TransportError(f"could not write {self.topic}: {errors or 'timeout'}")
+        log.info("offsets saved to %s: %s", self.topic, value)

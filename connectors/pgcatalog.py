@@ -1,0 +1,218 @@
+"""What the connector asks PostgreSQL over a normal connection: start-up checks, table
+shapes, slot state, lag. Every refusal here is a ConfigError that says what to run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.errors
+from psycopg2 import sql
+from psycopg2.extensions import connection as PgConnection
+
+from bridge.errors import ConfigError
+from connectors.envelope import Column, TableSchema
+from connectors.pgoutput import lsn_to_int
+from connectors.types import pg_codec
+
+log = logging.getLogger("onestop.capture.catalog")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    schema: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> TableRef:
+        schema, _, name = text.strip().rpartition(".")
+        return cls(schema or "public", name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def ident(self) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    name: str
+    type_oid: int
+    typmod: int
+    not_null: bool
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    ref: TableRef
+    oid: int
+    replica_identity: str
+    primary_key: tuple[str, ...]
+    columns: tuple[CatalogColumn, ...]
+
+    def schema(self, prefix: str) -> TableSchema:
+        cols = tuple(Column(c.name, pg_codec(c.type_oid, c.typmod), not c.not_null) for c in self.columns)
+        return TableSchema(prefix, self.ref.schema, self.ref.name, cols, self.primary_key)
+
+
+_TABLE_SQL = """
+SELECT c.oid, c.relreplident,
+       ARRAY(SELECT a.attname FROM pg_index i
+             JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY k.n)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {where} AND c.relkind IN ('r', 'p')
+"""
+_COLUMNS_SQL = """
+SELECT attname, atttypid, atttypmod, attnotnull FROM pg_attribute
+WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+ORDER BY attnum
+"""
+
+
+def _describe(conn: PgConnection, where: str, args: tuple[object, ...]) -> TableInfo | None:
+    with conn.cursor() as cur:
+        cur.execute(_TABLE_SQL.format(where=where) + " LIMIT 1", args)
+        row = cur.fetchone()
+        if row is None:
+            return None
+        oid, identity, pk = row
+        cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE c.oid = %s", (oid,))
+        schema, name = cur.fetchone()
+        cur.execute(_COLUMNS_SQL, (oid,))
+        columns = tuple(CatalogColumn(n, t, m, nn) for n, t, m, nn in cur.fetchall())
+    return TableInfo(TableRef(schema, name), oid, identity, tuple(pk), columns)
+
+
+def describe_table(conn: PgConnection, ref: TableRef) -> TableInfo | None:
+    return _describe(conn, "n.nspname = %s AND c.relname = %s", (ref.schema, ref.name))
+
+
+def describe_oid(conn: PgConnection, oid: int) -> TableInfo | None:
+    return _describe(conn, "c.oid = %s", (oid,))
+
+
+def check_tables(conn: PgConnection, tables: list[str]) -> list[TableInfo]:
+    """Every configured table exists, is readable and can be keyed; otherwise say how to fix it."""
+    infos = []
+    for text in tables:
+        ref = TableRef.parse(text)
+        info = describe_table(conn, ref)
+        if info is None:
+            raise ConfigError(f"table {ref} (source.tables) does not exist in this database")
+        with conn.cursor() as cur:
+            cur.execute("SELECT has_table_privilege(%s, 'SELECT')", (info.oid,))
+            if not cur.fetchone()[0]:
+                raise ConfigError(f"the capture role cannot read {ref}; an administrator must run: "
+                                  f"GRANT SELECT ON {ref} TO {conn.info.user};")
+        if not info.primary_key and info.replica_identity not in ("f", "i"):
+            raise ConfigError(
+                f"table {ref} has no primary key: its change events would have no key and "
+                f"PostgreSQL cannot publish its updates and deletes. Add a primary key "
+                f"(ALTER TABLE {ref} ADD PRIMARY KEY (…)) or run "
+                f"ALTER TABLE {ref} REPLICA IDENTITY FULL;")
+        if not info.primary_key:
+            log.warning("table %s has no primary key: events get a null key (as Debezium does); "
+                        "per-key ordering across partitions is not guaranteed", ref)
+        infos.append(info)
+    return infos
+
+
+def check_role(conn: PgConnection) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user")
+        row = cur.fetchone()
+    if not row or not row[0]:
+        raise ConfigError(f"role {conn.info.user} lacks the REPLICATION attribute; an administrator "
+                          f"must run: ALTER ROLE {conn.info.user} REPLICATION;")
+
+
+def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -> None:
+    """Reuse the publication if it exists (never alter it); create it filtered otherwise."""
+    wanted = ", ".join(str(t.ref) for t in tables)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pubinsert, pubupdate, pubdelete FROM pg_publication WHERE pubname = %s",
+                    (name,))
+        row = cur.fetchone()
+        if row is None:
+            try:
+                cur.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                    sql.Identifier(name), sql.SQL(", ").join(t.ref.ident() for t in tables)))
+            except psycopg2.errors.InsufficientPrivilege as exc:
+                conn.rollback()
+                raise ConfigError(
+                    f"publication {name} does not exist and role {conn.info.user} may not create it "
+                    f"({exc.pgerror.strip() if exc.pgerror else exc}). An administrator must run: "
+                    f"CREATE PUBLICATION {name} FOR TABLE {wanted};") from None
+            log.info("created publication %s for %s", name, wanted)
+            return
+        if not all(row):
+            log.warning("publication %s does not publish every operation (insert/update/delete = %s)",
+                        name, row)
+        cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+                    (name,))
+        published = {f"{s}.{t}" for s, t in cur.fetchall()}
+    missing = [str(t.ref) for t in tables if str(t.ref) not in published]
+    if missing:
+        raise ConfigError(f"publication {name} exists but does not include {', '.join(missing)}; "
+                          f"an administrator must run: ALTER PUBLICATION {name} ADD TABLE "
+                          f"{', '.join(missing)};")
+
+
+@dataclass(frozen=True)
+class SlotState:
+    plugin: str | None
+    database: str | None
+    active_pid: int | None
+    confirmed_flush: int | None
+    wal_status: str | None
+    seconds_since_reply: float | None  # of the walsender holding it, None when unknown
+
+
+def slot_state(conn: PgConnection, slot: str) -> SlotState | None:
+    with conn.cursor() as cur:
+        cur.execute("""
+            SELECT s.plugin, s.database, s.active_pid, s.confirmed_flush_lsn::text, s.wal_status,
+                   extract(epoch FROM now() - r.reply_time)
+            FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+            WHERE s.slot_name = %s""", (slot,))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    plugin, database, pid, flush, wal_status, since = row
+    return SlotState(plugin, database, pid, lsn_to_int(flush) if flush else None, wal_status,
+                     None if since is None else float(since))
+
+
+def drop_slot(conn: PgConnection, slot: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_drop_replication_slot(%s) FROM pg_replication_slots "
+                    "WHERE slot_name = %s", (slot, slot))
+    log.warning("dropped replication slot %s", slot)
+
+
+def terminate(conn: PgConnection, pid: int) -> bool:
+    """pg_terminate_backend; False when not permitted (another role's walsender)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            return bool(cur.fetchone()[0])
+    except psycopg2.errors.InsufficientPrivilege:
+        conn.rollback()
+        return False
+
+
+def slot_lag_bytes(conn: PgConnection, slot: str) -> int | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                    "FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def server_version(conn: PgConnection) -> int:
+    return int(conn.server_version)

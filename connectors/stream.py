@@ -1,0 +1,264 @@
+"""Streaming: pgoutput messages off the slot → Debezium records into Kafka, and the slot's
+confirmed position moved forward only behind Kafka's acknowledgements.
+
+Confirmation rule (what makes `kill -9` safe): the position sent as flush_lsn is the end
+LSN of the last transaction whose records — and every earlier transaction's — Kafka has
+acknowledged. When nothing is in flight and no transaction is open, the server's latest
+WAL position (from keepalives, which we solicit once a second) is confirmed too, so the
+slot advances while captured tables are quiet and the rest of the database is busy.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import select
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extensions import connection as PgConnection
+from psycopg2.extras import ReplicationCursor
+
+from bridge import metrics
+from connectors import pgoutput as po
+from connectors.delivery import Batch, Delivery
+from connectors.envelope import (CONNECTOR_VERSION, Column, TableSchema, dumps, envelope_bytes,
+                                 heartbeat_record, pg_source)
+from connectors.pgcatalog import describe_oid, slot_lag_bytes
+from connectors.types import TOAST_PLACEHOLDER, pg_codec
+
+log = logging.getLogger("onestop.capture.stream")
+FEEDBACK_INTERVAL_S = 1.0
+LAG_INTERVAL_S = 5.0
+
+
+@dataclass
+class StreamOptions:
+    slot: str
+    publication: str
+    prefix: str
+    db: str
+    schemas: bool
+    heartbeat_interval_s: float
+    heartbeat_table: str | None
+    messages: bool = True
+
+
+class _Rel:
+    """A relation as last described by the server, with its column converters."""
+
+    __slots__ = ("schema", "converters")
+
+    def __init__(self, schema: TableSchema) -> None:
+        self.schema = schema
+        self.converters = [(c.name, c.codec.from_text) for c in schema.columns]
+
+
+class Streamer:
+    def __init__(self, opts: StreamOptions, cursor: ReplicationCursor, catalog: PgConnection,
+                 delivery: Delivery, stop: threading.Event) -> None:
+        self.opts, self.cur, self.catalog, self.delivery, self.stop = opts, cursor, catalog, delivery, stop
+        self.rels: dict[int, _Rel] = {}
+        self.batch: Batch | None = None
+        self.begin: po.Begin | None = None
+        self.confirmed = 0
+        self._last_feedback = 0.0
+        self._last_heartbeat = time.monotonic()
+        self._last_lag = 0.0
+        self.last_event = time.time()
+        self._bad_values = 0
+        delivery.on_wait = self._keep_alive
+
+    def run(self, start_lsn: int) -> None:
+        options = {"proto_version": "1", "publication_names": self.opts.publication}
+        if self.opts.messages:
+            options["messages"] = "true"
+        self.cur.start_replication(slot_name=self.opts.slot, decode=False, start_lsn=start_lsn,
+                                   options=options, status_interval=FEEDBACK_INTERVAL_S)
+        self.confirmed = start_lsn
+        metrics.capture_connected.set(1)
+        log.info("streaming from slot %s at %s", self.opts.slot, po.int_to_lsn(start_lsn))
+        handled = 0
+        while not self.stop.is_set():
+            msg = self.cur.read_message()
+            if msg is not None:
+                self._handle(po.decode(msg.payload), msg.data_start)
+                handled += 1
+                if handled % 512 == 0:
+                    self.housekeeping()
+                continue
+            self.housekeeping()
+            select.select([self.cur], [], [], 0.2)
+        self.shutdown()
+
+    # --- messages ------------------------------------------------------------------------
+
+    def _handle(self, m: po.PgOutputMessage, lsn: int) -> None:
+        if isinstance(m, po.Insert):
+            rel = self.rels[m.relid]
+            self._emit(rel, "c", None, self._row(rel, m.new), lsn)
+        elif isinstance(m, po.Update):
+            self._update(m, lsn)
+        elif isinstance(m, po.Delete):
+            rel = self.rels[m.relid]
+            self._emit(rel, "d", self._row(rel, m.old, m.old_is_key_only), None, lsn)
+        elif isinstance(m, po.Begin):
+            self.begin = m
+            self.batch = self.delivery.open(m.commit_ts_us / 1e6)
+        elif isinstance(m, po.Commit):
+            if self.batch is not None:
+                self.delivery.close(self.batch, m.end_lsn)
+            self.batch, self.begin = None, None
+        elif isinstance(m, po.Relation):
+            self._relation(m)
+        elif isinstance(m, po.Message):
+            self._message(m)
+        elif isinstance(m, po.Truncate):
+            names = [self.rels[r].schema.full_name for r in m.relids if r in self.rels]
+            log.warning("TRUNCATE of %s not published (Debezium skips truncates by default)", names)
+
+    def _update(self, m: po.Update, lsn: int) -> None:
+        rel = self.rels[m.relid]
+        after = self._row(rel, m.new)
+        before = None if m.old is None else self._row(rel, m.old, m.old_is_key_only)
+        key_cols = rel.schema.key_columns
+        if before is not None and key_cols and rel.schema.key_of(before) != rel.schema.key_of(after):
+            # Primary-key change: Debezium's delete (+ tombstone) of the old key, create of the new.
+            self._emit(rel, "d", before, None, lsn)
+            self._emit(rel, "c", None, after, lsn)
+            return
+        self._emit(rel, "u", before, after, lsn)
+
+    def _row(self, rel: _Rel, values: list[po.Value], key_only: bool = False) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        keys = rel.schema.key_columns if key_only else None
+        for (name, convert), value in zip(rel.converters, values):
+            if keys is not None and name not in keys:
+                continue  # REPLICA IDENTITY DEFAULT: only the key is known of the old row
+            if value is None:
+                row[name] = None
+            elif value is po.UNCHANGED_TOAST:
+                row[name] = TOAST_PLACEHOLDER
+            else:
+                try:
+                    row[name] = convert(value)
+                except (ValueError, ArithmeticError):
+                    # Never wedge the stream on one odd value: ship its text and say so.
+                    row[name] = value
+                    self._bad_values += 1
+                    log.warning("could not encode %s.%s value; sent as text", rel.schema.full_name, name)
+        return row
+
+    def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
+              after: dict[str, Any] | None, lsn: int) -> None:
+        begin, schema, opts = self.begin, rel.schema, self.opts
+        ts_us = begin.commit_ts_us if begin else time.time_ns() // 1000
+        source = pg_source(opts.prefix, opts.db, schema, ts_us, "false", begin.xid if begin else None,
+                           lsn, begin.final_lsn if begin else None)
+        key = schema.key_bytes(schema.key_of(after if after is not None else before or {}),
+                               opts.schemas)
+        value = envelope_bytes(schema, before, after, source, op, opts.schemas)
+        self.delivery.send(self.batch, schema.topic, key, value, (schema.full_name, op))
+        if op == "d":
+            self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
+        self.last_event = time.time()
+
+    def _relation(self, m: po.Relation) -> None:
+        info = describe_oid(self.catalog, m.relid)
+        not_null = {c.name for c in info.columns if c.not_null} if info else set()
+        names = [c.name for c in m.columns]
+        if info is not None:
+            key = tuple(k for k in info.primary_key if k in names)
+        else:  # dropped since: fall back to the replica-identity columns the server flagged
+            key = tuple(c.name for c in m.columns if c.key) if m.replica_identity == "d" else ()
+        columns = tuple(Column(c.name, pg_codec(c.type_oid, c.typmod), c.name not in not_null)
+                        for c in m.columns)
+        schema = TableSchema(self.opts.prefix, m.namespace, m.name, columns, key)
+        old = self.rels.get(m.relid)
+        if old is not None and [c.name for c in old.schema.columns] != names:
+            log.info("table %s changed shape: columns now %s", schema.full_name, names)
+        self.rels[m.relid] = _Rel(schema)
+
+    def _message(self, m: po.Message) -> None:
+        begin = self.begin if m.transactional else None
+        ts_us = begin.commit_ts_us if begin else time.time_ns() // 1000
+        source = {"version": CONNECTOR_VERSION, "connector": "postgresql",
+                  "name": self.opts.prefix, "ts_ms": ts_us // 1000, "ts_us": ts_us,
+                  "ts_ns": ts_us * 1000, "snapshot": "false", "db": self.opts.db, "sequence": None,
+                  "schema": "", "table": "", "txId": begin.xid if begin else None, "lsn": m.lsn,
+                  "xmin": None}
+        now_ns = time.time_ns()
+        value = {"source": source, "op": "m", "ts_ms": now_ns // 1_000_000, "ts_us": now_ns // 1000,
+                 "ts_ns": now_ns,
+                 "message": {"prefix": m.prefix, "content": base64.b64encode(m.content).decode()}}
+        batch = self.batch
+        if batch is None:  # non-transactional: its own unit of confirmation
+            batch = self.delivery.open()
+        self.delivery.send(batch, f"{self.opts.prefix}.message", dumps({"prefix": m.prefix}),
+                           dumps(value), ("", "m"))
+        if not m.transactional:
+            self.delivery.close(batch, m.lsn)
+
+    # --- confirmation, heartbeats, metrics ---------------------------------------------
+
+    def position(self) -> int:
+        acked = self.delivery.acked_position()
+        if self.begin is None and self.delivery.idle():
+            acked = max(acked, self.cur.wal_end or 0)
+        return acked
+
+    def housekeeping(self) -> None:
+        self.delivery.poll(0)
+        now = time.monotonic()
+        position = self.position()
+        idle = self.begin is None and self.delivery.idle()
+        if position > self.confirmed or now - self._last_feedback >= FEEDBACK_INTERVAL_S:
+            self._confirm(position, reply=idle)
+        if self.opts.heartbeat_interval_s > 0 and now - self._last_heartbeat >= self.opts.heartbeat_interval_s:
+            self._heartbeat()
+            self._last_heartbeat = now
+        if now - self._last_lag >= LAG_INTERVAL_S:
+            self._last_lag = now
+            lag = slot_lag_bytes(self.catalog, self.opts.slot)
+            if lag is not None:
+                metrics.capture_slot_lag_bytes.set(lag)
+        metrics.capture_last_event_age.set(max(0.0, time.time() - self.last_event))
+
+    def _confirm(self, position: int, reply: bool = False) -> None:
+        position = max(position, self.confirmed)
+        self.cur.send_feedback(write_lsn=position, flush_lsn=position, reply=reply, force=True)
+        self._last_feedback = time.monotonic()
+        if position > self.confirmed:
+            self.confirmed = position
+            metrics.capture_confirmed_lsn.set(position)
+
+    def _keep_alive(self) -> None:
+        """While blocked on a full Kafka queue: the walsender must still hear from us."""
+        if time.monotonic() - self._last_feedback >= FEEDBACK_INTERVAL_S:
+            self._confirm(self.delivery.acked_position())
+
+    def _heartbeat(self) -> None:
+        topic, key, value = heartbeat_record(self.opts.prefix, self.opts.schemas)
+        self.delivery.send(None, topic, key, value)
+        metrics.capture_heartbeats.inc()
+        if self.opts.heartbeat_table:
+            try:
+                with self.catalog.cursor() as cur:
+                    cur.execute(f"INSERT INTO {self.opts.heartbeat_table} (id, ts) VALUES (1, now()) "
+                                "ON CONFLICT (id) DO UPDATE SET ts = excluded.ts")
+            except Exception as exc:  # noqa: BLE001 - a missing grant must not stop capture
+                self.catalog.rollback()
+                log.warning("heartbeat write to %s failed: %s", self.opts.heartbeat_table, exc)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Graceful stop: wait for Kafka's acks, confirm what they cover, close."""
+        if not self.delivery.drain(timeout):
+            log.warning("stopping with %d records unacknowledged; they will be re-sent",
+                        self.delivery.in_flight())
+        try:
+            self._confirm(self.position())
+        finally:
+            metrics.capture_connected.set(0)
+        log.info("stopped; slot %s confirmed at %s", self.opts.slot, po.int_to_lsn(self.confirmed))
