@@ -166,8 +166,14 @@ class OASettings(BaseModel):
     oa_id: str = "0000000000000000000"
     centres: list[Centre] = [Centre(name="Trung tâm Phục vụ hành chính công tỉnh", hotline="02723550055")]
     lookup_max_attempts: int = 5
+    # Wrong second-factor answers count within this window; a locked user waits it out.
+    lookup_lock_s: float = 3600.0
     lookup_dsn: SecretStr | None = None
     procedures_file: str | None = None
+    # Picture shown on the "share your phone number" card (request_user_info); optional.
+    share_info_image_url: str = ""
+    # Threads that process webhook events after the 200 (per-user order is kept).
+    webhook_workers: int = 4
 
 
 class TemplatesSettings(BaseModel):
