@@ -1,0 +1,384 @@
+"""The consumer loop: poll → decode → admit (ledger) → hand to workers → commit.
+
+One thread owns the Kafka consumer, the offset tracker and all bookkeeping; workers
+and producer delivery reports talk back through a completion queue. Offsets are
+committed (about once a second, and on revoke and shutdown) only up to each
+partition's contiguous prefix of records whose outcome is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from bridge import metrics
+from bridge.consume.gate import RetryGate
+from bridge.consume.offsets import OffsetTracker
+from bridge.consume.records import SourceRecord
+from bridge.consume.settle import Settler, WorkItem
+from bridge.consume.workers import WorkerPool
+from bridge.dlq.producer import Failure, OutcomeProducer, retry_topic
+from bridge.errors import BadInputError, BridgeError
+from bridge.ledger import Admission, Incoming, Ledger
+from bridge.settings import Settings
+
+log = logging.getLogger(__name__)
+TP = tuple[str, int]
+MAX_BATCH = 500
+
+
+@dataclass
+class _Open:
+    """A record handed to workers: how many of its notifications are unsettled."""
+
+    remaining: int
+
+
+@dataclass
+class LoopTimers:
+    commit_s: float = 1.0
+    lag_s: float = 10.0
+    prune_s: float = 3600.0
+    events_retention_s: float = 30 * 86400.0
+
+
+class ConsumerLoop:
+    def __init__(self, settings: Settings, pipeline: Any, ledger: Ledger, dispatcher: Any,
+                 consumer: Any, producer: Any, *, partitions: Callable[[str], int | None],
+                 timers: LoopTimers | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.ledger = ledger
+        self.consumer = consumer
+        self.source = settings.source.topic
+        self.retry = retry_topic(settings.kafka, self.source)
+        self.max_in_flight = max(1, settings.dispatch.max_in_flight)
+        self.timers = timers or LoopTimers()
+        self.clock = clock
+        self.tracker = OffsetTracker()
+        self.gate = RetryGate()
+        self.epochs: Counter[TP] = Counter()
+        self.assigned: set[TP] = set()
+        self.revoking: set[TP] = set()
+        self.active: Counter[TP] = Counter()      # items with workers or awaiting an ack
+        self.open: dict[tuple[TP, int], _Open] = {}
+        self.keys_in_flight: set[str] = set()
+        self.completions: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.stopping = threading.Event()          # set when in-flight work is handed back
+        self.outcomes = OutcomeProducer(producer, settings.kafka, partitions)
+        self.settler = Settler(
+            ledger, dispatcher, self.outcomes, settings.dispatch.retry_delays_s,
+            on_settled=lambda item: self.completions.put(("settled", item)),
+            on_skipped=lambda item: self.completions.put(("skipped", item)),
+            is_current=self._is_current, stopping=self.stopping, clock=clock)
+        self.workers = WorkerPool(settings.dispatch.workers, self.settler.handle)
+        self._bp_paused = False
+        self._next = {"commit": 0.0, "lag": 0.0, "prune": 0.0}
+        self._db_backoff = 0.0
+        self._beat = metrics.loop_heartbeat.labels(loop="consumer")
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.workers.start()
+        self.consumer.subscribe([self.source, self.retry], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        log.info("consuming", extra={"topics": [self.source, self.retry]})
+        while not stop.is_set():
+            self.step()
+        self.shutdown()
+
+    def step(self) -> None:
+        self._beat.set(time.time())
+        self._drain()
+        self.outcomes.service(0)
+        for tp in self.gate.due(int(self.clock() * 1000)):
+            if tp in self.assigned and not self._bp_paused:
+                self.consumer.resume([TopicPartition(*tp)])
+        self._backpressure()
+        room = self.max_in_flight - self.tracker.outstanding()
+        messages = self.consumer.consume(num_messages=max(1, min(MAX_BATCH, room)), timeout=0.05)
+        if messages:
+            self._handle(messages)
+        self._periodic()
+
+    def shutdown(self) -> None:
+        """Finish what fits in `dispatch.shutdown_deadline_s`, hand back the rest, commit."""
+        budget = self.settings.dispatch.shutdown_deadline_s
+        deadline = time.monotonic() + budget
+        margin = min(3.0, budget * 0.25)
+        self._pause(self.assigned)
+        self._wait_idle(None, deadline - margin * 2)
+        self.stopping.set()  # workers skip what they have not started
+        self._wait_idle(None, deadline - margin)
+        self._commit()
+        try:
+            self.consumer.close()
+        except KafkaException as exc:
+            log.warning("consumer close failed", extra={"error": str(exc)})
+        self.outcomes.flush(max(0.1, deadline - time.monotonic()))
+        self.workers.stop(max(0.0, deadline - time.monotonic()))
+        log.info("stopped", extra={"outstanding": self.tracker.outstanding()})
+
+    # --- one polled batch --------------------------------------------------------------------
+    def _handle(self, messages: list[Any]) -> None:
+        now_ms = int(self.clock() * 1000)
+        records: list[SourceRecord] = []
+        for msg in messages:
+            if msg.error() is not None:
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", extra={"error": str(msg.error())})
+                continue
+            record = SourceRecord.from_message(msg)
+            if record.tp not in self.assigned or self.gate.holds(record.tp):
+                continue  # revoked meanwhile, or behind a retry head that is not due
+            due = record.due_ms
+            if due is not None and due > now_ms:
+                self._hold(record, due)
+                continue
+            records.append(record)
+        decoded = [self._decode(r) for r in records]
+        batch = [inc for inc in decoded if isinstance(inc, Incoming)]
+        try:
+            admissions = iter(self.ledger.admit(batch, self.pipeline.notify))
+        except Exception:
+            self._admit_failed(records)
+            return
+        self._db_backoff = 0.0
+        for record, item in zip(records, decoded):
+            self.tracker.add(record.topic, record.partition, record.offset)
+            if isinstance(item, Incoming):
+                self._dispatch(record, next(admissions))
+            elif isinstance(item, Failure):
+                self._dead_letter(record, item)
+            else:
+                self.tracker.complete(record.topic, record.partition, record.offset)
+
+    def _decode(self, record: SourceRecord) -> Incoming | Failure | None:
+        try:
+            event = self.pipeline.decode(record.value)
+            if event is None:
+                metrics.events_consumed.labels(topic=record.topic, op="none").inc()
+                return None
+            metrics.events_consumed.labels(topic=record.topic, op=event.op).inc()
+            return Incoming(event, self.pipeline.event_id(event), self.pipeline.dossier_key(event),
+                            replay=record.replayed)
+        except Exception as exc:  # malformed bytes must not stop the partition
+            metrics.events_consumed.labels(topic=record.topic, op="invalid").inc()
+            metrics.bad_events.labels(reason="malformed_event").inc()
+            if not isinstance(exc, BadInputError):
+                log.exception("unexpected error decoding a record")
+            return _failure("malformed_event", "decode", exc)
+
+    def _dispatch(self, record: SourceRecord, admission: Admission) -> None:
+        if admission.error is not None:
+            metrics.bad_events.labels(reason="bad_input").inc()
+            self._dead_letter(record, _failure("bad_input", "notify", admission.error))
+            return
+        wanted = record.retry_key
+        items = [s for s in admission.to_send
+                 if s.key not in self.keys_in_flight and (wanted is None or s.key == wanted)]
+        if not items:
+            self.tracker.complete(record.topic, record.partition, record.offset)
+            return
+        self.open[(record.tp, record.offset)] = _Open(len(items))
+        epoch = self.epochs[record.tp]
+        for stored in items:
+            self.keys_in_flight.add(stored.key)
+            self.active[record.tp] += 1
+            self.workers.submit(WorkItem(record, stored, epoch))
+        metrics.in_flight.set(len(self.keys_in_flight))
+
+    def _dead_letter(self, record: SourceRecord, failure: Failure) -> None:
+        epoch = self.epochs[record.tp]
+        self.active[record.tp] += 1
+        self.outcomes.dead_letter(record, failure, on_durable=lambda: self.completions.put(
+            ("record", (record, epoch))))
+        log.warning("record dead-lettered", extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "reason": failure.reason, "error_class": failure.error_class})
+
+    def _hold(self, record: SourceRecord, due_ms: int) -> None:
+        tp = TopicPartition(record.topic, record.partition, record.offset)
+        self.gate.hold(record.tp, record.offset, due_ms)
+        self.consumer.pause([tp])
+        self.consumer.seek(tp)
+
+    def _admit_failed(self, records: list[SourceRecord]) -> None:
+        log.exception("ledger admission failed; the batch will be read again")
+        first: dict[TP, int] = {}
+        for r in records:
+            first.setdefault(r.tp, r.offset)
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+        self._db_backoff = min(max(0.2, self._db_backoff * 2), 5.0)
+        time.sleep(self._db_backoff)
+
+    # --- completions (from workers and producer reports) ---------------------------------------
+    def _drain(self) -> None:
+        while True:
+            try:
+                kind, payload = self.completions.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "record":
+                record, epoch = payload
+                self._settle_record(record, epoch)
+            else:
+                self._item_done(payload, settled=(kind == "settled"))
+        metrics.in_flight.set(len(self.keys_in_flight))
+
+    def _item_done(self, item: WorkItem, *, settled: bool) -> None:
+        self.keys_in_flight.discard(item.stored.key)
+        if item.epoch != self.epochs[item.tp]:
+            return  # from before a rebalance: the new owner handles the record
+        self.active[item.tp] -= 1
+        if not settled:
+            return  # handed back: the record stays uncommitted
+        slot = (item.tp, item.record.offset)
+        entry = self.open.get(slot)
+        if entry is None:
+            return
+        entry.remaining -= 1
+        if entry.remaining == 0:
+            del self.open[slot]
+            self.tracker.complete(item.record.topic, item.record.partition, item.record.offset)
+
+    def _settle_record(self, record: SourceRecord, epoch: int) -> None:
+        if epoch != self.epochs[record.tp]:
+            return
+        self.active[record.tp] -= 1
+        self.tracker.complete(record.topic, record.partition, record.offset)
+
+    def _is_current(self, item: WorkItem) -> bool:
+        return (not self.stopping.is_set() and item.tp not in self.revoking
+                and item.epoch == self.epochs[item.tp])
+
+    def _wait_idle(self, tps: set[TP] | None, deadline: float) -> None:
+        """Serve completions until no work of `tps` (all if None) is out, or the deadline."""
+        while time.monotonic() < deadline:
+            self._drain()
+            self.outcomes.service(0.05)
+            busy = self.active if tps is None else {tp: self.active[tp] for tp in tps}
+            if not any(n > 0 for n in busy.values()):
+                return
+            self._beat.set(time.time())
+        log.warning("deadline reached with work in flight; it will be processed again",
+                    extra={"in_flight": sum(n for n in self.active.values() if n > 0)})
+
+    # --- rebalance --------------------------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self.epochs[tp] += 1
+            self.assigned.add(tp)
+            self.revoking.discard(tp)
+            self.tracker.assign(*tp)
+        if self._bp_paused:
+            consumer.pause(partitions)
+        log.info("partitions assigned", extra={"partitions": _names(partitions)})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        tps = {(p.topic, p.partition) for p in partitions}
+        self.revoking |= tps
+        # Let started deliveries finish (their outcome is then committed); during shutdown
+        # the deadline was already spent.
+        wait_s = 0.0 if self.stopping.is_set() else min(
+            10.0, self.settings.dispatch.shutdown_deadline_s / 2)
+        self._wait_idle(tps, time.monotonic() + wait_s)
+        self._commit(only=tps)
+        self._forget(tps)
+        log.info("partitions revoked", extra={"partitions": _names(partitions)})
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._forget({(p.topic, p.partition) for p in partitions})
+        log.warning("partitions lost", extra={"partitions": _names(partitions)})
+
+    def _forget(self, tps: set[TP]) -> None:
+        for tp in tps:
+            self.epochs[tp] += 1
+            self.assigned.discard(tp)
+            self.tracker.revoke(*tp)
+            self.gate.drop(tp)
+            self.active.pop(tp, None)
+            try:
+                metrics.consumer_lag.remove(f"{tp[0]}:{tp[1]}")
+            except KeyError:
+                pass
+        self.open = {slot: e for slot, e in self.open.items() if slot[0] not in tps}
+
+    # --- flow control and housekeeping -----------------------------------------------------------
+    def _backpressure(self) -> None:
+        outstanding = self.tracker.outstanding()
+        if not self._bp_paused and outstanding >= self.max_in_flight:
+            self._bp_paused = True
+            self._pause(self.assigned)
+        elif self._bp_paused and outstanding <= self.max_in_flight // 2:
+            self._bp_paused = False
+            self.consumer.resume([TopicPartition(*tp) for tp in self.assigned
+                                  if not self.gate.holds(tp)])
+
+    def _pause(self, tps: set[TP]) -> None:
+        if tps:
+            self.consumer.pause([TopicPartition(*tp) for tp in tps])
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._next["commit"]:
+            self._next["commit"] = now + self.timers.commit_s
+            self._commit()
+        if now >= self._next["lag"]:
+            self._next["lag"] = now + self.timers.lag_s
+            self._update_lag()
+        if now >= self._next["prune"]:
+            self._next["prune"] = now + self.timers.prune_s
+            try:
+                self.ledger.prune_events(self.timers.events_retention_s)
+            except Exception:
+                log.exception("pruning old event ids failed")
+
+    def _commit(self, only: set[TP] | None = None) -> None:
+        positions = self.tracker.to_commit(only)
+        if not positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offset commit failed; will retry", extra={"error": str(exc)})
+            return
+        self.tracker.mark_committed(positions)
+
+    def _update_lag(self) -> None:
+        tps = [TopicPartition(*tp) for tp in self.assigned]
+        if not tps:
+            return
+        try:
+            positions = self.consumer.position(tps)
+            for tp in positions:
+                _, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=1.0, cached=False)
+                start = tp.offset if tp.offset >= 0 else (self.tracker.partition(
+                    tp.topic, tp.partition).committable() or high)
+                metrics.consumer_lag.labels(partition=f"{tp.topic}:{tp.partition}").set(
+                    max(0, high - start))
+        except KafkaException as exc:
+            log.debug("lag update failed", extra={"error": str(exc)})
+
+
+def _failure(reason: str, stage: str, exc: BaseException) -> Failure:
+    if isinstance(exc, BridgeError):
+        return Failure(reason, exc.error_class, exc.message, stage, code=exc.code)
+    return Failure(reason, type(exc).__name__, str(exc), stage)
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{p.topic}:{p.partition}" for p in partitions]
+

@@ -1,0 +1,204 @@
+"""`onestop-bridge run [--config FILE] [--sandbox URL]`: Kafka → citizens.
+
+Assembles the ledger (migrated at start), the pipeline, the dispatcher (with the
+ledger's token store and follower links), the consumer loop and the HTTP server, then
+runs until SIGTERM/SIGINT, finishing or handing back in-flight work within
+`dispatch.shutdown_deadline_s`.
+
+Exit status: 0 after a clean stop, 2 for a configuration problem (one line on stderr),
+1 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from bridge import metrics
+from bridge.consume.loop import ConsumerLoop
+from bridge.consume.topics import Topics
+from bridge.dlq.producer import dlq_topic, retry_topic
+from bridge.errors import ConfigError
+from bridge.http import AppContext, HttpServer, build_app
+from bridge.http.app import RouteInstaller
+from bridge.http.routes import default_installers
+from bridge.ledger import Ledger, LedgerFollowers, LedgerTokenStore
+from bridge.logs import setup_logging
+from bridge.settings import Settings, load_settings
+
+log = logging.getLogger("onestop.run")
+
+
+def kafka_common(settings: Settings) -> dict[str, Any]:
+    return {"bootstrap.servers": settings.kafka.bootstrap_servers,
+            "client.id": settings.kafka.client_id}
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    config = {
+        **kafka_common(settings),
+        "group.id": settings.kafka.group_id,
+        "enable.auto.commit": False,        # commits follow durable outcomes only
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",    # a new group must not skip citizens' news
+        # Range keeps partition N of the source and of its retry topic on one member.
+        "partition.assignment.strategy": "range",
+        "queued.max.messages.kbytes": 8192,  # bounded prefetch: memory stays flat on backlogs
+        "topic.metadata.refresh.interval.ms": 30000,
+    }
+    config.update(_only(settings.kafka.extra, consumer=True))
+    return config
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    config = {**kafka_common(settings), "acks": "all", "enable.idempotence": True,
+              "linger.ms": 5}
+    config.update(_only(settings.kafka.extra, consumer=False))
+    return config
+
+
+_CONSUMER_ONLY = ("group.", "session.timeout", "heartbeat.", "max.poll", "auto.offset",
+                  "enable.auto", "partition.assignment", "fetch.", "queued.", "isolation.")
+
+
+def _only(extra: dict[str, Any], *, consumer: bool) -> dict[str, Any]:
+    """`kafka.extra` holds both clients' settings; give each client its own."""
+    return {k: v for k, v in extra.items() if consumer or not k.startswith(_CONSUMER_ONLY)}
+
+
+class Bridge:
+    """Everything `run` starts, in one place (tests build it in-process too)."""
+
+    def __init__(self, settings: Settings, *, installers: list[RouteInstaller] | None = None) -> None:
+        from bridge.dispatch import build_dispatcher
+        from bridge.pipeline import Pipeline
+
+        self.settings = settings
+        self.ledger = Ledger.open(settings.ledger.url, pool_size=settings.dispatch.workers + 4)
+        self.tokens = LedgerTokenStore(self.ledger.engine)
+        self.followers = LedgerFollowers(self.ledger.engine)
+        self.dispatcher = build_dispatcher(settings, followers=self.followers,
+                                           token_store=self.tokens)
+        self.pipeline = Pipeline(settings)
+        self.admin = AdminClient(_only(kafka_common(settings) | settings.kafka.extra,
+                                       consumer=False))
+        self.topics = Topics(self.admin)
+        self.producer = Producer(producer_config(settings))
+        self.consumer: Consumer | None = None
+        self.loop: ConsumerLoop | None = None
+        self.installers = default_installers() if installers is None else installers
+        self.http: HttpServer | None = None
+
+    def loops(self) -> list[str]:
+        return ["consumer"] + [f"worker-{i}" for i in range(max(1, self.settings.dispatch.workers))]
+
+    def start_http(self) -> HttpServer:
+        ctx = AppContext(self.settings, ledger=self.ledger, dispatcher=self.dispatcher,
+                         followers=self.followers, token_store=self.tokens, loops=self.loops(),
+                         readiness={"broker": self._check_broker, "ledger": self._check_ledger,
+                                    "zalo_token": self._check_token})
+        self.http = HttpServer(build_app(ctx, self.installers), self.settings.http.host,
+                               self.settings.http.port).start()
+        return self.http
+
+    def run(self, stop: threading.Event) -> None:
+        beat = metrics.loop_heartbeat.labels(loop="consumer")
+        beat.set(time.time())
+        source = self.settings.source.topic
+        partitions = self.topics.wait_for(source, stop)
+        if partitions is None:
+            return
+        self.topics.ensure([retry_topic(self.settings.kafka, source),
+                            dlq_topic(self.settings.kafka, source)], partitions)
+        self.consumer = Consumer(consumer_config(self.settings))
+        self.loop = ConsumerLoop(self.settings, self.pipeline, self.ledger, self.dispatcher,
+                                 self.consumer, self.producer, partitions=self.topics.cached)
+        self.loop.run(stop)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+        self.producer.flush(5)
+        self.dispatcher.close()
+        self.ledger.close()
+
+    # --- readiness checks (run on the HTTP thread's executor) ------------------------------
+    def _check_broker(self) -> str:
+        metadata = self.admin.list_topics(timeout=3)
+        topic = self.settings.source.topic
+        if topic not in metadata.topics:
+            raise RuntimeError(f"broker reachable, but topic {topic} does not exist yet")
+        return f"{len(metadata.brokers)} broker(s)"
+
+    def _check_ledger(self) -> str:
+        self.ledger.check_writable()
+        return self.ledger.engine.dialect.name
+
+    def _check_token(self) -> str:
+        self.dispatcher.zalo.tokens.access_token()  # refreshes when missing or due
+        state = self.tokens.load()
+        if state is None or not state.access_token or state.expires_at <= time.time():
+            raise RuntimeError("no valid Zalo access token")
+        return f"expires in {(state.expires_at - time.time()) / 3600:.1f} h"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="onestop-bridge run", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="TOML settings file (ONESTOP_* variables override it)")
+    parser.add_argument("--sandbox", metavar="URL",
+                        help="point Zalo OA/ZNS/OAuth and the SMS gateway at one sandbox URL")
+    return parser.parse_args(argv)
+
+
+def load(argv: list[str]) -> Settings:
+    args = parse_args(argv)
+    settings = load_settings(args.config)
+    if args.sandbox:
+        from bridge.dispatch import sandbox_settings
+
+        settings = sandbox_settings(settings, args.sandbox)
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"onestop-bridge run: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: stop.set())
+    try:
+        bridge = Bridge(settings)
+    except ConfigError as exc:
+        print(f"onestop-bridge run: {exc}", file=sys.stderr)
+        return 2
+    try:
+        bridge.start_http()
+        bridge.run(stop)
+    except ConfigError as exc:
+        log.error("configuration error", extra={"error": str(exc)})
+        print(f"onestop-bridge run: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        log.exception("bridge failed")
+        return 1
+    finally:
+        bridge.close()
+    log.info("bridge stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
