@@ -7,6 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
+from bridge.sandbox.messages import DEFAULT_MAX_MESSAGES
 from bridge.sandbox.scenario import load_scenario
 from bridge.sandbox.server import serve_forever
 
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--webhook-url", metavar="URL", help="where to POST signed Zalo webhook events")
     parser.add_argument("--app-id", metavar="ID", help="Zalo app id (default sandbox-app)")
     parser.add_argument("--oa-secret-key", metavar="KEY", help="OA secret key for webhook signatures")
+    parser.add_argument("--max-messages", type=int, default=DEFAULT_MAX_MESSAGES, metavar="N",
+                        help=f"accepted sends kept for /sandbox/messages (default {DEFAULT_MAX_MESSAGES:,})")
     return parser
 
 
@@ -39,7 +42,7 @@ def main(argv: list[str]) -> int:
     try:
         serve_forever(
             port=args.port, host=args.host, scenario=scenario, webhook_url=args.webhook_url,
-            app_id=args.app_id, oa_secret_key=args.oa_secret_key, on_ready=ready,
+            app_id=args.app_id, oa_secret_key=args.oa_secret_key, max_messages=args.max_messages, on_ready=ready,
         )
     except OSError as exc:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -104,7 +104,7 @@ def _accept(request: web.Request, state: SandboxState, follower: Follower, recor
             data: dict[str, Any]) -> web.Response:
     state.messages.add(record)
     sc = state.scenario
-    if sc.delivery_webhooks:
+    if sc.delivery_webhooks and state.webhook_url:
         payload = events.oa_received(sc, follower.user_id, record.message_id, now_ms(state))
         request.app[SENDER].schedule(payload, sc.delivery_delay_ms / 1000)
     return zalo_reply(state, "oa", 0, data)

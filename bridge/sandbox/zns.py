@@ -66,7 +66,7 @@ async def send_template(request: web.Request, state: SandboxState) -> web.Stream
         template_id=body["template_id"], template_data=body.get("template_data"), delivery_time_ms=delivery_ms,
     )
     state.messages.add(record)
-    if sc.delivery_webhooks:
+    if sc.delivery_webhooks and state.webhook_url:
         payload = events.zns_received(sc, phone, record.message_id, record.tracking_id, delivery_ms, delivery_ms)
         request.app[SENDER].schedule(payload, sc.delivery_delay_ms / 1000, zns=True)
     quota = {"dailyQuota": str(state.quota.daily), "remainingQuota": str(state.quota.remaining(now))}
