@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from bridge.sandbox import events
 from bridge.sandbox.common import SENDER, STATE, iso_utc, json_response, now_ms, read_json
 from bridge.sandbox.scenario import Scenario, scenario_json
+from bridge.sandbox.state import SandboxState
 
 PHONE = re.compile(r"^84\d{9}$")
-EVENTS = ("follow", "unfollow", "user_send_text", "user_submit_info")
 
 
 def _bad(reason: str, **extra: Any) -> web.Response:
@@ -91,8 +91,54 @@ async def health(request: web.Request) -> web.StreamResponse:
     return json_response({"ok": True})
 
 
+def _follow(state: SandboxState, user_id: str, body: dict[str, Any]) -> dict[str, Any] | str:
+    state.touch_user(user_id).is_follower = True
+    return events.follow_event(state.scenario, "follow", user_id, now_ms(state))
+
+
+def _unfollow(state: SandboxState, user_id: str, body: dict[str, Any]) -> dict[str, Any] | str:
+    # Not an interaction: the last-interaction time stays as it was.
+    follower = state.followers.get(user_id) or state.touch_user(user_id)
+    follower.is_follower = False
+    return events.follow_event(state.scenario, "unfollow", user_id, now_ms(state))
+
+
+def _send_text(state: SandboxState, user_id: str, body: dict[str, Any]) -> dict[str, Any] | str:
+    text = body.get("text")
+    if not isinstance(text, str) or not text:
+        return "text is required for user_send_text"
+    state.touch_user(user_id)
+    return events.user_text(state.scenario, user_id, text, now_ms(state))
+
+
+def _submit_info(state: SandboxState, user_id: str, body: dict[str, Any]) -> dict[str, Any] | str:
+    known = state.followers.get(user_id)
+    phone = body.get("phone") or (known.phone if known else None)
+    if not isinstance(phone, str) or not PHONE.match(phone):
+        return "phone (84 + 9 digits) is required for user_submit_info"
+    follower = state.touch_user(user_id)
+    follower.phone = phone
+    if isinstance(body.get("name"), str):
+        follower.display_name = body["name"]
+    info = events.default_info(follower.display_name, phone)
+    if isinstance(body.get("info"), dict):
+        info.update(body["info"])
+    return events.submit_info(state.scenario, user_id, info, now_ms(state))
+
+
+EVENTS: dict[str, Callable[[SandboxState, str, dict[str, Any]], dict[str, Any] | str]] = {
+    "follow": _follow,
+    "unfollow": _unfollow,
+    "user_send_text": _send_text,
+    "user_submit_info": _submit_info,
+}
+
+
 async def user_event(request: web.Request) -> web.StreamResponse:
-    """Play a citizen acting in Zalo: update state, then deliver the signed webhook now."""
+    """Play a citizen acting in Zalo: update state, then deliver the signed webhook now.
+
+    Answers ``{"status": <bridge HTTP status or null>, "elapsed_ms", "event": <body sent>}``.
+    """
     body, problem = await read_json(request)
     if problem or not isinstance(body, dict):
         return _bad("body must be a JSON object")
@@ -102,29 +148,9 @@ async def user_event(request: web.Request) -> web.StreamResponse:
     if not isinstance(user_id, str) or not user_id:
         return _bad("user_id is required")
     state = request.app[STATE]
-    sc, stamp = state.scenario, now_ms(state)
-    if name in ("follow", "unfollow"):
-        follower = state.touch_user(user_id)
-        follower.is_follower = name == "follow"
-        payload = events.follow_event(sc, name, user_id, stamp)
-    elif name == "user_send_text":
-        text = body.get("text")
-        if not isinstance(text, str) or not text:
-            return _bad("text is required for user_send_text")
-        state.touch_user(user_id)
-        payload = events.user_text(sc, user_id, text, stamp)
-    else:
-        phone = body.get("phone") or (state.followers.get(user_id) and state.followers[user_id].phone)
-        if not isinstance(phone, str) or not PHONE.match(phone):
-            return _bad("phone (84 + 9 digits) is required for user_submit_info")
-        follower = state.touch_user(user_id)
-        follower.phone = phone
-        if isinstance(body.get("name"), str):
-            follower.display_name = body["name"]
-        info = events.default_info(follower.display_name, phone)
-        if isinstance(body.get("info"), dict):
-            info.update(body["info"])
-        payload = events.submit_info(sc, user_id, info, stamp)
+    payload = EVENTS[name](state, user_id, body)
+    if isinstance(payload, str):
+        return _bad(payload)
     if isinstance(body.get("display_name"), str):
         state.followers[user_id].display_name = body["display_name"]
     result = await request.app[SENDER].send_now(payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 
 from aiohttp import web
@@ -29,10 +30,10 @@ async def send(request: web.Request) -> web.StreamResponse:
     sc = state.scenario
     if request.headers.get("Authorization") != f"Bearer {sc.sms_api_key}":
         return _error(state, 401, "unauthorized")
-    now = state.clock()
-    if not state.sms_window.admit(now):
+    tick = time.monotonic()  # the rate is about real time, whatever clock the scenario runs on
+    if not state.sms_window.admit(tick):
         state.sms_rate_rejections += 1
-        retry = str(state.sms_window.retry_after_s(now))
+        retry = str(state.sms_window.retry_after_s(tick))
         return _error(state, 429, "rate_limited", {"Retry-After": retry})
     body, problem = await read_json(request)
     if problem or not isinstance(body, dict):
@@ -48,7 +49,7 @@ async def send(request: web.Request) -> web.StreamResponse:
         return scripted
     tracking_id = body.get("tracking_id")
     record = MessageRecord(
-        channel="sms", message_id="sms-" + secrets.token_hex(8), at=now, phone=phone,
+        channel="sms", message_id="sms-" + secrets.token_hex(8), at=state.clock(), phone=phone,
         tracking_id=tracking_id if isinstance(tracking_id, str) else None, text=text,
         extra={"brandname": body.get("brandname"), "price": sc.sms_price},
     )
