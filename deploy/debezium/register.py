@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -34,7 +35,8 @@ def put_config(base_url: str, name: str, config: dict[str, str], timeout_s: floa
         return int(response.status)
 
 
-def register(base_url: str, path: Path, wait_s: float = 300.0) -> int:
+def register(base_url: str, path: Path, wait_s: float = 300.0,
+             pause: Callable[[float], None] = time.sleep) -> int:
     name, config = load(path)
     deadline = time.monotonic() + wait_s
     while True:
@@ -56,7 +58,7 @@ def register(base_url: str, path: Path, wait_s: float = 300.0) -> int:
             print(f"connector {name}: Kafka Connect not ready after {wait_s:.0f} s ({error})",
                   file=sys.stderr)
             return 1
-        time.sleep(2.0)
+        pause(2.0)
 
 
 def main(argv: list[str]) -> int:
