@@ -213,12 +213,6 @@ def next_local_month(now: datetime) -> datetime:
                          microsecond=0)
 
 
-def is_night(now: datetime, start: time, end: time) -> bool:
-    """True inside [start, end) local time; the window may wrap midnight (22:00–06:00)."""
-    t = now.astimezone(LOCAL_TZ).time()
-    return (start <= t or t < end) if start > end else (start <= t < end)
-
-
 def parse_hhmm(text: str) -> time:
     hour, minute = text.split(":")
     return time(int(hour), int(minute))

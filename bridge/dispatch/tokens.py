@@ -133,6 +133,9 @@ class TokenManager:
         self._lifetime: float | None = None  # of the last grant, to cap refresh_ahead_s
         self._next_early_refresh = 0.0  # after a failed early refresh, wait before retrying
         self.early_retry_s = 60.0
+        # A refresh token Zalo refused for good: not offered again (every delivery would
+        # otherwise cost one more doomed OAuth call) until the store holds another one.
+        self._dead_refresh: str | None = None
 
     # --- public -----------------------------------------------------------------------
     def access_token(self) -> str:
@@ -236,10 +239,15 @@ class TokenManager:
             raise
 
     def _refresh(self, state: TokenState) -> str:
+        if state.refresh_token == self._dead_refresh:
+            raise ConfigError("Zalo refused the refresh token; an admin must re-authorise the OA "
+                              "and seed the token store")
         try:
             grant = self._refresher(state.refresh_token)
-        except BridgeError:
+        except BridgeError as exc:
             metrics.token_refresh.labels(result="failed").inc()
+            if isinstance(exc, ConfigError):
+                self._dead_refresh = state.refresh_token
             raise
         self._lifetime = grant.expires_in
         self._pending = TokenState(grant.access_token, grant.refresh_token,

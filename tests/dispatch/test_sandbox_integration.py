@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from dispatch_fakes import body  # noqa: F401  (shared helpers live there)
 
 from bridge import metrics
 from bridge.dispatch import (

@@ -140,6 +140,25 @@ def test_dead_refresh_token_is_a_config_error() -> None:
         TokenManager(MemoryTokenStore(), oauth, clock=clock.time).access_token()
 
 
+def test_dead_refresh_token_is_not_offered_again_until_reseeded() -> None:
+    clock, oauth = FakeClock(), Oauth()
+    oauth.current = "RT-new"  # an admin re-authorised; our RT-0 is dead
+    calls: list[str] = []
+
+    def refresher(rt: str) -> TokenGrant:
+        calls.append(rt)
+        return oauth(rt)
+
+    store = MemoryTokenStore()
+    tokens = TokenManager(store, refresher, initial_refresh_token="RT-0", clock=clock.time)
+    for _ in range(5):
+        with pytest.raises(ConfigError):
+            tokens.access_token()
+    assert calls == ["RT-0"]  # one doomed OAuth call, not one per delivery
+    store.save(TokenState("", "RT-new", 0.0))  # the admin seeds the store
+    assert tokens.access_token() == "AT-1" and calls == ["RT-0", "RT-new"]
+
+
 class FailingStore(MemoryTokenStore):
     """The kill point: the rotated token cannot be saved (disk full, DB down)."""
 
