@@ -1,0 +1,166 @@
+"""Read what the report needs from the delivery ledger (SQLAlchemy Core, the ledger's tables).
+
+Read-only: the report never migrates or writes. A SQLite ledger is opened with a plain
+engine (deferred transactions), not the bridge's BEGIN IMMEDIATE engine, so a report
+run by a director never holds the write lock the running bridge needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, case, create_engine, func, select
+from sqlalchemy.engine import make_url
+
+from bridge.errors import ConfigError
+from bridge.ledger.engine import make_engine
+from bridge.ledger.migrate import current_version
+from bridge.ledger.tables import (SENT, delivery_attempts, dossier_state, follower_links,
+                                  notifications)
+from bridge.transitions import dossier_from_dict
+from bridge.model import Unavailable
+
+RESULT_STATUSES = (9, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Whole local days, `first` to `last` inclusive, in the centre's time zone."""
+
+    first: date
+    last: date
+    zone: ZoneInfo
+
+    @property
+    def start_ms(self) -> int:
+        return _ms(datetime.combine(self.first, time(), self.zone))
+
+    @property
+    def end_ms(self) -> int:  # exclusive
+        return _ms(datetime.combine(self.last + timedelta(days=1), time(), self.zone))
+
+    def local(self, epoch_ms: int) -> datetime:
+        return datetime.fromtimestamp(epoch_ms / 1000, self.zone)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRow:
+    """One notification of the period, with what its delivery cost and saved."""
+
+    kind: str
+    status: str
+    channel: str            # "none" unless sent
+    event_ms: int           # the database commit (source.ts_ms), else admission time
+    cost_vnd: int
+    savings_vnd: int
+    sent_after_s: float | None  # commit → accepted by the provider; None if unknown/unsent
+
+
+@dataclass(frozen=True, slots=True)
+class DossierResult:
+    dossier_key: str
+    ready_ms: int
+    due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Followers:
+    total: int
+    new_in_period: int
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for reading; ConfigError if the ledger does not exist or is not migrated."""
+    parsed = make_url(url) if "://" in url else None
+    if parsed is None:
+        raise ConfigError(f"ledger.url is not a database URL: {url!r}")
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not Path(path).expanduser().exists():
+            raise ConfigError(f"no ledger at {path or url!r}: has the bridge run here? "
+                              "(set ledger.url in --config or ONESTOP_LEDGER__URL)")
+        engine = create_engine(url, connect_args={"timeout": 30})
+    else:
+        engine = make_engine(url, pool_size=2)
+    if current_version(engine) == 0:
+        engine.dispose()
+        raise ConfigError(f"the ledger at {url!r} has no tables yet: has the bridge run?")
+    return engine
+
+
+def notices(engine: Engine, period: Period, sms_price: int) -> Iterator[NoticeRow]:
+    n, a = notifications, delivery_attempts
+    ok = (select(a.c.idempotency_key, func.min(a.c.at_ms).label("ok_at_ms"),
+                 func.max(case((a.c.channel == "sms", 1), else_=0)).label("sms_fired"))
+          .where(a.c.result == "ok").group_by(a.c.idempotency_key).subquery())
+    event_ms = func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)
+    query = (select(n.c.kind, n.c.status, n.c.channel, n.c.price_vnd, n.c.source_ts_ms,
+                    n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
+             .select_from(n.outerjoin(ok, ok.c.idempotency_key == n.c.idempotency_key))
+             .where(event_ms >= period.start_ms, event_ms < period.end_ms)
+             .order_by(event_ms, n.c.id))
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            yield _notice(row, sms_price)
+
+
+def _notice(row: Any, sms_price: int) -> NoticeRow:
+    sent = row.status == SENT
+    channel = (row.channel or "none") if sent else "none"
+    price = int(row.price_vnd or 0) if sent else 0
+    # Savings only where no SMS fired for this notification (anchors.md §5.2: no double count).
+    saved = max(0, sms_price - price) if sent and channel != "sms" and not row.sms_fired else 0
+    after: float | None = None
+    if sent and row.source_ts_ms is not None:
+        accepted = row.ok_at_ms if row.ok_at_ms is not None else row.updated_at_ms
+        after = max(0.0, (accepted - row.source_ts_ms) / 1000)
+    return NoticeRow(row.kind, row.status, channel, int(row.event_ms), price, saved, after)
+
+
+def results(engine: Engine, period: Period) -> list[DossierResult]:
+    """Dossiers whose result became ready in the period, with their appointment date.
+
+    The moment of "ready" is the commit of the status change to 9 (the RESULT_READY
+    notice), else the dossier's finished_at; the appointment is the dossier's last-known
+    due_at (moved later by an apology, Mẫu 04).
+    """
+    n = notifications
+    ready_q = (select(n.c.dossier_key,
+                      func.min(func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)))
+               .where(n.c.kind == "RESULT_READY").group_by(n.c.dossier_key))
+    with engine.connect() as conn:
+        ready = {key: int(ms) for key, ms in conn.execute(ready_q)}
+        states = conn.execute(select(dossier_state.c.dossier_key, dossier_state.c.state)).all()
+    found: list[DossierResult] = []
+    for key, state in states:
+        dossier = dossier_from_dict(json.loads(state))
+        if dossier.status not in RESULT_STATUSES:
+            continue
+        ready_ms = ready.get(key)
+        if ready_ms is None and isinstance(dossier.finished_at, datetime):
+            ready_ms = _ms(dossier.finished_at)
+        if ready_ms is None or not period.start_ms <= ready_ms < period.end_ms:
+            continue
+        due = dossier.due_at if not isinstance(dossier.due_at, Unavailable) else None
+        found.append(DossierResult(key, ready_ms, due))
+    return found
+
+
+def followers(engine: Engine, period: Period) -> Followers:
+    f = follower_links
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(f)
+                             .where(f.c.linked_at_ms < period.end_ms)).scalar_one()
+        new = conn.execute(select(func.count()).select_from(f).where(
+            f.c.linked_at_ms >= period.start_ms, f.c.linked_at_ms < period.end_ms)).scalar_one()
+    return Followers(int(total), int(new))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,22 @@
+"""Shared fixtures for the observability tests: the sandbox in-process and filled ledgers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bridge.sandbox import SandboxHandle, run_in_thread  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    handle = run_in_thread(scenario={})
+    try:
+        yield handle
+    finally:
+        handle.stop()
