@@ -60,7 +60,7 @@ def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dic
         "linger.ms": 5,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 100000,
-        "queue.buffering.max.kbytes": 262144,
+        "queue.buffering.max.kbytes": 32768,  # bounds memory in huge transactions
     }
     config.update(kafka.extra)
     # Consumer-only keys in kafka.extra (shared with the bridge) would make librdkafka warn.

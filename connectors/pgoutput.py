@@ -8,7 +8,9 @@ for the binary option), with 'n' = NULL and 'u' = unchanged TOASTed value.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 PG_EPOCH_OFFSET_US = 946_684_800_000_000
@@ -117,26 +119,110 @@ def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
     return buf[pos:end].decode("utf-8"), end + 1
 
 
+Converter = Callable[[str], Any] | None
+Field = tuple[str, Converter]  # column name, text → value (None: keep the text)
+
+
 def _tuple(buf: bytes, pos: int) -> tuple[list[Value], int]:
-    (count,) = _I16.unpack_from(buf, pos)
+    """TupleData → raw values (text, None, UNCHANGED_TOAST)."""
+    count = (buf[pos] << 8) | buf[pos + 1]
     pos += 2
     values: list[Value] = []
     append = values.append
+    unpack = _I32.unpack_from
     for _ in range(count):
         kind = buf[pos]
-        pos += 1
         if kind == 116:  # 't' text
-            (length,) = _I32.unpack_from(buf, pos)
-            pos += 4
-            append(buf[pos:pos + length].decode("utf-8"))
-            pos += length
+            start = pos + 5
+            pos = start + unpack(buf, pos + 1)[0]
+            append(buf[start:pos].decode())
         elif kind == 110:  # 'n' null
             append(None)
+            pos += 1
         elif kind == 117:  # 'u' unchanged toast
             append(UNCHANGED_TOAST)
+            pos += 1
         else:
             raise ProtocolError(f"unexpected tuple column kind {chr(kind)!r} (binary mode is not used)")
     return values, pos
+
+
+def read_row(buf: bytes, pos: int, fields: list[Field], toast: Any,
+             bad: list[str]) -> tuple[dict[str, Any], int]:
+    """TupleData → {column: converted value} in one pass (the hot path of streaming).
+
+    Unchanged TOAST becomes `toast`; a value its converter rejects is kept as text and its
+    column name appended to `bad`, so one odd value never wedges the stream.
+    """
+    count = (buf[pos] << 8) | buf[pos + 1]
+    if count != len(fields):
+        raise ProtocolError(f"tuple has {count} columns, relation has {len(fields)}")
+    pos += 2
+    row: dict[str, Any] = {}
+    unpack = _I32.unpack_from
+    for name, convert in fields:
+        kind = buf[pos]
+        if kind == 116:
+            start = pos + 5
+            pos = start + unpack(buf, pos + 1)[0]
+            text = buf[start:pos].decode()
+            if convert is None:
+                row[name] = text
+            else:
+                try:
+                    row[name] = convert(text)
+                except (ValueError, ArithmeticError):
+                    row[name] = text
+                    bad.append(name)
+        elif kind == 110:
+            row[name] = None
+            pos += 1
+        elif kind == 117:
+            row[name] = toast
+            pos += 1
+        else:
+            raise ProtocolError(f"unexpected tuple column kind {chr(kind)!r} (binary mode is not used)")
+    return row, pos
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An Insert/Update/Delete decoded straight into rows (see `decode_change`)."""
+
+    op: str  # "c", "u", "d"
+    relid: int
+    old: dict[str, Any] | None
+    old_is_key_only: bool
+    new: dict[str, Any] | None
+
+
+def relid_of(payload: bytes) -> int | None:
+    """The relation of an I/U/D payload, None for any other message."""
+    return _RELATION_HEAD.unpack_from(payload, 1)[0] if payload[0] in (73, 85, 68) else None
+
+
+def decode_change(payload: bytes, fields: list[Field], toast: Any, bad: list[str]) -> Change:
+    tag = payload[0]
+    (relid,) = _RELATION_HEAD.unpack_from(payload, 1)
+    marker = payload[5]
+    if tag == 73:
+        if marker != 78:
+            raise ProtocolError("insert without a new tuple")
+        return Change("c", relid, None, False, read_row(payload, 6, fields, toast, bad)[0])
+    if marker not in (75, 79, 78):
+        raise ProtocolError(f"unexpected tuple marker {chr(marker)!r}")
+    old = None
+    pos = 5
+    if marker in (75, 79):
+        old, pos = read_row(payload, 6, fields, toast, bad)
+    if tag == 68:
+        if old is None:
+            raise ProtocolError("delete without an old tuple")
+        return Change("d", relid, old, marker == 75, None)
+    if payload[pos] != 78:
+        raise ProtocolError("update without a new tuple")
+    new, _ = read_row(payload, pos + 1, fields, toast, bad)
+    return Change("u", relid, old, marker == 75, new)
 
 
 def _relation(buf: bytes) -> Relation:

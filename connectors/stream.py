@@ -27,7 +27,7 @@ from connectors.delivery import Batch, Delivery
 from connectors.envelope import (CONNECTOR_VERSION, Column, TableSchema, dumps, envelope_bytes,
                                  heartbeat_record, pg_source)
 from connectors.pgcatalog import describe_oid, slot_lag_bytes
-from connectors.types import TOAST_PLACEHOLDER, pg_codec
+from connectors.types import TOAST_PLACEHOLDER, as_text, pg_codec
 
 log = logging.getLogger("onestop.capture.stream")
 FEEDBACK_INTERVAL_S = 1.0
@@ -49,11 +49,13 @@ class StreamOptions:
 class _Rel:
     """A relation as last described by the server, with its column converters."""
 
-    __slots__ = ("schema", "converters")
+    __slots__ = ("schema", "fields")
 
     def __init__(self, schema: TableSchema) -> None:
         self.schema = schema
-        self.converters = [(c.name, c.codec.from_text) for c in schema.columns]
+        # Text columns need no conversion: None skips the call on the hot path.
+        self.fields: list[po.Field] = [
+            (c.name, None if c.codec.from_text is as_text else c.codec.from_text) for c in schema.columns]
 
 
 class Streamer:
@@ -64,11 +66,12 @@ class Streamer:
         self.batch: Batch | None = None
         self.begin: po.Begin | None = None
         self.confirmed = 0
+        self._sources: dict[_Rel, dict[str, Any]] = {}  # per relation, for the open transaction
         self._last_feedback = 0.0
         self._last_heartbeat = time.monotonic()
         self._last_lag = 0.0
         self.last_event = time.time()
-        self._bad_values = 0
+        self._bad: list[str] = []
         delivery.on_wait = self._keep_alive
 
     def run(self, start_lsn: int) -> None:
@@ -84,7 +87,7 @@ class Streamer:
         while not self.stop.is_set():
             msg = self.cur.read_message()
             if msg is not None:
-                self._handle(po.decode(msg.payload), msg.data_start)
+                self.handle(msg.payload, msg.data_start)
                 handled += 1
                 if handled % 512 == 0:
                     self.housekeeping()
@@ -95,17 +98,21 @@ class Streamer:
 
     # --- messages ------------------------------------------------------------------------
 
-    def _handle(self, m: po.PgOutputMessage, lsn: int) -> None:
-        if isinstance(m, po.Insert):
-            rel = self.rels[m.relid]
-            self._emit(rel, "c", None, self._row(rel, m.new), lsn)
-        elif isinstance(m, po.Update):
-            self._update(m, lsn)
-        elif isinstance(m, po.Delete):
-            rel = self.rels[m.relid]
-            self._emit(rel, "d", self._row(rel, m.old, m.old_is_key_only), None, lsn)
-        elif isinstance(m, po.Begin):
+    def handle(self, payload: bytes, lsn: int) -> None:
+        relid = po.relid_of(payload)
+        if relid is not None:
+            rel = self.rels[relid]
+            change = po.decode_change(payload, rel.fields, TOAST_PLACEHOLDER, self._bad)
+            if self._bad:
+                log.warning("could not encode %s columns %s; sent as text", rel.schema.full_name,
+                            sorted(set(self._bad)))
+                self._bad.clear()
+            self._change(rel, change, lsn)
+            return
+        m = po.decode(payload)
+        if isinstance(m, po.Begin):
             self.begin = m
+            self._sources.clear()
             self.batch = self.delivery.open(m.commit_ts_us / 1e6)
         elif isinstance(m, po.Commit):
             if self.batch is not None:
@@ -119,47 +126,41 @@ class Streamer:
             names = [self.rels[r].schema.full_name for r in m.relids if r in self.rels]
             log.warning("TRUNCATE of %s not published (Debezium skips truncates by default)", names)
 
-    def _update(self, m: po.Update, lsn: int) -> None:
-        rel = self.rels[m.relid]
-        after = self._row(rel, m.new)
-        before = None if m.old is None else self._row(rel, m.old, m.old_is_key_only)
-        key_cols = rel.schema.key_columns
-        if before is not None and key_cols and rel.schema.key_of(before) != rel.schema.key_of(after):
-            # Primary-key change: Debezium's delete (+ tombstone) of the old key, create of the new.
-            self._emit(rel, "d", before, None, lsn)
-            self._emit(rel, "c", None, after, lsn)
-            return
-        self._emit(rel, "u", before, after, lsn)
+    def _change(self, rel: _Rel, change: po.Change, lsn: int) -> None:
+        before = change.old
+        if before is not None and change.old_is_key_only:
+            # REPLICA IDENTITY DEFAULT: of the old row only the key is known.
+            before = {k: before[k] for k in rel.schema.key_columns}
+        if change.op == "u" and before is not None and rel.schema.key_columns:
+            key = rel.schema.key_of
+            if key(before) != key(change.new):  # type: ignore[arg-type]
+                # Primary-key change: Debezium's delete (+ tombstone) of the old key, create of the new.
+                self._emit(rel, "d", before, None, lsn)
+                self._emit(rel, "c", None, change.new, lsn)
+                return
+        self._emit(rel, change.op, before, change.new, lsn)
 
-    def _row(self, rel: _Rel, values: list[po.Value], key_only: bool = False) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        keys = rel.schema.key_columns if key_only else None
-        for (name, convert), value in zip(rel.converters, values):
-            if keys is not None and name not in keys:
-                continue  # REPLICA IDENTITY DEFAULT: only the key is known of the old row
-            if value is None:
-                row[name] = None
-            elif value is po.UNCHANGED_TOAST:
-                row[name] = TOAST_PLACEHOLDER
-            else:
-                try:
-                    row[name] = convert(value)
-                except (ValueError, ArithmeticError):
-                    # Never wedge the stream on one odd value: ship its text and say so.
-                    row[name] = value
-                    self._bad_values += 1
-                    log.warning("could not encode %s.%s value; sent as text", rel.schema.full_name, name)
-        return row
+    def _source(self, rel: _Rel, lsn: int) -> dict[str, Any]:
+        """The source block, built once per table and transaction; only the LSN varies."""
+        begin = self.begin
+        source = self._sources.get(rel) if begin is not None else None
+        if source is None:
+            ts_us = begin.commit_ts_us if begin else time.time_ns() // 1000
+            source = pg_source(self.opts.prefix, self.opts.db, rel.schema, ts_us, "false",
+                               begin.xid if begin else None, lsn, begin.final_lsn if begin else None)
+            if begin is not None:
+                self._sources[rel] = source
+        source["lsn"] = lsn
+        final = begin.final_lsn if begin is not None else None
+        source["sequence"] = f'["{final}","{lsn}"]' if final is not None else f'[null,"{lsn}"]'
+        return source
 
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
               after: dict[str, Any] | None, lsn: int) -> None:
-        begin, schema, opts = self.begin, rel.schema, self.opts
-        ts_us = begin.commit_ts_us if begin else time.time_ns() // 1000
-        source = pg_source(opts.prefix, opts.db, schema, ts_us, "false", begin.xid if begin else None,
-                           lsn, begin.final_lsn if begin else None)
+        schema = rel.schema
         key = schema.key_bytes(schema.key_of(after if after is not None else before or {}),
-                               opts.schemas)
-        value = envelope_bytes(schema, before, after, source, op, opts.schemas)
+                               self.opts.schemas)
+        value = envelope_bytes(schema, before, after, self._source(rel, lsn), op, self.opts.schemas)
         self.delivery.send(self.batch, schema.topic, key, value, (schema.full_name, op))
         if op == "d":
             self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction

@@ -55,7 +55,8 @@ class Codec:
 
 # --- scalar conversions ------------------------------------------------------------------
 
-def _text(value: str) -> str:
+def as_text(value: str) -> str:
+    """Text columns: the identity (the streamer skips calling it)."""
     return value
 
 
@@ -101,10 +102,21 @@ def _decimal_codec(scale: int, precision: int | None) -> Codec:
         number = _to_decimal(value)
         return None if number is None else decimal_base64(number, scale)
 
+    def from_text(value: str) -> str | None:
+        # numeric(p,s) prints exactly s fraction digits: the unscaled integer is the digits.
+        point = value.find(".")
+        if (point < 0 and scale == 0) or (point >= 0 and len(value) - point - 1 == scale):
+            try:
+                unscaled = int(value.replace(".", "", 1))
+            except ValueError:
+                return encode(value)
+            return base64.b64encode(unscaled_bytes(unscaled)).decode()
+        return encode(value)
+
     params = {"scale": str(scale)}
     if precision:
         params["connect.decimal.precision"] = str(precision)
-    return Codec("bytes", encode, encode, "org.apache.kafka.connect.data.Decimal", 1, params)
+    return Codec("bytes", from_text, encode, "org.apache.kafka.connect.data.Decimal", 1, params)
 
 
 def _variable_decimal(value: Any) -> dict[str, Any] | None:
@@ -272,10 +284,10 @@ _INT64 = Codec("int64", int, _python_default)
 _BOOL = Codec("boolean", _bool_text, _python_default)
 _FLOAT32 = Codec("float", _float_text, _python_default)
 _FLOAT64 = Codec("double", _float_text, _python_default)
-_STRING = Codec("string", _text, _python_default)
-_JSON = Codec("string", _text, _python_default, "io.debezium.data.Json", 1)
-_UUID = Codec("string", _text, _python_default, "io.debezium.data.Uuid", 1)
-_XML = Codec("string", _text, _python_default, "io.debezium.data.Xml", 1)
+_STRING = Codec("string", as_text, _python_default)
+_JSON = Codec("string", as_text, _python_default, "io.debezium.data.Json", 1)
+_UUID = Codec("string", as_text, _python_default, "io.debezium.data.Uuid", 1)
+_XML = Codec("string", as_text, _python_default, "io.debezium.data.Xml", 1)
 _BYTES = Codec("bytes", _bytea_text, _python_default)
 _DATE = Codec("int32", _date_days, _date_days, "io.debezium.time.Date", 1)
 _ZONED = Codec("string", _timestamptz_text, _timestamptz_python, "io.debezium.time.ZonedTimestamp", 1)

@@ -1,0 +1,143 @@
+"""Log-based capture against the real PostgreSQL and broker: what lands in Kafka per change."""
+
+from __future__ import annotations
+
+import base64
+import io
+from decimal import Decimal
+
+import pytest
+
+from bridge.decode.envelope import decode_value
+from bridge.errors import ConfigError
+from bridge.model import UNAVAILABLE
+from capture_support import insert_dossier
+from connectors.capture import PgCapture
+
+pytestmark = pytest.mark.services
+
+
+def test_insert_update_delete_become_debezium_records(capture_db, start_capture, reader) -> None:
+    conn = capture_db.connect()
+    capture = start_capture(capture_db.settings())
+    topic = reader()
+    topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None,
+               message="slot created")
+    dossier = insert_dossier(conn, "000.00.23.H39-240612-0001", status=1,
+                             received_at="2024-06-12 08:30:00+07", fee_amount=Decimal("150000.50"))
+    big_note = "".join(base64.b64encode(bytes([i % 251, i % 241, i % 239])).decode() for i in range(6000))
+    with conn.cursor() as cur:
+        cur.execute("UPDATE dossiers SET status = 2, note = %s WHERE id = %s", (big_note, dossier))
+        cur.execute("UPDATE dossiers SET status = 5 WHERE id = %s", (dossier,))  # note is TOASTed, unchanged
+        cur.execute("SELECT pg_logical_emit_message(true, 'onestop', 'xin chào')")
+        cur.execute("DELETE FROM dossiers WHERE id = %s", (dossier,))
+    records = topic.wait(lambda r: len(r) >= 5, message="c, u, u, d, tombstone")
+    assert [r.key for r in records] == [{"id": dossier}] * 5
+    created, received, supplement, deleted, tombstone = (r.value for r in records)
+    assert [created["op"], received["op"], supplement["op"], deleted["op"]] == ["c", "u", "u", "d"]
+    assert tombstone is None
+
+    after = created["after"]
+    assert after["received_at"] == "2024-06-12T01:30:00Z"
+    assert after["fee_amount"] == base64.b64encode((15000050).to_bytes(4, "big")).decode()
+    assert after["applicant_name"] == "Nguyễn Văn An" and after["status"] == 1
+    source = created["source"]
+    assert source["connector"] == "postgresql" and source["name"] == capture_db.name
+    assert (source["db"], source["schema"], source["table"]) == (capture_db.name, "public", "dossiers")
+    assert source["snapshot"] == "false" and isinstance(source["lsn"], int) and source["txId"] > 0
+    assert abs(created["ts_ms"] - source["ts_ms"]) < 10_000
+
+    assert received["after"]["note"] == big_note
+    assert supplement["after"]["note"] == "__debezium_unavailable_value"
+    assert deleted["before"] == {"id": dossier} and deleted["after"] is None
+
+    event = decode_value(supplement)
+    assert event.op == "u" and event.after["status"] == 5 and event.after["note"] is UNAVAILABLE
+    messages = reader(f"{capture_db.name}.message").wait(lambda r: len(r) >= 1, message="message event")
+    assert messages[0].value["op"] == "m" and messages[0].key == {"prefix": "onestop"}
+    assert base64.b64decode(messages[0].value["message"]["content"]).decode() == "xin chào"
+    conn.close()
+    capture.stop()
+
+
+def test_schema_envelope_when_schemas_enabled(capture_db, start_capture, reader) -> None:
+    conn = capture_db.connect()
+    capture = start_capture(capture_db.settings(schemas_enable=True))
+    topic = reader()
+    topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    insert_dossier(conn, "S-1", status=6, due_at="2024-06-20 17:00:00+07", fee_amount=Decimal("-3.05"))
+    (record,) = topic.wait(lambda r: len(r) >= 1, message="one record")
+    schema = record.value["schema"]
+    assert schema["name"] == f"{capture_db.name}.public.dossiers.Envelope"
+    fields = {f["field"]: f for f in next(f for f in schema["fields"] if f["field"] == "after")["fields"]}
+    assert fields["due_at"]["name"] == "io.debezium.time.ZonedTimestamp"
+    assert fields["fee_amount"]["name"] == "org.apache.kafka.connect.data.Decimal"
+    assert fields["fee_amount"]["parameters"]["scale"] == "2"
+    assert fields["id"] == {"type": "int64", "optional": False, "field": "id"}
+    assert fields["note"]["optional"] is True and fields["code"]["optional"] is False
+    assert record.key["schema"]["name"] == f"{capture_db.name}.public.dossiers.Key"
+    event = decode_value(record.value)
+    assert event.after["fee_amount"] == Decimal("-3.05")
+    assert event.after["due_at"].isoformat() == "2024-06-20T10:00:00+00:00"
+    conn.close()
+    capture.stop()
+
+
+def test_rows_sharing_one_lsn_and_a_large_transaction(capture_db, start_capture, reader) -> None:
+    """COPY writes multi-insert WAL records (rows share an LSN); 20,000 rows in one transaction."""
+    capture = start_capture(capture_db.settings())
+    topic = reader()
+    topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    conn = capture_db.connect()
+    conn.autocommit = False
+    lines = "".join(f"COPY-{i}\t1.1\tThủ tục\tUBND\tTrần Thị B\t1\n" for i in range(20000))
+    with conn.cursor() as cur:
+        cur.copy_from(io.StringIO(lines), "dossiers", columns=(
+            "code", "procedure_code", "procedure_name", "agency_name", "applicant_name", "status"))
+    conn.commit()
+    records = topic.wait(lambda r: len(r) >= 20000, timeout=60, message="20,000 rows")
+    codes = {r.value["after"]["code"] for r in records}
+    assert len(records) == 20000 and len(codes) == 20000
+    lsns = [r.value["source"]["lsn"] for r in records]
+    assert len(set(lsns)) < len(lsns), "COPY rows should share LSNs"
+    assert len({r.value["source"]["txId"] for r in records}) == 1
+    conn.close()
+    capture.stop()
+
+
+def test_add_column_mid_stream_appears_in_after(capture_db, start_capture, reader) -> None:
+    conn = capture_db.connect()
+    capture = start_capture(capture_db.settings())
+    topic = reader()
+    topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    insert_dossier(conn, "A-1")
+    topic.wait(lambda r: len(r) >= 1, message="first row")
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE dossiers ADD COLUMN channel TEXT DEFAULT 'quầy'")
+    insert_dossier(conn, "A-2", channel="zalo")
+    records = topic.wait(lambda r: len(r) >= 2, message="row after ALTER")
+    assert "channel" not in records[0].value["after"]
+    assert records[1].value["after"]["channel"] == "zalo"
+    conn.close()
+    capture.stop()
+
+
+def test_table_without_primary_key_is_a_clear_startup_error(capture_db) -> None:
+    capture_db.execute("CREATE TABLE history (dossier_id bigint, status smallint)")
+    import threading
+
+    capture = PgCapture(capture_db.settings(tables=["public.history"]), threading.Event())
+    with pytest.raises(ConfigError) as err:
+        capture.run()
+    assert "public.history has no primary key" in str(err.value)
+    assert "ALTER TABLE public.history REPLICA IDENTITY FULL" in str(err.value)
+    assert capture_db.execute("SELECT count(*) FROM pg_publication")[0][0] == 0
+
+
+def test_existing_publication_missing_a_table_says_what_to_run(capture_db) -> None:
+    capture_db.execute(f'CREATE TABLE other (id int PRIMARY KEY); CREATE PUBLICATION "{capture_db.name}" FOR TABLE other')
+    import threading
+
+    with pytest.raises(ConfigError, match=f"ALTER PUBLICATION {capture_db.name} ADD TABLE public.dossiers"):
+        PgCapture(capture_db.settings(), threading.Event()).run()
+
