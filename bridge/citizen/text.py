@@ -1,0 +1,106 @@
+"""What a citizen typed: accent folding, dossier codes, commands.
+
+Everything here is pure: user text is only ever matched, never interpreted or formatted.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MAX_CODES_PER_MESSAGE = 5
+
+# <agency code>-<yymmdd>-<4 digits>, e.g. 000.00.23.H39-240612-0001 (domain.md §2a).
+# Tolerated: spaces around separators, lower case, a missing dot or dash, other dashes.
+_SEP = r"\s*[-–—_/]?\s*"
+_DOT = r"\s*\.?\s*"
+_CODE = re.compile(
+    r"(?<![0-9A-Z])(\d{3})" + _DOT + r"(\d{2})" + _DOT + r"(\d{2})" + _DOT + r"([A-Z]\d{2})"
+    + _SEP + r"(\d{2})(\d{2})(\d{2})" + _SEP + r"(\d{4})(?!\d)")
+
+
+def fold(text: str) -> str:
+    """Lower case, no diacritics, đ→d, single spaces: ``"Thủ  TỤC"`` → ``"thu tuc"``."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    return " ".join(bare.lower().split())
+
+
+def find_codes(text: str) -> list[str]:
+    """Every dossier code in the text, canonical (``000.00.23.H39-240612-0001``), in order,
+    without repeats."""
+    found: list[str] = []
+    for m in _CODE.finditer(text.upper()):
+        a, b, c, agency, yy, mm, dd, seq = m.groups()
+        if not (1 <= int(mm) <= 12 and 1 <= int(dd) <= 31):
+            continue
+        code = f"{a}.{b}.{c}.{agency}-{yy}{mm}{dd}-{seq}"
+        if code not in found:
+            found.append(code)
+    return found
+
+
+def canonical_code(text: str) -> str | None:
+    """The one dossier code in `text`, or None."""
+    codes = find_codes(text)
+    return codes[0] if len(codes) == 1 else None
+
+
+def second_factor(text: str) -> str | None:
+    """Four digits and nothing else (spaces, dots allowed): an answer to the phone question."""
+    stripped = re.sub(r"[\s.\-]", "", text)
+    return stripped if re.fullmatch(r"\d{4}", stripped) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str          # see `parse_command`
+    arg: str = ""      # the rest of the message, original spelling kept
+
+
+RATING_PREFIX = "#danh-gia"
+_RATING = re.compile(r"^#danh-gia\s+(\S+)\s+([1-5])$")
+
+# (folded prefix, command). Longer prefixes first so "huy dang ky tin tuc" wins.
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("huy dang ky tin tuc", "unsubscribe:tin-tuc"),
+    ("huy dang ky khan cap", "unsubscribe:khan-cap"),
+    ("huy dang ky thong bao khan cap", "unsubscribe:khan-cap"),
+    ("huy dang ky", "unsubscribe:all"),
+    ("dang ky tin tuc", "subscribe:tin-tuc"),
+    ("dang ky nhan tin tuc", "subscribe:tin-tuc"),
+    ("dang ky khan cap", "subscribe:khan-cap"),
+    ("dang ky thong bao khan cap", "subscribe:khan-cap"),
+    ("tra cuu ho so", "lookup_help"),
+    ("tra cuu thu tuc", "procedure"),
+    ("thu tuc", "procedure"),
+    ("gop y", "feedback"),
+    ("phan anh", "feedback"),
+    ("ho tro", "support"),
+    ("hotline", "support"),
+    ("lien he", "support"),
+    ("tro giup", "help"),
+    ("huong dan", "help"),
+    ("menu", "help"),
+)
+
+
+def parse_command(text: str) -> Command | None:
+    """A keyword command at the start of the message, accent- and case-insensitive."""
+    stripped = text.strip()
+    rating = _RATING.match(stripped)
+    if rating:
+        return Command("rating", f"{rating.group(1)} {rating.group(2)}")
+    folded = fold(stripped)
+    for prefix, name in _PREFIXES:
+        if folded == prefix or folded.startswith(prefix + " ") or folded.startswith(prefix + ":"):
+            return Command(name, _rest_after(stripped, len(prefix.split())))
+    return None
+
+
+def _rest_after(text: str, words: int) -> str:
+    """The original text after its first `words` words (and a ':' or '-' after them)."""
+    parts = text.strip().replace(":", ": ", 1).split(None, words)
+    rest = parts[words] if len(parts) > words else ""
+    return rest.lstrip(":-– ").strip()
