@@ -1,0 +1,151 @@
+"""Work after the 200: inbox events handled by worker threads, in order per citizen.
+
+A citizen's events always go to the same worker queue (hash of the user key), so a
+"follow" is handled before the message typed right after it; different citizens
+proceed in parallel. A handler that asks for `NotYet` is re-queued after a back-off
+(its inbox row stays `new`, so a restart also picks it up); any other error marks the
+row `failed` with the reason and the worker moves on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from bridge import metrics
+from bridge.citizen.inbox import Inbox, InboxEvent
+from bridge.citizen.receipts import NotYet
+
+log = logging.getLogger(__name__)
+Handler = Callable[[InboxEvent, int], None]
+_IDLE_WAKE_S = 1.0
+
+
+class Processor:
+    def __init__(self, inbox: Inbox, handler: Handler, workers: int = 4, *,
+                 backoff_s: float = 1.0) -> None:
+        self.inbox = inbox
+        self.handler = handler
+        self.size = max(1, workers)
+        self.backoff_s = backoff_s
+        self._queues: list[queue.SimpleQueue[tuple[InboxEvent, int] | None]] = [
+            queue.SimpleQueue() for _ in range(self.size)]
+        self._threads: list[threading.Thread] = []
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._busy = 0
+        self.stopping = threading.Event()
+
+    def start(self, recover: bool = True) -> int:
+        """Start the workers; first queue every event a previous run left unhandled."""
+        recovered = self.inbox.pending() if recover else []
+        for event in recovered:
+            self.submit(event)
+        for index in range(self.size):
+            thread = threading.Thread(target=self._run, args=(index,), daemon=True,
+                                      name=f"citizen-{index}")
+            thread.start()
+            self._threads.append(thread)
+        if recovered:
+            log.info("webhook events recovered from the inbox", extra={"count": len(recovered)})
+        return len(recovered)
+
+    def submit(self, event: InboxEvent, attempt: int = 0) -> None:
+        digest = hashlib.blake2b(event.user_key.encode(), digest_size=4).digest()
+        self._queues[int.from_bytes(digest, "big") % self.size].put((event, attempt))
+
+    def backlog(self) -> int:
+        with self._lock:
+            return sum(q.qsize() for q in self._queues) + self._busy + len(self._timers)
+
+    def idle(self) -> bool:
+        return self.backlog() == 0
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        with self._lock:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
+        for q in self._queues:
+            q.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, index: int) -> None:
+        beat = metrics.loop_heartbeat.labels(loop=f"citizen-{index}")
+        q = self._queues[index]
+        while True:
+            beat.set(time.time())
+            try:
+                item = q.get(timeout=_IDLE_WAKE_S)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            with self._lock:
+                self._busy += 1
+            try:
+                self._process(*item)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def _process(self, event: InboxEvent, attempt: int) -> None:
+        try:
+            self.handler(event, attempt)
+        except NotYet:
+            self._later(event, attempt + 1)
+            return
+        except Exception as exc:  # one bad event must not stop the citizen's queue
+            log.exception("webhook event failed", extra={"event": event.event_name,
+                                                         "seq": event.seq})
+            self._finish(event, f"{type(exc).__name__}: {exc}")
+            return
+        self._finish(event, None)
+
+    def _finish(self, event: InboxEvent, error: str | None) -> None:
+        metrics.webhook_events.labels(event=_event_label(event.event_name)).inc()
+        delay = 0.2
+        while not self.stopping.is_set():
+            try:
+                self.inbox.finish(event.seq, error)
+                return
+            except Exception:  # ledger blip: the row stays `new` until this succeeds
+                log.exception("could not mark a webhook event as handled; retrying")
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _later(self, event: InboxEvent, attempt: int) -> None:
+        if self.stopping.is_set():
+            return
+        delay = self.backoff_s * 2 ** (attempt - 1)
+        holder: list[threading.Timer] = []
+
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(holder[0])
+            self.submit(event, attempt)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        holder.append(timer)
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+
+_KNOWN = {"follow", "unfollow", "user_send_text", "user_submit_info", "user_received_message",
+          "user_seen_message", "user_click_chatnow"}
+
+
+def _event_label(name: str) -> str:
+    """Bounded label values: Zalo's event names are many; unknown ones share one label."""
+    if name in _KNOWN:
+        return name
+    return "user_send_other" if name.startswith("user_send_") else "other"

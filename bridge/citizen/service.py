@@ -1,0 +1,106 @@
+"""The citizen side of the OA, assembled: webhook route, inbox, workers and handlers.
+
+Usage (the bridge's HTTP server, `onestop-bridge run`)::
+
+    citizen = Citizen.build(settings, ledger.engine, dispatcher)  # dispatcher.send_oa_message
+    citizen.install(app)        # adds POST /webhook/zalo to the aiohttp application
+    citizen.start()             # workers; re-queues events a previous run left unhandled
+    ...
+    citizen.stop()
+
+Everything is in the ledger (migration v0002), so several `run` instances may share it;
+per-citizen ordering then holds per instance (Zalo sends one citizen's events to one URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy import Engine
+
+from bridge.citizen.chat import Chat
+from bridge.citizen.dossiers import DossierSource, make_source
+from bridge.citizen.followers import FollowerFlow
+from bridge.citizen.inbox import Inbox, InboxEvent
+from bridge.citizen.lookup import Lookup
+from bridge.citizen.procedures import Catalogue, load_catalogue
+from bridge.citizen.processor import Processor
+from bridge.citizen.receipts import Receipts
+from bridge.citizen.replies import OaSender, Replier
+from bridge.citizen.signature import SignatureConfig
+from bridge.citizen.store import CitizenStore
+from bridge.citizen.webhook import Webhook
+from bridge.ledger import LedgerFollowers
+from bridge.settings import Settings
+from bridge.templates import Renderer
+
+log = logging.getLogger(__name__)
+_TEXT_EVENTS = ("user_send_text",)
+
+
+class Citizen:
+    def __init__(self, settings: Settings, engine: Engine, sender: OaSender, *,
+                 dossiers: DossierSource | None = None, catalogue: Catalogue | None = None,
+                 clock: Callable[[], float] = time.time, backoff_s: float = 1.0) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = CitizenStore(engine, clock)
+        self.inbox = Inbox(engine, clock)
+        self.followers = LedgerFollowers(engine, clock)
+        self.dossiers = dossiers or make_source(settings, engine)
+        self.catalogue = catalogue or load_catalogue(settings.oa.procedures_file)
+        self.replier = Replier(sender, self.store)
+        renderer = Renderer(settings.templates.version, ZoneInfo(settings.source.timezone),
+                            settings.templates.lookup_url, settings.oa.oa_id)
+        self.lookup = Lookup(settings, self.store, self.dossiers, self.replier, renderer)
+        self.follow_flow = FollowerFlow(settings, self.store, self.followers, self.dossiers,
+                                        self.lookup, self.replier)
+        self.chat = Chat(settings, self.store, self.lookup, self.catalogue, self.replier)
+        self.receipts = Receipts(engine, self.store, self.followers, self.replier)
+        self.processor = Processor(self.inbox, self.handle, settings.oa.webhook_workers,
+                                   backoff_s=backoff_s)
+        self.replier.stopping = self.processor.stopping
+        signing = SignatureConfig(settings.zalo.app_id, settings.oa.oa_id,
+                                  settings.zalo.oa_secret_key.get_secret_value())
+        self.webhook = Webhook(signing, self.inbox, self.processor)
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine, sender: OaSender, **kwargs: object) -> Citizen:
+        return cls(settings, engine, sender, **kwargs)  # type: ignore[arg-type]
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def install(self, app: web.Application) -> None:
+        self.webhook.install(app)
+
+    def start(self) -> int:
+        return self.processor.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.processor.stop(timeout)
+        self.webhook.close()
+
+    # --- event routing (worker threads) ----------------------------------------------------
+    def handle(self, event: InboxEvent, attempt: int) -> None:
+        name, user, body = event.event_name, event.user_key, event.body
+        if name == "follow":
+            self.follow_flow.follow(user)
+        elif name == "unfollow":
+            self.follow_flow.unfollow(user)
+        elif name == "user_submit_info":
+            self.follow_flow.submit_info(user, body)
+        elif name in _TEXT_EVENTS:
+            message = body.get("message")
+            text = message.get("text") if isinstance(message, dict) else None
+            if isinstance(text, str) and text.strip():
+                self.chat.handle(user, text)
+        elif name == "user_received_message":
+            self.receipts.handle(event, attempt)
+        elif name.startswith("user_send_"):
+            # A picture, sticker, location…: answer with the menus so the citizen can go on.
+            self.chat.help(user)
+        # Anything else (seen receipts, reactions, consent, ZNS template status…) is stored
+        # in the inbox and acknowledged; nothing to say to the citizen.
