@@ -7,6 +7,7 @@ user ids or tokens.
 
 from __future__ import annotations
 
+from bridge import __version__
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -17,6 +18,7 @@ E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 2
 DELIVERED_BUCKETS = (1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 30 * 3600)
 
 build_info = Info("onestop_build", "Version of the running onestop-bridge.", registry=REGISTRY)
+build_info.info({"version": __version__})
 
 # --- consume -------------------------------------------------------------------------
 events_consumed = Counter(

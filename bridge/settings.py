@@ -36,10 +36,14 @@ def _list_from_env(value: Any) -> Any:
     return value
 
 
-class ColumnMap(BaseModel):
-    """Canonical dossier field → column name in the vendor's one-stop database."""
+class Section(BaseModel):
+    """A settings section: an unknown key is a typo to report, not to ignore."""
 
     model_config = {"extra": "forbid"}
+
+
+class ColumnMap(Section):
+    """Canonical dossier field → column name in the vendor's one-stop database."""
     id: str = "id"
     code: str = "code"
     procedure_code: str = "procedure_code"
@@ -56,7 +60,7 @@ class ColumnMap(BaseModel):
     updated_at: str = "updated_at"
 
 
-class SourceSettings(BaseModel):
+class SourceSettings(Section):
     dsn: SecretStr | None = None
     tables: Annotated[list[str], NoDecode] = ["public.dossiers"]
     slot: str = "onestop_bridge"
@@ -90,7 +94,7 @@ class SourceSettings(BaseModel):
         return value
 
 
-class KafkaSettings(BaseModel):
+class KafkaSettings(Section):
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "onestop-bridge"
     client_id: str = "onestop-bridge"
@@ -100,16 +104,16 @@ class KafkaSettings(BaseModel):
     extra: dict[str, str | int | float | bool] = {}
 
 
-class LedgerSettings(BaseModel):
+class LedgerSettings(Section):
     url: str = "sqlite:///onestop-ledger.db"
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(Section):
     host: str = "0.0.0.0"
     port: int = 8080
 
 
-class ZaloSettings(BaseModel):
+class ZaloSettings(Section):
     app_id: str = ""
     app_secret: SecretStr = SecretStr("")
     oa_secret_key: SecretStr = SecretStr("")
@@ -124,7 +128,7 @@ class ZaloSettings(BaseModel):
     timeout_s: float = 10.0
 
 
-class SmsSettings(BaseModel):
+class SmsSettings(Section):
     base_url: str = "http://localhost:8099"
     api_key: SecretStr = SecretStr("")
     brandname: str = "MOTCUA"
@@ -132,7 +136,7 @@ class SmsSettings(BaseModel):
     enabled: bool = True
 
 
-class PricesSettings(BaseModel):
+class PricesSettings(Section):
     """VND per message; savings are counted against `sms`."""
 
     zalo_oa: int = 0
@@ -140,7 +144,7 @@ class PricesSettings(BaseModel):
     sms: int = 350
 
 
-class DispatchSettings(BaseModel):
+class DispatchSettings(Section):
     workers: int = 8
     max_in_flight: int = 500
     attempts: int = 3
@@ -152,13 +156,13 @@ class DispatchSettings(BaseModel):
     shutdown_deadline_s: float = 20.0
 
 
-class Centre(BaseModel):
+class Centre(Section):
     name: str
     hotline: str
     hours: str = "Thứ Hai – Thứ Sáu, 7:00–11:30 và 13:30–17:00"
 
 
-class OASettings(BaseModel):
+class OASettings(Section):
     """The citizen-facing Official Account: menus, support, lookup."""
 
     portal_url: str = "https://dichvucong.gov.vn"
@@ -176,14 +180,14 @@ class OASettings(BaseModel):
     webhook_workers: int = 4
 
 
-class TemplatesSettings(BaseModel):
+class TemplatesSettings(Section):
     # Wording set by legal basis: "tt01-2018" (TT 01/2018/TT-VPCP) or "tt03-2025".
     version: str = "tt01-2018"
     # Link in RECEIVED notices that opens the OA chat; {code} is the dossier code.
     lookup_url: str = "https://zalo.me/{oa_id}?tra-cuu={code}"
 
 
-class LogSettings(BaseModel):
+class LogSettings(Section):
     level: str = "INFO"
     format: Literal["json", "text"] = "json"
 

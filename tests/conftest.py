@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Test modules are imported by path (--import-mode=importlib, so equal basenames in two
+# folders don't clash); shared helper modules are found on these paths.
+for _folder in [Path(__file__).resolve().parent, *sorted(Path(__file__).resolve().parent.iterdir())]:
+    if _folder.is_dir() and not _folder.name.startswith((".", "_")):
+        sys.path.insert(0, str(_folder))
 
 from bridge.embedded import EmbeddedBroker, EmbeddedPostgres  # noqa: E402
 
