@@ -1,9 +1,14 @@
 """Logging for every process: one JSON object per line on stderr.
 
 Fields passed with ``extra={...}`` become top-level keys, so a dossier's path can be
-followed by ``dossier_code`` and ``idempotency_key``. Two safety nets run on every line,
-whatever the caller did: phone numbers are masked (``849xxxxx678``) and values of
-secret-looking keys (token, secret, password, api_key, authorization) are replaced.
+followed by ``dossier_code`` and ``idempotency_key``. Safety nets run on every line,
+whatever the caller did: phone numbers are masked (``849xxxxx678``), also inside free
+text; values of secret-looking keys (token, secret, password, api_key, authorization)
+are replaced, also when they appear in free text (``access_token=…``, ``"refresh_token":
+"…"``, ``Bearer …``, e.g. in an exception that quotes a request); and any value
+registered with `register_secrets` (every SecretStr of the settings) never appears.
+`RedactingFilter` applies the same rules to a record for handlers other than ours
+(pytest's caplog, a syslog handler added by an operator).
 
     from bridge.logs import setup_logging
     setup_logging(settings.log)          # [log] level = "INFO", format = "json" | "text"
@@ -16,7 +21,10 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from collections.abc import Iterable
 from typing import Any, TextIO
+
+from pydantic import BaseModel, SecretStr
 
 from bridge.settings import LogSettings
 
@@ -28,6 +36,34 @@ _SECRET_KEY = re.compile(r"token|secret|password|passwd|api_key|apikey|authoriza
 # Vietnamese mobile numbers as typed or normalised: 0909…, 84909…, +84 909 123 456.
 _PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?84|0)[ .\-]?[35789](?:[ .\-]?\d){8}(?![0-9A-Za-z])")
 REDACTED = "[redacted]"
+# `key=value`, `key: value`, `"key": "value"` for secret-looking keys inside free text.
+_SECRET_IN_TEXT = re.compile(
+    r"""(?i)((?:access_token|refresh_token|secret_key|app_secret|client_secret|api_key|apikey"""
+    r"""|password|passwd|secret|authorization)["']?\s*[:=]\s*["']?)(?!\[redacted\])(?:bearer\s+)?"""
+    r"""[^\s"'&,;}\]]+""")
+_BEARER = re.compile(r"(?i)\bbearer\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]{6,}")
+_MIN_SECRET_LEN = 6  # shorter registered values would blank ordinary words
+_secrets: set[str] = set()
+
+
+def register_secrets(source: BaseModel | Iterable[str | SecretStr]) -> None:
+    """Never log these values: every SecretStr in a settings model, or given strings."""
+    values = _secret_values(source) if isinstance(source, BaseModel) else source
+    for value in values:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw and len(raw) >= _MIN_SECRET_LEN:
+            _secrets.add(raw)
+
+
+def _secret_values(model: BaseModel) -> list[SecretStr]:
+    found: list[SecretStr] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name, None)
+        if isinstance(value, SecretStr):
+            found.append(value)
+        elif isinstance(value, BaseModel):
+            found.extend(_secret_values(value))
+    return found
 
 
 def mask_phones(text: str) -> str:
@@ -38,18 +74,43 @@ def mask_phones(text: str) -> str:
     return _PHONE.sub(mask, text)
 
 
+def redact_text(text: str) -> str:
+    """Free text as it may be logged: secrets blanked, phone numbers masked."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _BEARER.sub("Bearer " + REDACTED, text)
+    return mask_phones(text)
+
+
 def _clean(key: str, value: Any) -> Any:
     if _SECRET_KEY.search(key) and key not in ("idempotency_key",):
         return REDACTED
     if isinstance(value, str):
-        return mask_phones(value)
+        return redact_text(value)
     if isinstance(value, dict):
         return {k: _clean(str(k), v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(key, v) for v in value]
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return mask_phones(str(value))
+    return redact_text(str(value))
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites the record itself (message, extras, exception text) before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and not key.startswith("_"):
+                setattr(record, key, _clean(key, value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,13 +118,13 @@ class JsonFormatter(logging.Formatter):
         doc: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname, "logger": record.name,
-            "msg": mask_phones(record.getMessage()),
+            "msg": redact_text(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 doc[key] = _clean(key, value)
         if record.exc_info:
-            doc["exc"] = mask_phones(self.formatException(record.exc_info))
+            doc["exc"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
@@ -74,14 +135,19 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = {k: _clean(k, v) for k, v in vars(record).items()
                   if k not in _STANDARD and not k.startswith("_")}
-        line = mask_phones(super().format(record))
+        line = redact_text(super().format(record))
         return line + (" " + json.dumps(extras, ensure_ascii=False, default=str) if extras else "")
 
 
-def setup_logging(settings: LogSettings | None = None, stream: TextIO | None = None) -> None:
+def setup_logging(settings: LogSettings | None = None, stream: TextIO | None = None, *,
+                  secrets: BaseModel | Iterable[str | SecretStr] | None = None) -> None:
+    """`secrets`: the whole Settings (its SecretStr values are never logged) or values."""
     settings = settings or LogSettings()
+    if secrets is not None:
+        register_secrets(secrets)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
