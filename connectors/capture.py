@@ -10,6 +10,7 @@ and starts a new one. Only configuration problems (ConfigError) end the process.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -76,6 +77,7 @@ class PgCapture:
         self.delivery = Delivery(conf, ack_listener=ack_listener)
         self.offsets = OffsetStore(conf, src.topic_prefix)
         self._snapshotted = False
+        self._switch_lsn = 0
         self._busy_since: float | None = None
         self._streaming_since: float | None = None
         self._failures = 0
@@ -145,7 +147,7 @@ class PgCapture:
             db = catalog.info.dbname
             repl = self.connect(replication=True)
             cursor = repl.cursor()
-            start = self._prepare_slot(catalog, cursor, tables, db)
+            start, switch = self._prepare_slot(catalog, cursor, tables, db)
             opts = StreamOptions(self.src.slot, self.src.publication, self.src.topic_prefix, db,
                                  self.src.schemas_enable, self.src.heartbeat_interval_s,
                                  self.src.heartbeat_table,
@@ -153,7 +155,7 @@ class PgCapture:
             streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop)
             try:
                 self._streaming_since = time.monotonic()
-                streamer.run(start)
+                streamer.run(start, switch)
             except psycopg2.errors.ObjectInUse as exc:
                 raise SlotBusy(str(exc)) from exc
             except psycopg2.errors.UndefinedObject as exc:  # slot dropped under us
@@ -167,8 +169,13 @@ class PgCapture:
                     except psycopg2.Error:
                         pass
 
-    def _prepare_slot(self, catalog: Any, cursor: Any, tables: list[cat.TableInfo], db: str) -> int:
-        """Make sure the slot exists (snapshotting if needed); return the LSN to stream from."""
+    def _prepare_slot(self, catalog: Any, cursor: Any, tables: list[cat.TableInfo],
+                      db: str) -> tuple[int, int]:
+        """Make sure the slot exists, snapshotting if needed.
+
+        Returns the LSN to stream from (0 = the slot's confirmed position) and the snapshot's
+        switch point: transactions committed before it are already in the snapshot.
+        """
         slot, mode = self.src.slot, self.src.snapshot_mode
         state = cat.slot_state(catalog, slot)
         if state is not None and (state.plugin != "pgoutput" or state.database != db):
@@ -181,23 +188,35 @@ class PgCapture:
             cat.drop_slot(catalog, slot)
             state = None
         if self._needs_snapshot(state):
-            if state is not None:
-                self._free(catalog, state)
-                cat.drop_slot(catalog, slot)  # an unfinished snapshot is redone from scratch
-            self.delivery.reset_position()
-            point, snapshot = create_slot(cursor, slot, export=True)
-            read_tables(self.connect, str(snapshot), tables, point, self.src.topic_prefix, db,
-                        self.src.schemas_enable, self.delivery, self.stop)
-            self.offsets.save({"slot": slot, "snapshot_completed": True, "lsn": point,
-                               "lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000})
-            self._snapshotted = True
-            return point
+            if state is None:  # a new slot exports its own snapshot: streaming starts where it ends
+                self.delivery.reset_position()
+                point, snapshot = create_slot(cursor, slot, export=True)
+                self._snapshot(str(snapshot), point, tables, db)
+                return point, point
+            # Redo: keep the slot (it holds every change since the aborted attempt); a temporary
+            # slot exports the new snapshot and the stream catches up to it (connectors/handoff.py).
+            self._free(catalog, state)
+            temp = self.connect(replication=True)
+            try:
+                point, snapshot = create_slot(temp.cursor(), f"{slot}_snap_{os.getpid()}",
+                                              export=True, temporary=True)
+                self._snapshot(str(snapshot), point, tables, db)
+            finally:
+                temp.close()
+            return self.delivery.acked_position(), point
         if state is None:
             self.delivery.reset_position()
             point, _ = create_slot(cursor, slot, export=False)
-            return point
+            return point, 0
         self._free(catalog, state)
-        return self.delivery.acked_position()  # 0 = the slot's confirmed_flush_lsn
+        return self.delivery.acked_position(), self._switch_lsn  # 0 = slot's confirmed_flush_lsn
+
+    def _snapshot(self, name: str, point: int, tables: list[cat.TableInfo], db: str) -> None:
+        read_tables(self.connect, name, tables, point, self.src.topic_prefix, db,
+                    self.src.schemas_enable, self.delivery, self.stop)
+        self.offsets.save({"slot": self.src.slot, "snapshot_completed": True, "switch_lsn": point,
+                           "switch_lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000})
+        self._snapshotted, self._switch_lsn = True, point
 
     def _needs_snapshot(self, state: cat.SlotState | None) -> bool:
         mode = self.src.snapshot_mode
@@ -210,6 +229,7 @@ class PgCapture:
         record = self.offsets.load()
         done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
         self._snapshotted = done
+        self._switch_lsn = int(record.get("switch_lsn", 0)) if done and record else 0
         if done and state is None:
             log.error("snapshot was completed earlier but slot %s is gone (dropped, or lost in a "
                       "failover): changes made meanwhile cannot be streamed; snapshotting again",

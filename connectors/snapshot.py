@@ -37,10 +37,12 @@ class SnapshotAborted(TransportError):
     """Stopped or disconnected before the snapshot finished: it will be redone from scratch."""
 
 
-def create_slot(cursor: ReplicationCursor, slot: str, export: bool) -> tuple[int, str | None]:
+def create_slot(cursor: ReplicationCursor, slot: str, export: bool,
+                temporary: bool = False) -> tuple[int, str | None]:
     """CREATE_REPLICATION_SLOT … pgoutput; returns (consistent point, exported snapshot name)."""
     mode = "EXPORT_SNAPSHOT" if export else "NOEXPORT_SNAPSHOT"
-    cursor.execute(f'CREATE_REPLICATION_SLOT "{slot}" LOGICAL pgoutput {mode}')
+    kind = "TEMPORARY LOGICAL" if temporary else "LOGICAL"
+    cursor.execute(f'CREATE_REPLICATION_SLOT "{slot}" {kind} pgoutput {mode}')
     _name, point, snapshot, _plugin = cursor.fetchone()
     log.info("created slot %s at %s (snapshot %s)", slot, point, snapshot)
     return lsn_to_int(point), snapshot
@@ -110,7 +112,7 @@ def read_tables(connect: Any, snapshot_name: str, tables: list[TableInfo], consi
                     log.info("snapshot: %d rows so far", count)
         if pending is not None:
             emit(True, True)
-        delivery.close(batch, consistent_lsn)
+        delivery.close(batch, 0)  # snapshot rows confirm no WAL position
         if not delivery.drain(300):
             raise SnapshotAborted("Kafka did not acknowledge the snapshot in time")
         delivery.acked_position()  # raises DeliveryFailed if any snapshot record was refused

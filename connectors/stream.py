@@ -24,6 +24,7 @@ from psycopg2.extras import ReplicationCursor
 from bridge import metrics
 from connectors import pgoutput as po
 from connectors.delivery import Batch, Delivery
+from connectors.handoff import CatchUp
 from connectors.envelope import (CONNECTOR_VERSION, Column, TableSchema, dumps, envelope_bytes,
                                  heartbeat_record, pg_source)
 from connectors.pgcatalog import describe_oid, slot_lag_bytes
@@ -72,9 +73,14 @@ class Streamer:
         self._last_lag = 0.0
         self.last_event = time.time()
         self._bad: list[str] = []
+        self.catchup: CatchUp | None = None
+        self._window: Batch | None = None  # holds confirmation back until catch-up deletes are out
         delivery.on_wait = self._keep_alive
 
-    def run(self, start_lsn: int) -> None:
+    def run(self, start_lsn: int, switch_lsn: int = 0) -> None:
+        """Stream until stopped; transactions committed before `switch_lsn` are caught up."""
+        if switch_lsn:
+            self.catchup = CatchUp(switch_lsn)
         options = {"proto_version": "1", "publication_names": self.opts.publication}
         if self.opts.messages:
             options["messages"] = "true"
@@ -82,7 +88,8 @@ class Streamer:
                                    options=options, status_interval=FEEDBACK_INTERVAL_S)
         self.confirmed = start_lsn
         metrics.capture_connected.set(1)
-        log.info("streaming from slot %s at %s", self.opts.slot, po.int_to_lsn(start_lsn))
+        log.info("streaming from slot %s at %s", self.opts.slot,
+                 po.int_to_lsn(start_lsn) if start_lsn else "its confirmed position")
         handled = 0
         while not self.stop.is_set():
             msg = self.cur.read_message()
@@ -110,18 +117,28 @@ class Streamer:
             self._change(rel, change, lsn)
             return
         m = po.decode(payload)
+        catchup = self.catchup
         if isinstance(m, po.Begin):
             self.begin = m
             self._sources.clear()
+            if catchup is not None:
+                if catchup.covers(m.final_lsn):
+                    catchup.active = True
+                    self._window = self._window or self.delivery.open()
+                    return
+                self._finish_catchup()
             self.batch = self.delivery.open(m.commit_ts_us / 1e6)
         elif isinstance(m, po.Commit):
-            if self.batch is not None:
+            if catchup is not None and catchup.active:
+                catchup.active, catchup.end_lsn = False, m.end_lsn
+            elif self.batch is not None:
                 self.delivery.close(self.batch, m.end_lsn)
             self.batch, self.begin = None, None
         elif isinstance(m, po.Relation):
             self._relation(m)
         elif isinstance(m, po.Message):
-            self._message(m)
+            if not (catchup is not None and catchup.active and m.transactional):
+                self._message(m)
         elif isinstance(m, po.Truncate):
             names = [self.rels[r].schema.full_name for r in m.relids if r in self.rels]
             log.warning("TRUNCATE of %s not published (Debezium skips truncates by default)", names)
@@ -131,6 +148,9 @@ class Streamer:
         if before is not None and change.old_is_key_only:
             # REPLICA IDENTITY DEFAULT: of the old row only the key is known.
             before = {k: before[k] for k in rel.schema.key_columns}
+        if self.catchup is not None and self.catchup.active:
+            self.catchup.record(rel.schema, change.op, before, change.new)
+            return
         if change.op == "u" and before is not None and rel.schema.key_columns:
             key = rel.schema.key_of
             if key(before) != key(change.new):  # type: ignore[arg-type]
@@ -202,6 +222,25 @@ class Streamer:
         if not m.transactional:
             self.delivery.close(batch, m.lsn)
 
+    def _finish_catchup(self) -> None:
+        """Past the snapshot's point: publish the deletes it could not show, then stream."""
+        catchup, self.catchup = self.catchup, None
+        if catchup is None:
+            return
+        window, self._window = self._window, None
+        if catchup.deletes:
+            log.info("catch-up done: publishing %d deletes the snapshot could not show",
+                     len(catchup.deletes))
+        for schema, before in catchup.deletes.values():
+            source = pg_source(self.opts.prefix, self.opts.db, schema, time.time_ns() // 1000, "false",
+                               None, catchup.end_lsn, None)
+            key = schema.key_bytes(schema.key_of(before), self.opts.schemas)
+            value = envelope_bytes(schema, before, None, source, "d", self.opts.schemas)
+            self.delivery.send(window, schema.topic, key, value, (schema.full_name, "d"))
+            self.delivery.send(window, schema.topic, key, None)
+        if window is not None:
+            self.delivery.close(window, catchup.end_lsn)
+
     # --- confirmation, heartbeats, metrics ---------------------------------------------
 
     def position(self) -> int:
@@ -212,6 +251,8 @@ class Streamer:
 
     def housekeeping(self) -> None:
         self.delivery.poll(0)
+        if self.catchup is not None and self.begin is None and self.catchup.passed(self.cur.wal_end or 0):
+            self._finish_catchup()
         now = time.monotonic()
         position = self.position()
         idle = self.begin is None and self.delivery.idle()
