@@ -110,9 +110,9 @@ class Lookup:
     def answer(self, user_id: str, digits: str) -> bool:
         """Handle four digits; False when no challenge is pending (not a lookup answer)."""
         pending = self.store.challenge(user_id, CHALLENGE_TTL_S)
-        if pending is None:
+        if pending is None and not self._locked(user_id):
             return False
-        if self._locked(user_id):
+        if pending is None or self._locked(user_id):
             self._refuse(user_id)
             return True
         found = self.dossiers.by_codes(pending.codes)

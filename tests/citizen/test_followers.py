@@ -3,7 +3,7 @@ confirmed; later notices go on the free OA channel; unfollow → back to ZNS."""
 
 from __future__ import annotations
 
-from conftest import CODE, PHONE, Bridge, metric
+from citizen_harness import CODE, PHONE, Bridge, metric
 from events import event, row
 
 from bridge.ledger import LedgerFollowers
