@@ -20,3 +20,17 @@ def sandbox() -> Iterator[SandboxHandle]:
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture(scope="session")
+def system(pg, broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator["System"]:  # type: ignore[no-untyped-def]
+    """Connector + bridge + sandbox on the session's PostgreSQL and broker (started once)."""
+    from system import System, link_follower
+
+    running = System(pg, broker, tmp_path_factory.mktemp("system"))
+    try:
+        running.start()
+        link_follower(running)
+        yield running
+    finally:
+        running.stop()
