@@ -12,16 +12,18 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from bridge import metrics
+from bridge.consume import kafka_ops
 from bridge.consume.gate import RetryGate
+from bridge.consume.inflight import InFlight
 from bridge.consume.offsets import OffsetTracker
+from bridge.consume.rebalance import RebalanceHandlers
 from bridge.consume.records import SourceRecord
 from bridge.consume.settle import Settler, WorkItem
 from bridge.consume.workers import WorkerPool
@@ -36,13 +38,6 @@ MAX_BATCH = 500
 
 
 @dataclass
-class _Open:
-    """A record handed to workers: how many of its notifications are unsettled."""
-
-    remaining: int
-
-
-@dataclass
 class LoopTimers:
     commit_s: float = 1.0
     lag_s: float = 10.0
@@ -50,7 +45,7 @@ class LoopTimers:
     events_retention_s: float = 30 * 86400.0
 
 
-class ConsumerLoop:
+class ConsumerLoop(RebalanceHandlers):
     def __init__(self, settings: Settings, pipeline: Any, ledger: Ledger, dispatcher: Any,
                  consumer: Any, producer: Any, *, partitions: Callable[[str], int | None],
                  timers: LoopTimers | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -65,14 +60,12 @@ class ConsumerLoop:
         self.clock = clock
         self.tracker = OffsetTracker()
         self.gate = RetryGate()
-        self.epochs: Counter[TP] = Counter()
+        self.inflight = InFlight()
         self.assigned: set[TP] = set()
         self.revoking: set[TP] = set()
-        self.active: Counter[TP] = Counter()      # items with workers or awaiting an ack
-        self.open: dict[tuple[TP, int], _Open] = {}
-        self.keys_in_flight: set[str] = set()
+        self.starts: dict[TP, int | None] = {}
         self.completions: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self.stopping = threading.Event()          # set when in-flight work is handed back
+        self.stopping = threading.Event()  # set when unstarted work is handed back
         self.outcomes = OutcomeProducer(producer, settings.kafka, partitions)
         self.settler = Settler(
             ledger, dispatcher, self.outcomes, settings.dispatch.retry_delays_s,
@@ -81,6 +74,7 @@ class ConsumerLoop:
             is_current=self._is_current, stopping=self.stopping, clock=clock)
         self.workers = WorkerPool(settings.dispatch.workers, self.settler.handle)
         self._bp_paused = False
+        self._rebalances = 0
         self._next = {"commit": 0.0, "lag": 0.0, "prune": 0.0}
         self._db_backoff = 0.0
         self._beat = metrics.loop_heartbeat.labels(loop="consumer")
@@ -104,8 +98,11 @@ class ConsumerLoop:
                 self.consumer.resume([TopicPartition(*tp)])
         self._backpressure()
         room = self.max_in_flight - self.tracker.outstanding()
+        before = self._rebalances
         messages = self.consumer.consume(num_messages=max(1, min(MAX_BATCH, room)), timeout=0.05)
-        if messages:
+        if self._rebalances != before:
+            self._refetch(messages)  # the batch may mix records from before the rebalance
+        elif messages:
             self._handle(messages)
         self._periodic()
 
@@ -118,7 +115,7 @@ class ConsumerLoop:
         self._wait_idle(None, deadline - margin * 2)
         self.stopping.set()  # workers skip what they have not started
         self._wait_idle(None, deadline - margin)
-        self._commit()
+        kafka_ops.commit(self.consumer, self.tracker)
         try:
             self.consumer.close()
         except KafkaException as exc:
@@ -137,8 +134,8 @@ class ConsumerLoop:
                     log.warning("consumer error", extra={"error": str(msg.error())})
                 continue
             record = SourceRecord.from_message(msg)
-            if record.tp not in self.assigned or self.gate.holds(record.tp):
-                continue  # revoked meanwhile, or behind a retry head that is not due
+            if not self._takes(record):
+                continue
             due = record.due_ms
             if due is not None and due > now_ms:
                 self._hold(record, due)
@@ -160,6 +157,18 @@ class ConsumerLoop:
                 self._dead_letter(record, item)
             else:
                 self.tracker.complete(record.topic, record.partition, record.offset)
+
+    def _takes(self, record: SourceRecord) -> bool:
+        """False for records of revoked partitions, behind a held retry head, or re-read."""
+        if record.tp not in self.assigned or self.gate.holds(record.tp):
+            return False
+        highest = self.tracker.partition(*record.tp).highest
+        if highest is not None and record.offset <= highest:
+            # The client's position moved back (an offset reset): these are taken already.
+            log.debug("skipping a record already taken", extra={
+                "partition": kafka_ops.lag_label(record.tp), "offset": record.offset})
+            return False
+        return True
 
     def _decode(self, record: SourceRecord) -> Incoming | Failure | None:
         try:
@@ -183,22 +192,19 @@ class ConsumerLoop:
             self._dead_letter(record, _failure("bad_input", "notify", admission.error))
             return
         wanted = record.retry_key
-        items = [s for s in admission.to_send
-                 if s.key not in self.keys_in_flight and (wanted is None or s.key == wanted)]
+        epoch = self.inflight.epochs[record.tp]
+        items = [WorkItem(record, s, epoch) for s in admission.to_send
+                 if s.key not in self.inflight.keys and (wanted is None or s.key == wanted)]
         if not items:
             self.tracker.complete(record.topic, record.partition, record.offset)
             return
-        self.open[(record.tp, record.offset)] = _Open(len(items))
-        epoch = self.epochs[record.tp]
-        for stored in items:
-            self.keys_in_flight.add(stored.key)
-            self.active[record.tp] += 1
-            self.workers.submit(WorkItem(record, stored, epoch))
-        metrics.in_flight.set(len(self.keys_in_flight))
+        self.inflight.begin_items(record, items)
+        for item in items:
+            self.workers.submit(item)
+        metrics.in_flight.set(len(self.inflight.keys))
 
     def _dead_letter(self, record: SourceRecord, failure: Failure) -> None:
-        epoch = self.epochs[record.tp]
-        self.active[record.tp] += 1
+        epoch = self.inflight.begin_record(record)
         self.outcomes.dead_letter(record, failure, on_durable=lambda: self.completions.put(
             ("record", (record, epoch))))
         log.warning("record dead-lettered", extra={
@@ -210,6 +216,21 @@ class ConsumerLoop:
         self.gate.hold(record.tp, record.offset, due_ms)
         self.consumer.pause([tp])
         self.consumer.seek(tp)
+
+    def _refetch(self, messages: list[Any]) -> None:
+        """Drop a batch that straddled a rebalance; read its partitions again from the start.
+
+        librdkafka serves rebalance callbacks inside consume(), so one batch can hold
+        records fetched for the old assignment followed by the new one's; neither part
+        can be trusted to line up with the fresh offset tracker.
+        """
+        for tp in {(m.topic(), m.partition()) for m in messages if m.error() is None}:
+            if tp not in self.assigned or self.gate.holds(tp):
+                continue
+            start = self.starts.get(tp)
+            # Unknown start: from the beginning — the ledger makes re-reading harmless.
+            self.consumer.seek(TopicPartition(tp[0], tp[1],
+                                              OFFSET_BEGINNING if start is None else start))
 
     def _admit_failed(self, records: list[SourceRecord]) -> None:
         log.exception("ledger admission failed; the batch will be read again")
@@ -230,89 +251,29 @@ class ConsumerLoop:
                 break
             if kind == "record":
                 record, epoch = payload
-                self._settle_record(record, epoch)
-            else:
-                self._item_done(payload, settled=(kind == "settled"))
-        metrics.in_flight.set(len(self.keys_in_flight))
-
-    def _item_done(self, item: WorkItem, *, settled: bool) -> None:
-        self.keys_in_flight.discard(item.stored.key)
-        if item.epoch != self.epochs[item.tp]:
-            return  # from before a rebalance: the new owner handles the record
-        self.active[item.tp] -= 1
-        if not settled:
-            return  # handed back: the record stays uncommitted
-        slot = (item.tp, item.record.offset)
-        entry = self.open.get(slot)
-        if entry is None:
-            return
-        entry.remaining -= 1
-        if entry.remaining == 0:
-            del self.open[slot]
-            self.tracker.complete(item.record.topic, item.record.partition, item.record.offset)
-
-    def _settle_record(self, record: SourceRecord, epoch: int) -> None:
-        if epoch != self.epochs[record.tp]:
-            return
-        self.active[record.tp] -= 1
-        self.tracker.complete(record.topic, record.partition, record.offset)
+                if self.inflight.record_done(record, epoch):
+                    self.tracker.complete(record.topic, record.partition, record.offset)
+            elif self.inflight.item_done(payload, settled=(kind == "settled")):
+                item: WorkItem = payload
+                self.tracker.complete(item.record.topic, item.record.partition,
+                                      item.record.offset)
+        metrics.in_flight.set(len(self.inflight.keys))
 
     def _is_current(self, item: WorkItem) -> bool:
         return (not self.stopping.is_set() and item.tp not in self.revoking
-                and item.epoch == self.epochs[item.tp])
+                and self.inflight.current(item.tp, item.epoch))
 
     def _wait_idle(self, tps: set[TP] | None, deadline: float) -> None:
         """Serve completions until no work of `tps` (all if None) is out, or the deadline."""
         while time.monotonic() < deadline:
             self._drain()
             self.outcomes.service(0.05)
-            busy = self.active if tps is None else {tp: self.active[tp] for tp in tps}
-            if not any(n > 0 for n in busy.values()):
+            if not self.inflight.busy(tps):
                 return
             self._beat.set(time.time())
-        log.warning("deadline reached with work in flight; it will be processed again",
-                    extra={"in_flight": sum(n for n in self.active.values() if n > 0)})
-
-    # --- rebalance --------------------------------------------------------------------------
-    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        for p in partitions:
-            tp = (p.topic, p.partition)
-            self.epochs[tp] += 1
-            self.assigned.add(tp)
-            self.revoking.discard(tp)
-            self.tracker.assign(*tp)
-        if self._bp_paused:
-            consumer.pause(partitions)
-        log.info("partitions assigned", extra={"partitions": _names(partitions)})
-
-    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        tps = {(p.topic, p.partition) for p in partitions}
-        self.revoking |= tps
-        # Let started deliveries finish (their outcome is then committed); during shutdown
-        # the deadline was already spent.
-        wait_s = 0.0 if self.stopping.is_set() else min(
-            10.0, self.settings.dispatch.shutdown_deadline_s / 2)
-        self._wait_idle(tps, time.monotonic() + wait_s)
-        self._commit(only=tps)
-        self._forget(tps)
-        log.info("partitions revoked", extra={"partitions": _names(partitions)})
-
-    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        self._forget({(p.topic, p.partition) for p in partitions})
-        log.warning("partitions lost", extra={"partitions": _names(partitions)})
-
-    def _forget(self, tps: set[TP]) -> None:
-        for tp in tps:
-            self.epochs[tp] += 1
-            self.assigned.discard(tp)
-            self.tracker.revoke(*tp)
-            self.gate.drop(tp)
-            self.active.pop(tp, None)
-            try:
-                metrics.consumer_lag.remove(f"{tp[0]}:{tp[1]}")
-            except KeyError:
-                pass
-        self.open = {slot: e for slot, e in self.open.items() if slot[0] not in tps}
+        if self.inflight.busy(tps):
+            log.warning("deadline reached with work in flight; it will be processed again",
+                        extra={"in_flight": self.inflight.busy(tps)})
 
     # --- flow control and housekeeping -----------------------------------------------------------
     def _backpressure(self) -> None:
@@ -333,10 +294,10 @@ class ConsumerLoop:
         now = time.monotonic()
         if now >= self._next["commit"]:
             self._next["commit"] = now + self.timers.commit_s
-            self._commit()
+            kafka_ops.commit(self.consumer, self.tracker)
         if now >= self._next["lag"]:
             self._next["lag"] = now + self.timers.lag_s
-            self._update_lag()
+            kafka_ops.update_lag(self.consumer, self.assigned, self.tracker)
         if now >= self._next["prune"]:
             self._next["prune"] = now + self.timers.prune_s
             try:
@@ -344,41 +305,8 @@ class ConsumerLoop:
             except Exception:
                 log.exception("pruning old event ids failed")
 
-    def _commit(self, only: set[TP] | None = None) -> None:
-        positions = self.tracker.to_commit(only)
-        if not positions:
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            log.warning("offset commit failed; will retry", extra={"error": str(exc)})
-            return
-        self.tracker.mark_committed(positions)
-
-    def _update_lag(self) -> None:
-        tps = [TopicPartition(*tp) for tp in self.assigned]
-        if not tps:
-            return
-        try:
-            positions = self.consumer.position(tps)
-            for tp in positions:
-                _, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=1.0, cached=False)
-                start = tp.offset if tp.offset >= 0 else (self.tracker.partition(
-                    tp.topic, tp.partition).committable() or high)
-                metrics.consumer_lag.labels(partition=f"{tp.topic}:{tp.partition}").set(
-                    max(0, high - start))
-        except KafkaException as exc:
-            log.debug("lag update failed", extra={"error": str(exc)})
-
 
 def _failure(reason: str, stage: str, exc: BaseException) -> Failure:
     if isinstance(exc, BridgeError):
         return Failure(reason, exc.error_class, exc.message, stage, code=exc.code)
     return Failure(reason, type(exc).__name__, str(exc), stage)
-
-
-def _names(partitions: list[TopicPartition]) -> list[str]:
-    return [f"{p.topic}:{p.partition}" for p in partitions]
-

@@ -46,6 +46,11 @@ class PartitionOffsets:
         while self._heap and self._heap[0] not in self._outstanding:
             heapq.heappop(self._heap)
 
+    @property
+    def highest(self) -> int | None:
+        """The last offset taken in (None before the first)."""
+        return self._highest
+
     def is_outstanding(self, offset: int) -> bool:
         return offset in self._outstanding
 

@@ -1,0 +1,98 @@
+"""Flow control: bounded in-flight work, graceful stop within the deadline, rebalances."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from events import event, row
+from loop_harness import FakeDispatcher, Running, create_topics, make_settings, produce
+from waiting import wait_for
+
+pytestmark = pytest.mark.services
+
+
+def doc(i: int) -> dict:
+    return event("c", row(id=i, code=f"000.00.23.H39-240612-{i:04d}", status=2))
+
+
+def watch_outstanding(running: Running) -> list[int]:
+    """Record the tracker's outstanding count every time a record is taken in."""
+    peaks = [0]
+    tracker = running.loop.tracker
+    original = tracker.add
+
+    def add(topic: str, partition: int, offset: int) -> None:
+        original(topic, partition, offset)
+        peaks[0] = max(peaks[0], tracker.outstanding())
+
+    tracker.add = add  # type: ignore[method-assign]
+    return peaks
+
+
+def test_in_flight_work_never_exceeds_the_bound(broker, unique_name, tmp_path) -> None:
+    topic = unique_name
+    create_topics(broker, topic)
+    settings = make_settings(broker, topic, tmp_path, max_in_flight=20, workers=2)
+    produce(broker, topic, [doc(i) for i in range(1, 301)])
+    fake = FakeDispatcher(delay_s=0.002)
+    running = Running(settings, fake)
+    peaks = watch_outstanding(running)
+    try:
+        wait_for(lambda: len(fake.sent) == 300, timeout=90, message="300 deliveries")
+    finally:
+        running.stop()
+    assert 0 < peaks[0] <= 20
+    assert len(set(fake.sent_codes())) == 300
+
+
+def test_stop_hands_back_unstarted_work_within_the_deadline(broker, unique_name, tmp_path) -> None:
+    topic = unique_name
+    create_topics(broker, topic)
+    settings = make_settings(broker, topic, tmp_path, max_in_flight=40, workers=2,
+                             shutdown_deadline_s=4.0)
+    produce(broker, topic, [doc(i) for i in range(1, 121)])
+    slow = FakeDispatcher(delay_s=0.25)  # 2 workers × 4/s: far slower than the backlog
+    running = Running(settings, slow)
+    wait_for(lambda: len(slow.sent) >= 5, timeout=60, message="first deliveries")
+    took = running.stop()
+    assert took < 4.0 + 1.0, f"stop took {took:.1f}s"
+    first = set(slow.sent_codes())
+    assert len(first) < 120
+
+    fast = FakeDispatcher()
+    running = Running(settings, fast)
+    try:
+        wait_for(lambda: len(first) + len(fast.sent) >= 120, timeout=60, message="the rest")
+        time.sleep(0.5)  # nothing more may arrive
+    finally:
+        running.stop()
+    resent = first & set(fast.sent_codes())
+    assert first | set(fast.sent_codes()) == {d["after"]["code"] for d in map(doc, range(1, 121))}
+    assert not resent, f"sent twice after a clean stop: {sorted(resent)}"
+
+
+def test_two_instances_share_the_partitions_and_send_each_notice_once(
+        broker, unique_name, tmp_path) -> None:
+    topic = unique_name
+    create_topics(broker, topic, partitions=4)
+    settings = make_settings(broker, topic, tmp_path, max_in_flight=30, workers=2)
+    a_fake, b_fake = FakeDispatcher(delay_s=0.005), FakeDispatcher(delay_s=0.005)
+    a = Running(settings, a_fake)
+    produce(broker, topic, [doc(i) for i in range(1, 201)])
+    wait_for(lambda: len(a_fake.sent) >= 20, timeout=60, message="first instance busy")
+    b = Running(settings, b_fake)  # joins: a rebalance while a is mid-stream
+    try:
+        wait_for(lambda: len(a_fake.sent) + len(b_fake.sent) >= 200, timeout=120,
+                 message="all 200 across both")
+        time.sleep(1.0)
+    finally:
+        stoppers = [threading.Thread(target=r.stop) for r in (a, b)]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(30)
+    codes = a_fake.sent_codes() + b_fake.sent_codes()
+    assert len(codes) == len(set(codes)) == 200
+    assert b_fake.sent, "the second instance got partitions"
