@@ -126,3 +126,16 @@ capture_snapshot_rows = Counter(
 capture_heartbeats = Counter(
     "onestop_capture_heartbeats_total", "Heartbeats sent while captured tables were quiet.",
     registry=REGISTRY)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onestop-bridge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# Set at import so every process (run, capture) exposes its version from the first scrape.
+build_info.info({"version": _version()})

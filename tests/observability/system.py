@@ -40,12 +40,13 @@ PHONE_OA = "84912000101"      # follows the OA and shared the phone → free OA 
 PHONE_ZNS = "84912000102"     # has Zalo, not a follower → ZNS template message
 PHONE_SMS = "84912000103"     # no Zalo account (-118) → SMS fallback
 PHONE_RETRY = "84912000104"   # two Zalo hiccups (-100) → retry topic → delivered next round
-PHONE_LATE = "84912000105"    # spare, for the token-refresh scene
+PHONE_RETRY_2 = "84912000105"  # the same, kept for the Prometheus scrape test
 OA_USER = "8400000000101"
 
 
 def scenario() -> dict[str, Any]:
-    return {"phones": {PHONE_SMS: {"has_zalo": False}, PHONE_RETRY: {"zns": [-100, -100]}},
+    return {"phones": {PHONE_SMS: {"has_zalo": False}, PHONE_RETRY: {"zns": [-100, -100]},
+                       PHONE_RETRY_2: {"zns": [-100, -100]}},
             "followers": {OA_USER: {"phone": PHONE_OA}},
             "delivery_delay_ms": 20, "webhook_retry_delays_s": [1.0, 2.0]}
 
