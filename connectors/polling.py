@@ -60,7 +60,7 @@ class PollingCapture:
             raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN): a SQLAlchemy URL")
         self.src, self.stop = src, stop
         try:
-            self.engine: Engine = sa.create_engine(src.dsn.get_secret_value(), pool_pre_ping=True)
+            self.engine: Engine = sa.create_engine(_url(src.dsn.get_secret_value()), pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise ConfigError(f"source.dsn is not a usable SQLAlchemy URL: {exc}") from None
         self.delivery = Delivery(producer_config(settings.kafka), ack_listener=ack_listener)
@@ -116,10 +116,12 @@ class PollingCapture:
         if cols.updated_at not in table.c:
             raise ConfigError(f"table {name} has no column {cols.updated_at!r} "
                               "(source.columns.updated_at); polling needs one")
-        key = [c.name for c in table.primary_key.columns] or [cols.id]
+        # str(): SQLAlchemy's quoted_name is a str subclass, which orjson refuses as a key.
+        key = [str(c.name) for c in table.primary_key.columns] or [cols.id]
         if any(k not in table.c for k in key):
             raise ConfigError(f"table {name} has no primary key and no column {cols.id!r}")
-        columns = tuple(Column(c.name, sqlalchemy_codec(c.type), bool(c.nullable)) for c in table.columns)
+        columns = tuple(Column(str(c.name), sqlalchemy_codec(c.type), bool(c.nullable))
+                        for c in table.columns)
         schema = TableSchema(self.src.topic_prefix, ref.schema, ref.name, columns, tuple(key),
                              source_struct="io.onestop.connector.polling.Source")
         return PolledTable(name, table, schema, table.c[cols.updated_at],
@@ -214,6 +216,17 @@ class PollingCapture:
         if moment.tzinfo is None:  # a naive column holds the database's local wall clock
             moment = moment.replace(tzinfo=self.zone)
         return int(moment.timestamp() * 1_000_000)
+
+
+def _url(dsn: str) -> sa.URL:
+    """A bare postgresql:// URL uses psycopg2 (installed) when psycopg 3 is not."""
+    url = sa.make_url(dsn)
+    if url.drivername in ("postgresql", "postgres"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            url = url.set(drivername="postgresql+psycopg2")
+    return url
 
 
 def _after(columns: list[sa.Column[Any]], values: tuple[Any, ...]) -> Any:

@@ -1,0 +1,108 @@
+"""The SQL polling connector (--mode polling) on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from bridge.decode.envelope import decode_value
+from bridge.decode.types import decimal_from_base64
+from bridge.settings import load_settings
+from capture_support import TopicReader, insert_dossier
+from waiting import wait_for
+
+DDL = """CREATE TABLE dossiers (id INTEGER PRIMARY KEY, code TEXT NOT NULL, status SMALLINT NOT NULL,
+         fee_amount NUMERIC(14, 2), due_at TIMESTAMP, updated_at TIMESTAMP NOT NULL)"""
+
+
+def _settings(dsn: str, prefix: str, bootstrap: str, state: str):
+    return load_settings(None, source={
+        "dsn": dsn, "topic_prefix": prefix, "state_path": state, "poll_interval_s": 0.1,
+        "poll_overlap_s": 60, "timezone": "Asia/Ho_Chi_Minh"}, kafka={"bootstrap_servers": bootstrap})
+
+
+def _codes(records) -> list[tuple[str, str]]:
+    return [(r.value["op"], r.value["after"]["code"]) for r in records]
+
+
+@pytest.mark.services
+def test_polling_sqlite_snapshot_changes_late_commits_and_restart(broker, unique_name, tmp_path,
+                                                                  start_capture) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}")
+    table = sa.Table("dossiers", sa.MetaData(), autoload_with=_create(engine))
+    now = datetime.now().replace(microsecond=0)
+    rows = [{"id": i, "code": f"SQ-{i}", "status": 2, "fee_amount": Decimal("150000.50"),
+             "due_at": now + timedelta(days=7), "updated_at": now - timedelta(minutes=10 - i)} for i in (1, 2, 3)]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", unique_name, broker.bootstrap,
+                         str(tmp_path / "state.sqlite"))
+    topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossiers")
+    capture = start_capture(settings, mode="polling")
+    records = topic.wait(lambda r: len(r) >= 3, message="snapshot reads")
+    assert _codes(records) == [("r", "SQ-1"), ("r", "SQ-2"), ("r", "SQ-3")]
+    assert [r.value["source"]["snapshot"] for r in records] == ["first", "true", "last"]
+    first = records[0].value
+    assert first["source"]["connector"] == "polling" and records[0].key == {"id": 1}
+    assert first["after"]["due_at"] == int((rows[0]["due_at"] - datetime(1970, 1, 1)).total_seconds() * 1e6)
+    assert decimal_from_base64(first["after"]["fee_amount"], 2) == Decimal("150000.50")
+    assert decode_value(first).op == "r"
+    expected_ts = int((rows[0]["updated_at"] - timedelta(hours=7) - datetime(1970, 1, 1)).total_seconds() * 1000)
+    assert first["source"]["ts_ms"] == expected_ts  # naive updated_at read in source.timezone
+
+    with engine.begin() as conn:
+        conn.execute(table.insert(), {"id": 4, "code": "SQ-4", "status": 1, "updated_at": now})
+        conn.execute(table.update().where(table.c.id == 1).values(status=5, updated_at=now))
+    topic.wait(lambda r: len(r) >= 5, message="create and update")
+    with engine.begin() as conn:  # committed late, stamped before what was already polled
+        conn.execute(table.insert(), {"id": 5, "code": "SQ-LATE", "status": 1,
+                                      "updated_at": now - timedelta(seconds=30)})
+    records = topic.wait(lambda r: len(r) >= 6, message="late commit inside the overlap window")
+    assert sorted(_codes(records[3:])) == [("c", "SQ-4"), ("c", "SQ-LATE"), ("u", "SQ-1")]
+    capture.stop()
+
+    capture = start_capture(settings, mode="polling")  # restart: state file remembers
+    with engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id == 2).values(status=9, updated_at=now + timedelta(seconds=1)))
+    records = topic.wait(lambda r: len(r) >= 7, message="update after restart")
+    assert _codes(records[6:]) == [("u", "SQ-2")] and records[6].value["after"]["status"] == 9
+    wait_for(lambda: not topic.poll() and capture.alive(), timeout=5, message="quiet")
+    versions = Counter((r.key["id"], r.value["after"]["status"]) for r in topic.records)
+    assert max(versions.values()) == 1, f"duplicates: {versions}"
+    capture.stop()
+    topic.close()
+
+
+def _create(engine: sa.Engine) -> sa.Engine:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(DDL)
+    return engine
+
+
+@pytest.mark.services
+def test_polling_postgresql_sees_a_transaction_that_commits_after_a_later_one(
+        capture_db, tmp_path, start_capture, reader) -> None:
+    conn = capture_db.connect()
+    first = insert_dossier(conn, "PG-1", status=2)
+    settings = _settings(capture_db.dsn, capture_db.name, capture_db.bootstrap, str(tmp_path / "s.sqlite"))
+    capture = start_capture(settings, mode="polling")
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 1, message="snapshot read")
+    slow = capture_db.connect()
+    slow.autocommit = False
+    with slow.cursor() as cur:  # now() is the transaction start: an early updated_at
+        cur.execute("UPDATE dossiers SET status = 4, updated_at = now() WHERE id = %s", (first,))
+    insert_dossier(conn, "PG-2", status=1)  # later updated_at, committed first
+    topic.wait(lambda r: len(r) >= 2, message="the later row")
+    slow.commit()
+    records = topic.wait(lambda r: len(r) >= 3, message="the late-committed update")
+    assert _codes(records) == [("r", "PG-1"), ("c", "PG-2"), ("u", "PG-1")]
+    assert records[2].value["after"]["status"] == 4
+    assert records[2].value["after"]["updated_at"].endswith("Z")  # timestamptz → ZonedTimestamp
+    slow.close()
+    conn.close()
+    capture.stop()

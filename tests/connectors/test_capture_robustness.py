@@ -1,0 +1,128 @@
+"""Database restart, a stale walsender holding the slot, and the command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2.extras import LogicalReplicationConnection
+
+from bridge import metrics
+from bridge.embedded import free_port
+from capture_support import insert_dossier
+from waiting import wait_for
+
+pytestmark = pytest.mark.services
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _reconnects(reason: str) -> float:
+    return metrics.REGISTRY.get_sample_value("onestop_capture_reconnects_total", {"reason": reason}) or 0.0
+
+
+def _streaming(capture) -> bool:
+    return capture.alive() and metrics.capture_connected._value.get() == 1  # noqa: SLF001
+
+
+def test_database_restart_reconnects_and_continues(pg, capture_db, start_capture, reader) -> None:
+    capture = start_capture(capture_db.settings())
+    topic = reader()
+    wait_for(lambda: _streaming(capture), timeout=30, message="streaming")
+    conn = capture_db.connect()
+    insert_dossier(conn, "BEFORE-RESTART")
+    topic.wait(lambda r: len(r) >= 1, message="row before the restart")
+    conn.close()
+    before = _reconnects("connection")
+    pg.restart(immediate=True)  # crash-stop: connections die without goodbye
+    conn = capture_db.connect()
+    insert_dossier(conn, "AFTER-RESTART")
+    conn.close()
+    records = topic.wait(lambda r: any(x.value["after"]["code"] == "AFTER-RESTART" for x in r),
+                         timeout=60, message="row written after the restart")
+    assert _reconnects("connection") > before
+    codes = [r.value["after"]["code"] for r in records]
+    assert codes.count("AFTER-RESTART") == 1 and "BEFORE-RESTART" in codes
+    capture.stop()
+
+
+def test_stale_walsender_holding_the_slot_is_taken_over(capture_db, start_capture, reader, caplog) -> None:
+    first = start_capture(capture_db.settings())
+    wait_for(lambda: _streaming(first), timeout=30, message="slot created")
+    first.stop()
+    # A walsender left behind by a vanished client: it holds the slot and never answers.
+    holder = psycopg2.connect(capture_db.dsn, connection_factory=LogicalReplicationConnection)
+    holder.cursor().start_replication(slot_name=capture_db.name, decode=False, options={
+        "proto_version": "1", "publication_names": capture_db.name})
+    holder_pid = holder.info.backend_pid
+    wait_for(lambda: capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                                        (capture_db.name,))[0][0] == holder_pid, message="slot held")
+    busy_before = _reconnects("slot_busy")
+    caplog.set_level(logging.WARNING, logger="onestop.capture")
+    capture = start_capture(capture_db.settings(slot_takeover_after_s=2.0))
+    wait_for(lambda: _streaming(capture), timeout=40, message="slot taken over")
+    assert _reconnects("slot_busy") > busy_before
+    assert any(f"terminated walsender PID {holder_pid}" in r.getMessage() for r in caplog.records)
+    conn = capture_db.connect()
+    insert_dossier(conn, "AFTER-TAKEOVER")
+    conn.close()
+    reader().wait(lambda r: any(x.value["after"]["code"] == "AFTER-TAKEOVER" for x in r),
+                  message="row after takeover")
+    capture.stop()
+    holder.close()
+
+
+def _cli(*args: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    script = Path(sys.executable).parent / "onestop-bridge"
+    command = [str(script), "capture"] if script.exists() else [sys.executable, "-m", "connectors"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ONESTOP_")}
+    return command + list(args), {**base, **env}
+
+
+def test_cli_runs_with_three_variables_serves_metrics_and_stops_gracefully(capture_db, reader, tmp_path) -> None:
+    """Only DSN, tables and bootstrap set: reference schema → topic onestop.public.dossiers."""
+    port = free_port()
+    command, env = _cli("--metrics-port", str(port), env={
+        "ONESTOP_SOURCE__DSN": capture_db.dsn, "ONESTOP_SOURCE__TABLES": "public.dossiers",
+        "ONESTOP_KAFKA__BOOTSTRAP_SERVERS": capture_db.bootstrap})
+    log = tmp_path / "capture.log"
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        def scrape() -> str:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                return ""
+
+        wait_for(lambda: "onestop_capture_connected 1.0" in scrape(), timeout=60, message="connected")
+        conn = capture_db.connect()
+        code = f"CLI-{capture_db.name}"
+        insert_dossier(conn, code)
+        (lsn,) = capture_db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")[0]
+        conn.close()
+        reader("onestop.public.dossiers").wait(
+            lambda r: any(x.value and x.value["after"]["code"] == code for x in r), message="record")
+        assert "onestop_capture_events_total" in scrape()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(45) == 0, log.read_text()
+        assert capture_db.execute("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "
+                                  "FROM pg_replication_slots WHERE slot_name = 'onestop_bridge'")[0][0] >= lsn
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_cli_exits_2_naming_a_table_without_primary_key(capture_db, tmp_path) -> None:
+    capture_db.execute("CREATE TABLE history (dossier_id bigint, status smallint)")
+    command, env = _cli("--metrics-port", "0", env=capture_db.env(ONESTOP_SOURCE__TABLES="public.history"))
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "public.history has no primary key" in result.stderr
+    assert "REPLICA IDENTITY FULL" in result.stderr
