@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -68,18 +69,25 @@ class Inbox:
         self.engine = engine
         self.clock = clock
 
+    def values(self, key: str, name: str, user: str, raw: bytes, variant: str,
+               headers: dict[str, str]) -> dict[str, Any]:
+        """The row to insert for one event (see `store_many`)."""
+        stored = {"headers": headers, "raw": raw.decode("utf-8", "replace")}
+        return {"event_key": key, "event_name": name[:64], "user_key": user[:255],
+                "body": json.dumps(stored, ensure_ascii=False), "signature_variant": variant,
+                "received_at_ms": int(self.clock() * 1000), "status": NEW, "attempts": 0}
+
     def store(self, key: str, name: str, user: str, raw: bytes, variant: str,
               headers: dict[str, str]) -> int | None:
         """Insert; the new row's seq, or None when the event is already there."""
-        stored = {"headers": headers, "raw": raw.decode("utf-8", "replace")}
-        values = {"event_key": key, "event_name": name[:64], "user_key": user[:255],
-                  "body": json.dumps(stored, ensure_ascii=False), "signature_variant": variant,
-                  "received_at_ms": int(self.clock() * 1000), "status": NEW, "attempts": 0}
+        return self.store_many([self.values(key, name, user, raw, variant, headers)])[0]
+
+    def store_many(self, rows: list[dict[str, Any]]) -> list[int | None]:
+        """Insert rows in one transaction; per row its seq, or None for a duplicate."""
         with self.engine.begin() as conn:
-            stmt = _insert(conn.dialect.name).values(**values).on_conflict_do_nothing(
-                index_elements=["event_key"]).returning(webhook_inbox.c.seq)
-            seq = conn.execute(stmt).scalar()
-        return None if seq is None else int(seq)
+            stmt = _insert_stmt(conn.dialect.name)
+            return [None if (seq := conn.execute(stmt, row).scalar()) is None else int(seq)
+                    for row in rows]
 
     def pending(self, limit: int = 10_000) -> list[InboxEvent]:
         with self.engine.connect() as conn:
@@ -101,12 +109,16 @@ class Inbox:
             return {status: int(n) for status, n in rows}
 
 
-def _insert(dialect: str) -> Any:
+@cache
+def _insert_stmt(dialect: str) -> Any:
+    """Built once: a statement object reused with parameters hits SQLAlchemy's compiled
+    cache (building `.values(...)` per row would compile every time)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(webhook_inbox)
+    return insert(webhook_inbox).on_conflict_do_nothing(
+        index_elements=["event_key"]).returning(webhook_inbox.c.seq)
 
 
 def to_event(m: Any) -> InboxEvent:

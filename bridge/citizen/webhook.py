@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from bridge import metrics
 from bridge.citizen.inbox import Inbox, InboxEvent, event_key, user_key
 from bridge.citizen.processor import Processor
 from bridge.citizen.signature import SignatureConfig, verify
+from bridge.citizen.writer import InboxWriter
 
 log = logging.getLogger(__name__)
 PATH = "/webhook/zalo"
@@ -54,12 +54,12 @@ async def _read_limited(request: web.Request) -> bytes | None:
 
 class Webhook:
     def __init__(self, signing: SignatureConfig, inbox: Inbox, processor: Processor, *,
-                 write_budget_s: float = 1.5, writers: int = 4) -> None:
+                 write_budget_s: float = 1.5) -> None:
         self.signing = signing
         self.inbox = inbox
         self.processor = processor
         self.write_budget_s = write_budget_s
-        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="webhook-write")
+        self._writer = InboxWriter(inbox)
         self._variants_seen: set[str] = set()
         if not signing.usable:
             log.error("zalo.oa_secret_key (or zalo.app_id) is not configured: every webhook "
@@ -69,7 +69,7 @@ class Webhook:
         app.router.add_post(PATH, self.handle)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._writer.close()
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await _read_limited(request)
@@ -96,11 +96,10 @@ class Webhook:
         name = str(body.get("event_name") or "unknown")
         key, user = event_key(body, raw), user_key(body, self.signing.oa_id)
         headers = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
-        loop = asyncio.get_running_loop()
-        write = loop.run_in_executor(self._pool, self.inbox.store, key, name, user, raw,
-                                     variant, headers)
+        write = self._writer.submit(self.inbox.values(key, name, user, raw, variant, headers))
         try:
-            seq = await asyncio.wait_for(asyncio.shield(write), self.write_budget_s)
+            seq = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(write)),
+                                         self.write_budget_s)
         except asyncio.TimeoutError:
             log.error("webhook inbox write too slow; answered 503 so that Zalo retries")
             return _answer("unavailable", 503)
