@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from bridge import metrics
-from bridge.consume.loop import ConsumerLoop
+from bridge.consume.loop import ConsumerLoop, LoopTimers
 from bridge.consume.topics import Topics
 from bridge.dlq.producer import dlq_topic, retry_topic
 from bridge.errors import ConfigError
@@ -119,8 +119,10 @@ class Bridge:
         self.topics.ensure([retry_topic(self.settings.kafka, source),
                             dlq_topic(self.settings.kafka, source)], partitions)
         self.consumer = Consumer(consumer_config(self.settings))
+        timers = LoopTimers(events_retention_s=self.settings.ledger.events_retention_days * 86400)
         self.loop = ConsumerLoop(self.settings, self.pipeline, self.ledger, self.dispatcher,
-                                 self.consumer, self.producer, partitions=self.topics.cached)
+                                 self.consumer, self.producer, partitions=self.topics.cached,
+                                 timers=timers)
         self.loop.run(stop)
 
     def close(self) -> None:

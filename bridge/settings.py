@@ -106,6 +106,8 @@ class KafkaSettings(Section):
 
 class LedgerSettings(Section):
     url: str = "sqlite:///onestop-ledger.db"
+    # Event ids are remembered this long to drop redeliveries; notifications stay.
+    events_retention_days: float = 30.0
 
 
 class HttpSettings(Section):

@@ -10,6 +10,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, text, update
@@ -20,7 +21,7 @@ from bridge.ledger.engine import is_sqlite, make_engine
 from bridge.ledger.migrate import migrate
 from bridge.ledger.records import StoredNotification, stored_from_row
 from bridge.ledger.tables import (DEAD, PARKED_STATUSES, SENT, delivery_attempts, events_seen,
-                                  notifications)
+                                  notifications, replay_audit)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -104,6 +105,18 @@ class Ledger:
                 notifications.c.status.in_(PARKED_STATUSES),
                 notifications.c.id < seq).limit(1)).first()
         return found is not None
+
+    # --- operator actions ---------------------------------------------------------------
+    def record_replay(self, audit: dict[str, Any], *, replayed_at: datetime) -> None:
+        """One row of `onestop-bridge dlq replay`'s audit trail."""
+        with self.engine.begin() as conn:
+            conn.execute(replay_audit.insert().values(
+                dlq_topic=audit["dlq_topic"], dlq_partition=audit["dlq_partition"],
+                dlq_offset=audit["dlq_offset"], target_topic=audit["target_topic"],
+                dossier_code=audit.get("dossier_code"), kind=audit.get("kind"),
+                error_class=audit.get("error_class"), dry_run=bool(audit.get("dry_run")),
+                operator=audit.get("operator"),
+                replayed_at_ms=int(replayed_at.timestamp() * 1000)))
 
     # --- housekeeping --------------------------------------------------------------------
     def prune_events(self, older_than_s: float) -> int:

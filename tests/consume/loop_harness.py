@@ -135,10 +135,13 @@ def read_all(broker: Any, topic: str, timeout: float = 5.0) -> list[Any]:
     want = sum(high - tp.offset for tp, high in tps)
     out: list[Any] = []
     deadline = time.monotonic() + timeout
-    while len(out) < want and time.monotonic() < deadline:
-        for msg in consumer.consume(100, 0.2):
-            if msg.error() is None:
-                out.append(msg)
+    while time.monotonic() < deadline:
+        # Read past the watermark until idle: tansu reports the last batch's base + 1.
+        batch = [m for m in consumer.consume(100, 0.3 if len(out) >= want else 0.2)
+                 if m.error() is None]
+        if not batch and len(out) >= want:
+            break
+        out.extend(batch)
     consumer.close()
     return out
 
