@@ -27,6 +27,9 @@ from bridge.transitions import dossier_from_dict
 from bridge.model import Unavailable
 
 RESULT_STATUSES = (9, 10)
+# Attempts are looked up from this long before the period: the database's clock (commit
+# time) and the bridge's (attempt time) may disagree a little.
+CLOCK_SLACK_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,8 @@ def notices(engine: Engine, period: Period, sms_price: int) -> Iterator[NoticeRo
     n, a = notifications, delivery_attempts
     ok = (select(a.c.idempotency_key, func.min(a.c.at_ms).label("ok_at_ms"),
                  func.max(case((a.c.channel == "sms", 1), else_=0)).label("sms_fired"))
-          .where(a.c.result == "ok").group_by(a.c.idempotency_key).subquery())
+          .where(a.c.result == "ok", a.c.at_ms >= period.start_ms - CLOCK_SLACK_MS)
+          .group_by(a.c.idempotency_key).subquery())
     event_ms = func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)
     query = (select(n.c.kind, n.c.status, n.c.channel, n.c.price_vnd, n.c.source_ts_ms,
                     n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
@@ -136,7 +140,9 @@ def results(engine: Engine, period: Period) -> list[DossierResult]:
                .where(n.c.kind == "RESULT_READY").group_by(n.c.dossier_key))
     with engine.connect() as conn:
         ready = {key: int(ms) for key, ms in conn.execute(ready_q)}
-        states = conn.execute(select(dossier_state.c.dossier_key, dossier_state.c.state)).all()
+        # A dossier ready in the period was last written at or after that moment.
+        states = conn.execute(select(dossier_state.c.dossier_key, dossier_state.c.state).where(
+            dossier_state.c.updated_at_ms >= period.start_ms - CLOCK_SLACK_MS)).all()
     found: list[DossierResult] = []
     for key, state in states:
         dossier = dossier_from_dict(json.loads(state))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -19,10 +20,10 @@ from ledger_fill import FillResult, fill
 from sqlalchemy import create_engine, text
 
 from bridge.report import build_report, main
+from bridge.report import text as text_report
 from bridge.report.fmt import number, percent, vnd
-from bridge.report.ledger_view import NoticeRow, Period, open_engine
+from bridge.report.ledger_view import Followers, NoticeRow, Period, open_engine
 from bridge.report.summary import build
-from bridge.report.ledger_view import Followers
 from bridge.samples import DayPlan
 from bridge.sandbox import SandboxHandle
 
@@ -122,7 +123,7 @@ def test_cli_formats_agree_with_the_ledger(filled: tuple[str, FillResult], tmp_p
     assert main(["--from", "27/11/2026", "--to", "2026-11-27"]) == 0
     out = capsys.readouterr().out
     assert "BÁO CÁO" in out and "Ngày 27/11/2026" in out
-    assert f"Tiết kiệm so với SMS" in out and vnd(savings) in out and vnd(cost) in out
+    assert "Tiết kiệm so với SMS" in out and vnd(savings) in out and vnd(cost) in out
     assert re.search(r"\d{4,}", out.replace("2026", "")) is None, "numbers are grouped: 1.234"
 
     assert main(["--from", "2026-11-27", "--to", "2026-11-27", "--format", "csv"]) == 0
@@ -166,8 +167,6 @@ def test_the_pilot_figure_in_the_pilot_words() -> None:
     """4,694 Zalo messages at 350 đồng per SMS: "1.642.900 đồng", as Long An wrote in 2019."""
     moment = int(datetime(2019, 6, 20, 9, tzinfo=VN).timestamp() * 1000)
     rows = [NoticeRow("RECEIVED", "sent", "zalo_oa", moment, 0, SMS, 1.2)] * 4694
-    from bridge.report import text as text_report
-
     r = build(Period(date(2019, 6, 6), date(2019, 7, 6), VN), SMS, rows, [], Followers(560, 560))
     out = " ".join(text_report.render(r).split())  # undo the 78-column wrapping
     assert "đạt 4.694 lượt, giảm chi phí tin nhắn 1.642.900 đồng" in out
@@ -185,3 +184,48 @@ def test_vietnamese_percent_format() -> None:
     assert percent(39, 40) == "97,5 %"
     assert percent(1, 1) == "100 %"
     assert percent(0, 0) == "—"
+
+
+@pytest.mark.services
+def test_postgresql_ledger_gives_the_same_figures(pg, sandbox: SandboxHandle) -> None:  # type: ignore[no-untyped-def]
+    """Production keeps the ledger in PostgreSQL: same queries, same totals as direct SQL."""
+    name = f"report_{uuid.uuid4().hex[:8]}"
+    admin = pg.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    url = f"postgresql+psycopg2://{pg.superuser}@127.0.0.1:{pg.port}/{name}"
+    result = fill(url, sandbox.url, DayPlan(dossiers=12, seed=5, missing_phone=0.2))
+    r = report_of(url)
+    assert r.sent == result.outcomes["sent"] and r.dead == result.outcomes.get("dead", 0)
+    assert r.sent_by_channel() == dict(sql(url, "SELECT channel, count(*) FROM notifications "
+                                                "WHERE status = 'sent' GROUP BY channel"))
+    [(savings,)] = sql(url, f"SELECT sum({SMS} - price_vnd) FROM notifications "
+                            "WHERE status = 'sent' AND channel <> 'sms'")
+    [(cost,)] = sql(url, "SELECT sum(price_vnd) FROM notifications WHERE status = 'sent'")
+    assert (r.savings_vnd, r.cost_vnd) == (savings, cost)
+    assert r.results_ready >= 1 and r.followers.total >= 1
+
+
+def test_a_week_is_charted_per_day_and_a_day_per_hour() -> None:
+    from bridge.report.buckets import buckets
+
+    def at(d: int, h: int) -> int:
+        return int(datetime(2026, 11, d, h, tzinfo=VN).timestamp() * 1000)
+
+    rows = [NoticeRow("RECEIVED", "sent", "zns", at(24, 9), 150, 200, 1.0),
+            NoticeRow("RECEIVED", "sent", "zalo_oa", at(26, 14), 0, 350, 1.0),
+            NoticeRow("RECEIVED", "dead", "none", at(26, 15), 0, 0, None)]
+    week = build(Period(date(2026, 11, 23), date(2026, 11, 29), VN), SMS, rows, [], Followers(0, 0))
+    b = buckets(week)
+    assert b.unit == "ngày" and b.labels == [f"{d}/11" for d in range(23, 30)]
+    assert b.counts["zns"] == [0, 1, 0, 0, 0, 0, 0] and b.counts["none"][3] == 1
+    assert b.savings == [0, 200, 0, 350, 0, 0, 0]
+    day = build(Period(date(2026, 11, 26), date(2026, 11, 26), VN), SMS, rows[1:], [],
+                Followers(0, 0))
+    assert buckets(day).labels == ["14h", "15h"]
+    from bridge.report import html
+
+    page = html.render(week)
+    assert "Số thông báo theo ngày" in page and "Chưa gửi được" in page
