@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # Statuses still "open" for the citizen: worth confirming when a phone is linked.
 OPEN_STATUSES = frozenset({1, 2, 4, 5, 6, 9})
 _PHONE_JUNK = (" ", ".", "-", "+", "(", ")", "/")
+LOOKUP_FIELDS = ("code", "procedure_name", "agency_name", "applicant_phone", "status",
+                 "received_at", "due_at", "finished_at", "fee_amount", "note")
 
 
 class DossierSource(Protocol):
@@ -107,8 +109,10 @@ class DatabaseDossiers:
         cols = settings.source.columns.model_dump()
         self._code, self._phone = cols["code"], cols["applicant_phone"]
         schema, _, name = settings.source.tables[0].rpartition(".")
-        self.table = table(name, *[column(c) for c in dict.fromkeys(cols.values())],
-                           schema=schema or None)
+        # Only what an answer needs: the lookup role may be granted just these columns
+        # (schemas/reference.sql), never the applicant's name or ID.
+        wanted = dict.fromkeys(cols[f] for f in LOOKUP_FIELDS)
+        self.table = table(name, *[column(c) for c in wanted], schema=schema or None)
 
     def by_codes(self, codes: list[str]) -> dict[str, Dossier]:
         if not codes:
