@@ -1,0 +1,128 @@
+"""Pure parts: code and command parsing, signature variants, message limits, the
+catalogue's contents, and the migrated schema against the query tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import inspect
+
+from bridge.citizen import messages, wording
+from bridge.citizen.procedures import load_catalogue
+from bridge.citizen.signature import SignatureConfig, verify
+from bridge.citizen.tables import metadata
+from bridge.citizen.text import find_codes, fold, parse_command, second_factor
+from bridge.ledger.engine import make_engine
+from bridge.ledger.migrate import migrate
+from bridge.sandbox.signing import zalo_signature
+from bridge.settings import Settings
+
+CODE = "000.00.23.H39-240612-0001"
+
+
+@pytest.mark.parametrize("typed", [
+    CODE, CODE.lower(), "000.00.23.H39 - 240612 - 0001", "000.00.23.H39240612-0001",
+    "000.00.23.H39-2406120001", "000.00.23.H392406120001", "0000023H39-240612-0001",
+    "mã: 000 . 00 . 23 . H39 – 240612 — 0001.", "tra-cuu=000.00.23.H39-240612-0001&x=1"])
+def test_dossier_codes_are_found_however_typed(typed: str) -> None:
+    assert find_codes(typed) == [CODE]
+
+
+def test_several_codes_and_non_codes() -> None:
+    text = f"{CODE} và 000.17.22.H56-210531-0001, lại {CODE.lower()}"
+    assert find_codes(text) == [CODE, "000.17.22.H56-210531-0001"]
+    assert find_codes("gọi 0909123456 hoặc 1.001193 ngày 12/06/2024") == []
+    assert find_codes("000.00.23.H39-241399-0001") == []          # month 13: not a date
+
+
+@given(st.text(max_size=300))
+def test_parsers_never_crash_on_any_text(text: str) -> None:
+    find_codes(text)
+    parse_command(text)
+    second_factor(text)
+    fold(text)
+
+
+def test_commands_are_accent_and_case_insensitive() -> None:
+    assert fold("Thủ  TỤC Đăng ký") == "thu tuc dang ky"
+    assert parse_command("THU TUC khai sinh").arg == "khai sinh"         # type: ignore[union-attr]
+    assert parse_command("thủ tục: sổ đỏ").arg == "sổ đỏ"               # type: ignore[union-attr]
+    assert parse_command("Hỗ trợ").name == "support"                    # type: ignore[union-attr]
+    assert parse_command("huỷ đăng ký tin tức").name == "unsubscribe:tin-tuc"  # type: ignore[union-attr]
+    assert parse_command("Hủy đăng ký").name == "unsubscribe:all"        # type: ignore[union-attr]
+    assert parse_command("góp ý quầy 3 tốt").arg == "quầy 3 tốt"         # type: ignore[union-attr]
+    assert parse_command(f"#danh-gia {CODE} 4").arg == f"{CODE} 4"       # type: ignore[union-attr]
+    assert parse_command("#danh-gia x 9") is None
+    assert parse_command("thủ tướng") is None and parse_command("xin chào") is None
+    assert second_factor("12 34") == "1234" and second_factor("12345") is None
+    assert second_factor("số 1234") is None
+
+
+def test_signature_variants_and_refusals() -> None:
+    raw, stamp = b'{"event_name":"follow","timestamp":"1"}', "1"
+    cfg = SignatureConfig("app", "oa", "secret")
+    by_app, by_oa = zalo_signature("app", raw, stamp, "secret"), zalo_signature("oa", raw, stamp, "secret")
+    assert verify(cfg, "mac=" + by_app, raw, stamp) == "app_id/mac"
+    assert verify(cfg, by_app.upper(), raw, stamp) == "app_id/bare"
+    assert verify(cfg, " MAC=" + by_oa, raw, stamp) == "oa_id/mac"
+    assert verify(cfg, by_oa, raw, stamp) == "oa_id/bare"
+    assert verify(cfg, by_app, raw + b" ", stamp) is None
+    assert verify(cfg, by_app, raw, "2") is None
+    assert verify(cfg, None, raw, stamp) is None
+    assert verify(SignatureConfig("app", "oa", ""), zalo_signature("app", raw, stamp, ""), raw,
+                  stamp) is None, "an unconfigured secret accepts nothing"
+
+
+def test_messages_respect_zalo_limits() -> None:
+    long = messages.text("Đ" * 5000)["text"]
+    assert len(long) == 2000 and long.endswith("…")
+    with pytest.raises(ValueError):
+        messages.with_buttons("x", [messages.query_button("a", "a")] * 6)
+    with pytest.raises(ValueError):
+        messages.query_button("a" * 41, "x").to_json()
+    settings = Settings()
+    menu = wording.menu_buttons(settings)
+    assert len(menu) == 5 and all(len(b.title) <= 40 for b in menu)
+    for text in (wording.HELP, wording.welcome(settings), wording.SHARE_SUBTITLE):
+        assert len(text) <= 2000
+    assert len(wording.SHARE_TITLE) <= 100 and len(wording.SHARE_SUBTITLE) <= 500
+
+
+def test_the_sample_catalogue_has_thirty_real_procedures_with_every_field() -> None:
+    catalogue = load_catalogue()
+    procs = catalogue.procedures
+    assert len(procs) >= 30 and len({p.code for p in procs}) == len(procs)
+    for p in procs:
+        assert p.code and p.name and p.time_limit and p.fee and p.documents and p.where, p.code
+        assert p.code_verified or "đối chiếu" in p.note, f"{p.code}: unverified code not marked"
+    names = " | ".join(p.name.lower() for p in procs)
+    for topic in ("khai sinh", "kết hôn", "khai tử", "chứng thực bản sao", "giấy chứng nhận quyền "
+                  "sử dụng đất", "giấy phép xây dựng", "hộ kinh doanh", "lý lịch tư pháp",
+                  "giấy phép lái xe"):
+        assert topic in names, topic
+    assert any(not p.code_verified for p in procs)
+
+
+def test_a_csv_catalogue_can_replace_the_shipped_one(tmp_path: Path) -> None:
+    path = tmp_path / "procedures.csv"
+    path.write_text("code,name,field,time_limit,fee,documents,where,keywords,code_verified\n"
+                    "9.999999,Cấp phép đào đường,Giao thông,05 ngày,Không,Đơn|Bản vẽ,UBND xã,"
+                    "đào đường|sửa cống,true\n", encoding="utf-8")
+    catalogue = load_catalogue(path)
+    found = catalogue.search("dao duong")
+    assert [p.code for p in found] == ["9.999999"] and found[0].documents == ("Đơn", "Bản vẽ")
+
+
+def test_migrated_schema_matches_the_citizen_query_tables(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    migrate(engine)
+    found = inspect(engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in found.get_columns(table.name)} == {c.name for c in table.columns}
+    indexes = {i["name"] for i in found.get_indexes("notifications")}
+    assert {"notifications_phone", "notifications_dossier_code",
+            "notifications_provider_message"} <= indexes
+    engine.dispose()
