@@ -90,7 +90,7 @@ rating_prompts = Table(
 )
 
 ratings = Table(
-    "ratings", metadata,
+    "satisfaction_ratings", metadata,
     Column("dossier_code", KEY, primary_key=True),
     Column("user_id", KEY, primary_key=True),
     Column("score", Integer, nullable=False),

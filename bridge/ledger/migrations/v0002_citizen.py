@@ -88,12 +88,12 @@ def upgrade(conn: Connection) -> None:
         Column("sent_at_ms", BigInteger, nullable=False),
     )
     Table(
-        "ratings", meta,
+        "satisfaction_ratings", meta,
         Column("dossier_code", KEY, primary_key=True),
         Column("user_id", KEY, primary_key=True),
         Column("score", Integer, nullable=False),
         Column("rated_at_ms", BigInteger, nullable=False),
-        Index("ratings_rated_at", "rated_at_ms"),
+        Index("satisfaction_ratings_rated_at", "rated_at_ms"),
     )
     Table(
         "feedback", meta,
