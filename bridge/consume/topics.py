@@ -34,7 +34,9 @@ class Topics:
         with self._lock:
             if topic in self._counts:
                 return self._counts[topic]
-        metadata = self._admin.list_topics(topic=topic, timeout=self._timeout)
+        # All topics, not `topic=`: a metadata request naming a topic makes brokers with
+        # auto.create.topics.enable create it — with their default partition count.
+        metadata = self._admin.list_topics(timeout=self._timeout)
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             return None

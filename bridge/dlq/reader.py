@@ -99,7 +99,7 @@ def read_topic(bootstrap: dict[str, Any], topic: str, pipeline: Any = None,
     consumer = Consumer({**bootstrap, "group.id": "onestop-dlq-reader", "enable.auto.commit": False,
                          "enable.partition.eof": False})
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        metadata = consumer.list_topics(timeout=timeout_s)  # naming it would auto-create it
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             return
