@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from bridge.citizen.tables import webhook_inbox
 
@@ -101,6 +101,16 @@ class Inbox:
                 status=FAILED if error else DONE, error=None if error is None else error[:_MAX_ERROR],
                 attempts=webhook_inbox.c.attempts + 1,
                 processed_at_ms=int(self.clock() * 1000)))
+
+    def prune(self, older_than_s: float) -> int:
+        """Forget handled events older than the age (raw bodies hold phone numbers).
+
+        Keep it well above Zalo's retry horizon (1 h) so that late retries still dedupe."""
+        cutoff = int((self.clock() - older_than_s) * 1000)
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(webhook_inbox).where(
+                webhook_inbox.c.status != NEW, webhook_inbox.c.received_at_ms < cutoff))
+        return int(result.rowcount or 0)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

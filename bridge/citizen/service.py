@@ -15,6 +15,7 @@ per-citizen ordering then holds per instance (Zalo sends one citizen's events to
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import Engine
 
+from bridge import metrics
 from bridge.citizen.chat import Chat
 from bridge.citizen.dossiers import DossierSource, make_source
 from bridge.citizen.followers import FollowerFlow
@@ -40,6 +42,7 @@ from bridge.templates import Renderer
 
 log = logging.getLogger(__name__)
 _TEXT_EVENTS = ("user_send_text",)
+INBOX_RETENTION_S = 30 * 86400.0   # handled events kept a month for audit, then forgotten
 
 
 class Citizen:
@@ -67,6 +70,7 @@ class Citizen:
         signing = SignatureConfig(settings.zalo.app_id, settings.oa.oa_id,
                                   settings.zalo.oa_secret_key.get_secret_value())
         self.webhook = Webhook(signing, self.inbox, self.processor)
+        self._timer: threading.Timer | None = None
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, sender: OaSender, **kwargs: object) -> Citizen:
@@ -77,11 +81,28 @@ class Citizen:
         self.webhook.install(app)
 
     def start(self) -> int:
+        self._housekeeping()
         return self.processor.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self.processor.stop(timeout)
         self.webhook.close()
+
+    def _housekeeping(self) -> None:
+        """Hourly: prune old handled inbox rows; refresh the linked-followers gauge."""
+        try:
+            pruned = self.inbox.prune(INBOX_RETENTION_S)
+            metrics.followers_linked.set(self.followers.count())
+            if pruned:
+                log.info("webhook inbox pruned", extra={"rows": pruned})
+        except Exception:  # housekeeping must never stop the webhook
+            log.warning("citizen housekeeping failed", exc_info=True)
+        if not self.processor.stopping.is_set():
+            self._timer = threading.Timer(3600.0, self._housekeeping)
+            self._timer.daemon = True
+            self._timer.start()
 
     # --- event routing (worker threads) ----------------------------------------------------
     def handle(self, event: InboxEvent, attempt: int) -> None:

@@ -128,3 +128,13 @@ def test_events_left_unhandled_by_a_crash_are_handled_after_restart(make_bridge:
         assert "Tổng đài" in first["text"] and "Đăng ký khai sinh" in second["text"]
     finally:
         again.stop(5)
+
+
+def test_old_handled_events_are_pruned_but_recent_ones_still_dedupe(oa: Bridge) -> None:
+    body = text_event("u-old", "hỗ trợ", msg_id="old-1")
+    assert oa.post(body).status_code == 200
+    oa.replies("u-old", 1)
+    assert oa.citizen.inbox.prune(3600) == 0                 # an hour old at most: kept
+    assert oa.post(body).status_code == 200 and len(oa.messages(user_id="u-old")) == 1
+    assert oa.citizen.inbox.prune(-1) >= 1                   # everything handled is older
+    assert [r for r in inbox_rows(oa) if r["event_key"] == "user_send_text:old-1"] == []
