@@ -98,7 +98,7 @@ def _charts(r: Report) -> list[str]:
                                colour=SAVINGS_COLOUR, fmt=lambda v: vnd(v))
     return [f"<h2>Số thông báo theo {b.unit}, chia theo kênh gửi</h2>",
             f'<div class="panel"><div class="legend">{legend}</div>{bars}</div>',
-            f"<h2>Tiền tiết kiệm cộng dồn so với gửi SMS</h2>",
+            "<h2>Tiền tiết kiệm cộng dồn so với gửi SMS</h2>",
             f'<div class="panel">{line}</div>']
 
 

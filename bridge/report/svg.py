@@ -85,7 +85,7 @@ def cumulative_line(title: str, labels: Sequence[str], values: Sequence[int], *,
         parts.append(f'<polygon points="{points[0][0]:.1f},{base_y:.1f} {area} '
                      f'{points[-1][0]:.1f},{base_y:.1f}" fill="{colour}" fill-opacity="0.15"/>')
         parts.append(f'<polyline points="{area}" fill="none" stroke="{colour}" stroke-width="3"/>')
-        for (x, y), label, v in zip(points, labels, running):
+        for (x, y), label, v in zip(points, labels, running, strict=True):
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
                          f'<title>{escape(label)}: {escape(fmt(v))}</title></circle>')
         # The total sits above the last point, clear of the rising line.

@@ -10,6 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from obs_system import System, link_follower  # noqa: E402
+
+from bridge.embedded import EmbeddedBroker, EmbeddedPostgres  # noqa: E402
 from bridge.sandbox import SandboxHandle, run_in_thread  # noqa: E402
 
 
@@ -23,10 +26,9 @@ def sandbox() -> Iterator[SandboxHandle]:
 
 
 @pytest.fixture(scope="session")
-def system(pg, broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator["System"]:  # type: ignore[no-untyped-def]
+def system(pg: EmbeddedPostgres, broker: EmbeddedBroker,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """Connector + bridge + sandbox on the session's PostgreSQL and broker (started once)."""
-    from system import System, link_follower
-
     running = System(pg, broker, tmp_path_factory.mktemp("system"))
     try:
         running.start()

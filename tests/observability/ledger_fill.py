@@ -81,8 +81,10 @@ def build_dispatcher(settings: Settings, followers: Any, wall: Callable[[], date
     tokens = TokenManager(MemoryTokenStore(), zalo_client.refresh,
                           initial_refresh_token=zcfg.refresh_token.get_secret_value(),
                           refresh_ahead_s=zcfg.refresh_ahead_s)
-    zalo = ZaloChannels(zalo_client, tokens, RateLimiter.per_minute("zalo_app", zcfg.oa_rate_per_minute))
-    sms = SmsChannel(SmsClient(settings.sms, client), RateLimiter.per_second("sms", settings.sms.rate_per_second))
+    zalo = ZaloChannels(zalo_client, tokens,
+                        RateLimiter.per_minute("zalo_app", zcfg.oa_rate_per_minute))
+    sms = SmsChannel(SmsClient(settings.sms, client),
+                     RateLimiter.per_second("sms", settings.sms.rate_per_second))
     return Dispatcher(settings, zalo, sms, followers=followers,
                       retry=RetryPolicy(dcfg, wall=wall), wall=wall, on_close=client.close)
 

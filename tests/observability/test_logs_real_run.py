@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from system import OA_SECRET, PHONE_OA, PHONE_SMS, PHONE_ZNS, System, json_lines
+from obs_system import OA_SECRET, PHONE_OA, PHONE_SMS, PHONE_ZNS, System, json_lines
 from waiting import wait_for
 
 from bridge.dispatch import SANDBOX_APP_SECRET, SANDBOX_SMS_KEY
@@ -32,7 +32,7 @@ def test_delivery_run_logs_mask_phones_and_carry_no_tokens(system: System) -> No
 
     run_log = system.log("run")
     events = json_lines(run_log)
-    assert len(events) == len([l for l in run_log.splitlines() if l.strip()]), \
+    assert len(events) == len([line for line in run_log.splitlines() if line.strip()]), \
         "every line of the bridge's log is one JSON object"
     assert all({"ts", "level", "logger", "msg"} <= set(e) for e in events)
     sent = [e for e in events if e["msg"] == "notification sent" and e.get("dossier_code") in codes]

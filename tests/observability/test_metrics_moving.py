@@ -1,6 +1,6 @@
 """Each bridge metric moves when the system does the thing it counts.
 
-The connector and the bridge run as real processes (tests/observability/system.py);
+The connector and the bridge run as real processes (tests/observability/obs_system.py);
 a row written at the one-stop desk is what starts every scene, and /metrics is read
 before and after, as Prometheus would.
 """
@@ -8,7 +8,7 @@ before and after, as Prometheus would.
 from __future__ import annotations
 
 import pytest
-from system import PHONE_OA, PHONE_RETRY, PHONE_SMS, PHONE_ZNS, System
+from obs_system import PHONE_OA, PHONE_RETRY, PHONE_SMS, PHONE_ZNS, System
 from waiting import wait_for
 
 pytestmark = pytest.mark.services

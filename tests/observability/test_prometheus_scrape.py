@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 from promql import Operand, concrete, operands
-from system import (OA_USER, PHONE_OA, PHONE_RETRY_2, PHONE_SMS, PHONE_ZNS, System,
+from obs_system import (OA_USER, PHONE_OA, PHONE_RETRY_2, PHONE_SMS, PHONE_ZNS, System,
                     citizen_webhook_installed)
 from waiting import wait_for
 

@@ -35,7 +35,8 @@ PLAN = DayPlan(dossiers=30, seed=11, missing_phone=0.15)
 
 
 @pytest.fixture(scope="module")
-def filled(sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FillResult]]:
+def filled(sandbox: SandboxHandle,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FillResult]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
     result = fill(url, sandbox.url, PLAN, deferred_phones=2)
     yield url, result
