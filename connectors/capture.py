@@ -108,6 +108,8 @@ class PgCapture:
         except Exception:
             if not self.stop.is_set():
                 raise
+        finally:
+            self.delivery.shutdown()
 
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)
@@ -151,6 +153,7 @@ class PgCapture:
             opts = StreamOptions(self.src.slot, self.src.publication, self.src.topic_prefix, db,
                                  self.src.schemas_enable, self.src.heartbeat_interval_s,
                                  self.src.heartbeat_table,
+                                 tables=frozenset(str(t.ref) for t in tables),
                                  messages=cat.server_version(catalog) >= 140000)
             streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop)
             try:
@@ -176,7 +179,7 @@ class PgCapture:
         Returns the LSN to stream from (0 = the slot's confirmed position) and the snapshot's
         switch point: transactions committed before it are already in the snapshot.
         """
-        slot, mode = self.src.slot, self.src.snapshot_mode
+        slot = self.src.slot
         state = cat.slot_state(catalog, slot)
         if state is not None and (state.plugin != "pgoutput" or state.database != db):
             raise ConfigError(f"replication slot {slot} already exists for plugin {state.plugin} in "

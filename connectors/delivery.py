@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +39,7 @@ class Batch:
         self.closed = False
         self.error: KafkaError | None = None
         self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.counts: dict[tuple[str, str], int] = {}
         self.listener = listener
 
     def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
@@ -91,22 +91,32 @@ class Delivery:
     def send(self, batch: Batch | None, topic: str, key: bytes | None, value: bytes | None,
              count: tuple[str, str] | None = None) -> None:
         callback = batch.on_delivery if batch is not None else _log_failure
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=callback)
-                break
-            except BufferError:  # queue full: serve callbacks, keep the source connection alive
-                self.producer.poll(0.05)
-                if self.on_wait is not None:
-                    self.on_wait()
+        try:
+            self.producer.produce(topic, value, key, on_delivery=callback)
+        except BufferError:
+            self._produce_when_room(topic, key, value, callback)
         if batch is not None:
             batch.pending += 1
             if count is not None:
-                batch.counts[count] += 1
+                counts = batch.counts
+                counts[count] = counts.get(count, 0) + 1
         self._since_poll += 1
         if self._since_poll >= 256:
             self._since_poll = 0
             self.producer.poll(0)
+
+    def _produce_when_room(self, topic: str, key: bytes | None, value: bytes | None,
+                           callback: Callable[[KafkaError | None, Message], None]) -> None:
+        """Queue full: serve callbacks until there is room, keeping the source connection alive."""
+        while True:
+            self.producer.poll(0.05)
+            if self.on_wait is not None:
+                self.on_wait()
+            try:
+                self.producer.produce(topic, value, key, on_delivery=callback)
+                return
+            except BufferError:
+                continue
 
     def close(self, batch: Batch, end_lsn: int) -> None:
         batch.end_lsn = end_lsn
@@ -146,6 +156,14 @@ class Delivery:
             if time.monotonic() >= deadline:
                 return False
         return True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Flush what is left and release the producer's threads and sockets."""
+        try:
+            self.producer.flush(timeout)
+            self.producer.close()
+        except (RuntimeError, AttributeError):  # already closed / older client without close()
+            pass
 
     def forget_open(self) -> None:
         """Drop unfinished transactions after a lost source connection: they will be replayed."""

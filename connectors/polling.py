@@ -83,6 +83,7 @@ class PollingCapture:
                 raise
         finally:
             self.delivery.drain(30)
+            self.delivery.shutdown()
             self.state.close()
 
     def _before_sleep(self, state: Any) -> None:
@@ -176,7 +177,7 @@ class PollingCapture:
         batch = self.delivery.open()
         seen: dict[str, str] = {}
         count = 0
-        for index, (row, key_text) in enumerate(zip(rows, keys)):
+        for index, (row, key_text) in enumerate(zip(rows, keys, strict=True)):
             version = _version(row[pt.updated.name])
             if known.get(key_text) == version:
                 continue  # this very version was emitted before (overlap window)

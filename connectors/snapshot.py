@@ -104,7 +104,7 @@ def read_tables(connect: Any, snapshot_name: str, tables: list[TableInfo], consi
                     raise SnapshotAborted("stop requested during the snapshot")
                 if pending is not None:
                     emit(False, pending[0] is not schema)
-                row = {n: (None if v is None else conv(v)) for n, conv, v in zip(names, converters, values)}
+                row = {n: (None if v is None else conv(v)) for n, conv, v in zip(names, converters, values, strict=True)}
                 pending = (schema, row, count == 0, first_in_table)
                 first_in_table = False
                 count += 1

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import ReplicationCursor
 
@@ -27,7 +28,7 @@ from connectors.delivery import Batch, Delivery
 from connectors.handoff import CatchUp
 from connectors.envelope import (CONNECTOR_VERSION, Column, TableSchema, dumps, envelope_bytes,
                                  heartbeat_record, pg_source)
-from connectors.pgcatalog import describe_oid, slot_lag_bytes
+from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
 from connectors.types import TOAST_PLACEHOLDER, as_text, pg_codec
 
 log = logging.getLogger("onestop.capture.stream")
@@ -44,16 +45,18 @@ class StreamOptions:
     schemas: bool
     heartbeat_interval_s: float
     heartbeat_table: str | None
+    tables: frozenset[str] = frozenset()  # "schema.table" published to Kafka; empty = all
     messages: bool = True
 
 
 class _Rel:
     """A relation as last described by the server, with its column converters."""
 
-    __slots__ = ("schema", "fields")
+    __slots__ = ("schema", "fields", "published")
 
-    def __init__(self, schema: TableSchema) -> None:
+    def __init__(self, schema: TableSchema, published: bool = True) -> None:
         self.schema = schema
+        self.published = published
         # Text columns need no conversion: None skips the call on the hot path.
         self.fields: list[po.Field] = [
             (c.name, None if c.codec.from_text is as_text else c.codec.from_text) for c in schema.columns]
@@ -109,6 +112,8 @@ class Streamer:
         relid = po.relid_of(payload)
         if relid is not None:
             rel = self.rels[relid]
+            if not rel.published:
+                return  # e.g. the heartbeat table, or a wider publication than source.tables
             change = po.decode_change(payload, rel.fields, TOAST_PLACEHOLDER, self._bad)
             if self._bad:
                 log.warning("could not encode %s columns %s; sent as text", rel.schema.full_name,
@@ -200,7 +205,8 @@ class Streamer:
         old = self.rels.get(m.relid)
         if old is not None and [c.name for c in old.schema.columns] != names:
             log.info("table %s changed shape: columns now %s", schema.full_name, names)
-        self.rels[m.relid] = _Rel(schema)
+        tables = self.opts.tables
+        self.rels[m.relid] = _Rel(schema, not tables or schema.full_name in tables)
 
     def _message(self, m: po.Message) -> None:
         begin = self.begin if m.transactional else None
@@ -288,8 +294,9 @@ class Streamer:
         if self.opts.heartbeat_table:
             try:
                 with self.catalog.cursor() as cur:
-                    cur.execute(f"INSERT INTO {self.opts.heartbeat_table} (id, ts) VALUES (1, now()) "
-                                "ON CONFLICT (id) DO UPDATE SET ts = excluded.ts")
+                    cur.execute(sql.SQL("INSERT INTO {} (id, ts) VALUES (1, now()) ON CONFLICT (id) "
+                                        "DO UPDATE SET ts = excluded.ts").format(
+                                            TableRef.parse(self.opts.heartbeat_table).ident()))
             except Exception as exc:  # noqa: BLE001 - a missing grant must not stop capture
                 self.catalog.rollback()
                 log.warning("heartbeat write to %s failed: %s", self.opts.heartbeat_table, exc)

@@ -3,7 +3,6 @@ per test (services are shared per session). Helpers live in capture_support.py."
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
