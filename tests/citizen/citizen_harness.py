@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from aiohttp import web
 from events import event, row
 
 from bridge import metrics
-from bridge.citizen.server import AppThread
 from bridge.citizen.service import Citizen
-from bridge.dispatch import Dispatcher, build_dispatcher, sandbox_settings
-from bridge.ledger import Incoming, Ledger, LedgerFollowers, LedgerTokenStore, StoredNotification
+from bridge.dispatch import Dispatcher, sandbox_settings
+from bridge.http import HttpServer
+from bridge.ledger import Incoming, Ledger, StoredNotification
 from bridge.pipeline import Pipeline
-from bridge.sandbox import SandboxHandle, run_in_thread
+from bridge.sandbox import SandboxHandle
 from bridge.sandbox.signing import zalo_signature
 from bridge.settings import Settings, load_settings
 from waiting import wait_for
@@ -54,7 +52,7 @@ class Bridge:
     ledger: Ledger
     dispatcher: Dispatcher
     citizen: Citizen
-    server: AppThread
+    server: HttpServer
     sb: httpx.Client
     http: httpx.Client
     pipeline: Pipeline = field(init=False)

@@ -11,13 +11,11 @@ import pytest
 from aiohttp import web
 from citizen_harness import Bridge, MakeBridge, citizen_settings
 
-from bridge.citizen.server import AppThread
 from bridge.citizen.service import Citizen
 from bridge.dispatch import build_dispatcher
+from bridge.http import AppContext, HttpServer, build_app
 from bridge.ledger import Ledger, LedgerFollowers, LedgerTokenStore
 from bridge.sandbox import run_in_thread
-
-
 
 @pytest.fixture
 def make_bridge(tmp_path: Path) -> Iterator[MakeBridge]:
@@ -32,9 +30,13 @@ def make_bridge(tmp_path: Path) -> Iterator[MakeBridge]:
         dispatcher = build_dispatcher(settings, followers=LedgerFollowers(ledger.engine),
                                       token_store=LedgerTokenStore(ledger.engine))
         citizen = Citizen(settings, ledger.engine, sender or dispatcher, backoff_s=0.05)
-        app = web.Application()
-        citizen.install(app)
-        server = AppThread(app).start()
+
+        def install(app: web.Application, _ctx: AppContext) -> None:
+            citizen.install(app)  # as bridge.citizen.routes does, with the test's own citizen
+
+        # The bridge's own HTTP app and server (what `onestop-bridge run` serves).
+        ctx = AppContext(settings, ledger=ledger, dispatcher=dispatcher)
+        server = HttpServer(build_app(ctx, [install]), "127.0.0.1", 0).start()
         if start:  # start=False: a bridge that dies right after answering (crash tests)
             citizen.start()
         sb = httpx.Client(base_url=sandbox.url, timeout=10)
