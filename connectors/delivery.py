@@ -57,6 +57,9 @@ def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dic
         # Idempotence gives acks=all, in-order retries without duplicates inside one session.
         "enable.idempotence": True,
         "acks": "all",
+        # Java's partitioner: a key lands on the partition Debezium/Kafka Connect would pick,
+        # so per-key order holds when a deployment switches between the two connectors.
+        "partitioner": "murmur2_random",
         "linger.ms": 5,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 100000,

@@ -45,13 +45,17 @@ class TableSchema:
     columns: tuple[Column, ...]
     key_columns: tuple[str, ...]
     source_struct: str = "io.debezium.connector.postgresql.Source"
-    _key_index: tuple[int, ...] = field(default=(), init=False)
+    _key_head: bytes = field(default=b"", init=False)
     _value_schema: bytes | None = field(default=None, init=False)
     _key_schema: bytes | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
-        self._key_index = tuple(names.index(k) for k in self.key_columns)
+        missing = [k for k in self.key_columns if k not in names]
+        if missing:
+            raise ValueError(f"key columns {missing} not among the columns of {self.full_name}")
+        if len(self.key_columns) == 1:
+            self._key_head = b"{" + _dumps(self.key_columns[0]) + b":"
 
     @property
     def topic(self) -> str:
@@ -65,6 +69,12 @@ class TableSchema:
         if not self.key_columns:
             return None
         return {k: row.get(k) for k in self.key_columns}
+
+    def key_for(self, row: dict[str, Any], schemas: bool) -> bytes | None:
+        """The record key of a row (hot path: one key column, no schema envelope)."""
+        if self._key_head and not schemas:
+            return self._key_head + _dumps(row.get(self.key_columns[0])) + b"}"
+        return self.key_bytes(self.key_of(row), schemas)
 
     def key_bytes(self, key: dict[str, Any] | None, schemas: bool) -> bytes | None:
         if key is None:

@@ -138,6 +138,8 @@ class Streamer:
                 catchup.active, catchup.end_lsn = False, m.end_lsn
             elif self.batch is not None:
                 self.delivery.close(self.batch, m.end_lsn)
+                if self.batch.counts:  # the transaction touched a published table
+                    self.last_event = time.time()
             self.batch, self.begin = None, None
         elif isinstance(m, po.Relation):
             self._relation(m)
@@ -183,13 +185,11 @@ class Streamer:
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
               after: dict[str, Any] | None, lsn: int) -> None:
         schema = rel.schema
-        key = schema.key_bytes(schema.key_of(after if after is not None else before or {}),
-                               self.opts.schemas)
+        key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
         value = envelope_bytes(schema, before, after, self._source(rel, lsn), op, self.opts.schemas)
         self.delivery.send(self.batch, schema.topic, key, value, (schema.full_name, op))
         if op == "d":
             self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
-        self.last_event = time.time()
 
     def _relation(self, m: po.Relation) -> None:
         info = describe_oid(self.catalog, m.relid)
