@@ -40,6 +40,8 @@ SANDBOX_APP_ID = "sandbox-app"
 SANDBOX_APP_SECRET = "sandbox-secret"
 SANDBOX_REFRESH_TOKEN = "sandbox-refresh-0"
 SANDBOX_SMS_KEY = "sandbox-sms-key"
+SANDBOX_OA_SECRET_KEY = "sandbox-oa-secret"
+SANDBOX_OA_ID = "1032900368640139458"
 
 
 def build_dispatcher(settings: Settings, *, followers: FollowerLookup | None = None,
@@ -78,9 +80,14 @@ def sandbox_settings(settings: Settings, url: str) -> Settings:
         else SecretStr(SANDBOX_APP_SECRET),
         "refresh_token": z.refresh_token if z.refresh_token.get_secret_value()
         else SecretStr(SANDBOX_REFRESH_TOKEN),
+        "oa_secret_key": z.oa_secret_key if z.oa_secret_key.get_secret_value()
+        else SecretStr(SANDBOX_OA_SECRET_KEY),
     })
+    oa = settings.oa
+    if oa.oa_id == type(oa).model_fields["oa_id"].default:
+        oa = oa.model_copy(update={"oa_id": SANDBOX_OA_ID})
     sms = s.model_copy(update={
         "base_url": base,
         "api_key": s.api_key if s.api_key.get_secret_value() else SecretStr(SANDBOX_SMS_KEY),
     })
-    return settings.model_copy(update={"zalo": zalo, "sms": sms})
+    return settings.model_copy(update={"zalo": zalo, "sms": sms, "oa": oa})
