@@ -143,7 +143,7 @@ class PgCapture:
         catalog = self.connect()
         repl = None
         try:
-            cat.check_role(catalog)
+            cat.check_server(catalog)
             tables = cat.check_tables(catalog, self.src.tables)
             cat.ensure_publication(catalog, self.src.publication, tables)
             db = catalog.info.dbname

@@ -122,10 +122,24 @@ def check_tables(conn: PgConnection, tables: list[str]) -> list[TableInfo]:
     return infos
 
 
-def check_role(conn: PgConnection) -> None:
+# Managed services grant replication through a role instead of the REPLICATION attribute.
+_REPLICATION_ROLES = ("rds_replication", "cloudsqlsuperuser", "azure_pg_admin", "alloydbsuperuser")
+
+
+def check_server(conn: PgConnection) -> None:
+    """wal_level=logical and a role allowed to stream; otherwise say what to change."""
     with conn.cursor() as cur:
-        cur.execute("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user")
+        cur.execute("SHOW wal_level")
+        (wal_level,) = cur.fetchone()
+        cur.execute("""
+            SELECT r.rolreplication OR r.rolsuper OR EXISTS (
+                     SELECT 1 FROM pg_roles g WHERE g.rolname = ANY(%s)
+                        AND pg_has_role(current_user, g.oid, 'member'))
+            FROM pg_roles r WHERE r.rolname = current_user""", (list(_REPLICATION_ROLES),))
         row = cur.fetchone()
+    if wal_level != "logical":
+        raise ConfigError(f"the server runs with wal_level={wal_level}; logical decoding needs "
+                          "wal_level = logical in postgresql.conf (and a server restart)")
     if not row or not row[0]:
         raise ConfigError(f"role {conn.info.user} lacks the REPLICATION attribute; an administrator "
                           f"must run: ALTER ROLE {conn.info.user} REPLICATION;")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from connectors.types import sqlalchemy_codec
 
 log = logging.getLogger("onestop.capture.polling")
 PAGE_ROWS = 1000
+REFLECT_EVERY_S = 60.0
 
 
 @dataclass
@@ -69,6 +71,7 @@ class PollingCapture:
         self.overlap = timedelta(seconds=src.poll_overlap_s)
         self.db = self.engine.url.database or ""
         self._tables: list[PolledTable] | None = None
+        self._reflected_at = 0.0
         self._always_done: set[str] = set()
 
     def run(self) -> None:
@@ -100,8 +103,10 @@ class PollingCapture:
             self.stop.wait(self.src.poll_interval_s)
 
     def tables(self) -> list[PolledTable]:
-        if self._tables is None:
+        # Re-read the table definitions now and then: an added column then appears in `after`.
+        if self._tables is None or time.monotonic() - self._reflected_at > REFLECT_EVERY_S:
             self._tables = [self._reflect(name) for name in self.src.tables]
+            self._reflected_at = time.monotonic()
         return self._tables
 
     def _reflect(self, name: str) -> PolledTable:
