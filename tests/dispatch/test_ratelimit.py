@@ -113,6 +113,7 @@ def test_threads_share_one_limit_in_real_time() -> None:
     for t in threads:
         t.join()
     assert len(stamps) == 160
-    # Allow 5 ms of scheduling jitter between the reserved slot and the recorded stamp.
-    assert _max_in_any_window(stamps, 0.5 - 0.005) <= 40
+    # A loaded 2-core CI machine can delay the stamp behind the reserved slot by tens of
+    # milliseconds; 50 ms of slack still proves no 0.5 s window admits more than 40.
+    assert _max_in_any_window(stamps, 0.5 - 0.05) <= 40
     assert max(stamps) - min(stamps) >= 1.5  # 160 permits at 40/0.5 s need ≥ 3 windows
