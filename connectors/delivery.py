@@ -31,7 +31,7 @@ class DeliveryFailed(TransportError):
 class Batch:
     """The in-flight records of one source transaction (or the snapshot, or one message)."""
 
-    __slots__ = ("end_lsn", "pending", "closed", "error", "commit_ts", "counts", "listener")
+    __slots__ = ("end_lsn", "pending", "closed", "error", "commit_ts", "counts", "listener", "callback")
 
     def __init__(self, commit_ts: float | None, listener: Callable[[float], None] | None) -> None:
         self.end_lsn = 0
@@ -41,6 +41,7 @@ class Batch:
         self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
         self.counts: dict[tuple[str, str], int] = {}
         self.listener = listener
+        self.callback = self.on_delivery  # one bound method for all records of the batch
 
     def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         self.pending -= 1
@@ -93,7 +94,7 @@ class Delivery:
 
     def send(self, batch: Batch | None, topic: str, key: bytes | None, value: bytes | None,
              count: tuple[str, str] | None = None) -> None:
-        callback = batch.on_delivery if batch is not None else _log_failure
+        callback = batch.callback if batch is not None else _log_failure
         try:
             self.producer.produce(topic, value, key, on_delivery=callback)
         except BufferError:
@@ -142,6 +143,10 @@ class Delivery:
                 metrics.capture_events.labels(table=table, op=op).inc(n)
             self._acked = max(self._acked, head.end_lsn)
         return self._acked
+
+    def waiting(self) -> int:
+        """Records queued or in flight in librdkafka."""
+        return len(self.producer)
 
     def idle(self) -> bool:
         """True when no record is in flight and no transaction is open."""

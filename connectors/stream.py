@@ -103,7 +103,8 @@ class Streamer:
                     self.housekeeping()
                 continue
             self.housekeeping()
-            select.select([self.cur], [], [], 0.2)
+            # Records still in flight: wake soon to serve their acknowledgements.
+            select.select([self.cur], [], [], 0.01 if self.delivery.waiting() else 0.2)
         self.shutdown()
 
     # --- messages ------------------------------------------------------------------------
@@ -119,7 +120,10 @@ class Streamer:
                 log.warning("could not encode %s columns %s; sent as text", rel.schema.full_name,
                             sorted(set(self._bad)))
                 self._bad.clear()
-            self._change(rel, change, lsn)
+            if change.old is None and self.catchup is None:  # inserts, most updates
+                self._emit(rel, change.op, None, change.new, lsn)
+            else:
+                self._change(rel, change, lsn)
             return
         m = po.decode(payload)
         catchup = self.catchup
