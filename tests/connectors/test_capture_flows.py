@@ -141,3 +141,30 @@ def test_existing_publication_missing_a_table_says_what_to_run(capture_db) -> No
     with pytest.raises(ConfigError, match=f"ALTER PUBLICATION {capture_db.name} ADD TABLE public.dossiers"):
         PgCapture(capture_db.settings(), threading.Event()).run()
 
+
+
+def test_least_privilege_role_is_told_what_to_run_then_streams(capture_db, start_capture, reader) -> None:
+    """A role with only REPLICATION + SELECT: no publication → the exact statement to run;
+    once an administrator created it, capture works with nothing more."""
+    role = f"cap_{capture_db.name}"[:63]
+    capture_db.execute(f'CREATE ROLE "{role}" LOGIN REPLICATION; GRANT SELECT ON dossiers TO "{role}"')
+    dsn = capture_db.dsn.replace("postgresql://postgres@", f"postgresql://{role}@")
+    try:
+        import threading
+
+        with pytest.raises(ConfigError, match=f"An administrator must run: CREATE PUBLICATION "
+                                              f"{capture_db.name} FOR TABLE public.dossiers;"):
+            PgCapture(capture_db.settings(dsn=dsn), threading.Event()).run()
+        capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
+        capture = start_capture(capture_db.settings(dsn=dsn))
+        topic = reader()
+        topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+        conn = capture_db.connect()
+        insert_dossier(conn, "LEAST-PRIVILEGE")
+        conn.close()
+        (record,) = topic.wait(lambda r: len(r) >= 1, message="record")
+        assert record.value["after"]["code"] == "LEAST-PRIVILEGE"
+        capture.stop()
+    finally:
+        capture_db.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+        capture_db.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
