@@ -25,9 +25,16 @@ from psycopg2.extras import ReplicationCursor
 from bridge import metrics
 from connectors import pgoutput as po
 from connectors.delivery import Batch, Delivery
+from connectors.envelope import (
+    CONNECTOR_VERSION,
+    Column,
+    TableSchema,
+    dumps,
+    envelope_bytes,
+    heartbeat_record,
+    pg_source,
+)
 from connectors.handoff import CatchUp
-from connectors.envelope import (CONNECTOR_VERSION, Column, TableSchema, dumps, envelope_bytes,
-                                 heartbeat_record, pg_source)
 from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
 from connectors.types import TOAST_PLACEHOLDER, as_text, pg_codec
 
@@ -192,7 +199,7 @@ class Streamer:
         key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
         value = envelope_bytes(schema, before, after, self._source(rel, lsn), op, self.opts.schemas)
         self.delivery.send(self.batch, schema.topic, key, value, (schema.full_name, op))
-        if op == "d":
+        if op == "d" and key is not None:
             self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
 
     def _relation(self, m: po.Relation) -> None:

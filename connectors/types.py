@@ -14,8 +14,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.codec import Codec, as_text, python_default
-from connectors.temporal import (date_days, interval_micros, time_codec, timestamp_codec,
-                                 timestamptz_python, timestamptz_text, timetz_text)
+from connectors.temporal import (
+    date_days,
+    interval_micros,
+    time_codec,
+    timestamp_codec,
+    timestamptz_python,
+    timestamptz_text,
+    timetz_text,
+)
 
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 __all__ = ["TOAST_PLACEHOLDER", "Codec", "as_text", "decimal_base64", "pg_codec",
