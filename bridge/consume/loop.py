@@ -9,7 +9,6 @@ partition's contiguous prefix of records whose outcome is durable.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from bridge.consume.inflight import InFlight
 from bridge.consume.offsets import OffsetTracker
 from bridge.consume.rebalance import RebalanceHandlers
 from bridge.consume.records import SourceRecord
+from bridge.consume.completions import Completions
+from bridge.consume.parked import Parked
 from bridge.consume.settle import Settler, WorkItem
 from bridge.consume.workers import WorkerPool
 from bridge.dlq.producer import Failure, OutcomeProducer, retry_topic
@@ -64,14 +65,14 @@ class ConsumerLoop(RebalanceHandlers):
         self.assigned: set[TP] = set()
         self.revoking: set[TP] = set()
         self.starts: dict[TP, int | None] = {}
-        self.completions: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.stopping = threading.Event()  # set when unstarted work is handed back
         self.outcomes = OutcomeProducer(producer, settings.kafka, partitions)
+        self.completions = Completions(ledger, self.outcomes, self.inflight, self.tracker)
+        self.parked = Parked()
         self.settler = Settler(
-            ledger, dispatcher, self.outcomes, settings.dispatch.retry_delays_s,
-            on_settled=lambda item: self.completions.put(("settled", item)),
-            on_skipped=lambda item: self.completions.put(("skipped", item)),
-            is_current=self._is_current, stopping=self.stopping, clock=clock)
+            dispatcher, self.parked, settings.dispatch.retry_delays_s,
+            report=self.completions.settled, on_skipped=self.completions.skipped,
+            is_current=self._is_current, confirm_parked=ledger.earlier_parked, clock=clock)
         self.workers = WorkerPool(settings.dispatch.workers, self.settler.handle)
         self._bp_paused = False
         self._rebalances = 0
@@ -81,6 +82,7 @@ class ConsumerLoop(RebalanceHandlers):
 
     # --- lifecycle -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        self.parked.reload(self.ledger.parked())
         self.workers.start()
         self.consumer.subscribe([self.source, self.retry], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -205,8 +207,8 @@ class ConsumerLoop(RebalanceHandlers):
 
     def _dead_letter(self, record: SourceRecord, failure: Failure) -> None:
         epoch = self.inflight.begin_record(record)
-        self.outcomes.dead_letter(record, failure, on_durable=lambda: self.completions.put(
-            ("record", (record, epoch))))
+        self.outcomes.dead_letter(record, failure,
+                                  on_durable=lambda: self.completions.record_acked(record, epoch))
         log.warning("record dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "reason": failure.reason, "error_class": failure.error_class})
@@ -244,20 +246,7 @@ class ConsumerLoop(RebalanceHandlers):
 
     # --- completions (from workers and producer reports) ---------------------------------------
     def _drain(self) -> None:
-        while True:
-            try:
-                kind, payload = self.completions.get_nowait()
-            except queue.Empty:
-                break
-            if kind == "record":
-                record, epoch = payload
-                if self.inflight.record_done(record, epoch):
-                    self.tracker.complete(record.topic, record.partition, record.offset)
-            elif self.inflight.item_done(payload, settled=(kind == "settled")):
-                item: WorkItem = payload
-                self.tracker.complete(item.record.topic, item.record.partition,
-                                      item.record.offset)
-        metrics.in_flight.set(len(self.inflight.keys))
+        self.completions.drain()
 
     def _is_current(self, item: WorkItem) -> bool:
         return (not self.stopping.is_set() and item.tp not in self.revoking

@@ -32,6 +32,10 @@ class RebalanceHandlers:
             self.assigned.add(tp)
             self.revoking.discard(tp)
             self.tracker.assign(*tp, start=self.starts.get(tp))
+        try:
+            self.parked.reload(self.ledger.parked())  # another instance may have parked some
+        except Exception:
+            log.exception("could not reload parked dossiers from the ledger")
         if self._bp_paused:
             consumer.pause(partitions)
         log.info("partitions assigned", extra={"partitions": _names(partitions)})
@@ -56,6 +60,7 @@ class RebalanceHandlers:
 
     def _forget(self: ConsumerLoop, tps: set[TP]) -> None:
         self.inflight.forget(tps)
+        self.parked.forget(tps)
         for tp in tps:
             self.assigned.discard(tp)
             self.tracker.revoke(*tp)

@@ -5,7 +5,8 @@ process (kill -9), and readers never block the writer. Python 3.11's sqlite3 mod
 opens transactions lazily and only before DML, so a read-then-write transaction could
 fail to upgrade its lock under concurrency; the recipe from SQLAlchemy's SQLite
 dialect docs takes transaction control back and every transaction starts with
-BEGIN IMMEDIATE (one writer at a time, waiting `busy_timeout` for its turn).
+BEGIN IMMEDIATE (one writer at a time, waiting `busy_timeout` for its turn) — except
+connections from `reader()`, which read a snapshot without blocking the writer.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from bridge.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "onestop_read_only"
 
 
 def make_engine(url: str, *, pool_size: int = 12) -> Engine:
@@ -58,9 +60,19 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def reader(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite it does not take the write lock.
+
+    ``with reader(engine) as conn: conn.execute(select(...))``. Writing through it may
+    fail with "database is locked" under concurrency — use ``engine.begin()`` to write.
+    """
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -1,7 +1,9 @@
 """The delivery ledger: what was seen, what must be sent, what was sent, at what cost.
 
-Thread-safe: every method opens its own short transaction from the engine's pool,
-so the consumer thread and the worker threads can share one `Ledger`.
+Thread-safe: every method opens its own short transaction from the engine's pool.
+In the bridge one thread (the consumer loop) does all writes — admission batches and
+grouped outcomes — so SQLite's single writer never waits for itself; reads (`read()`)
+do not take the write lock.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from sqlalchemy import Engine, delete, func, select, text, update
 
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.ledger.admission import Admission, Incoming, Notify, admit
-from bridge.ledger.engine import is_sqlite, make_engine
+from bridge.ledger.engine import is_sqlite, make_engine, reader
 from bridge.ledger.migrate import migrate
+from bridge.ledger.outcomes import OutcomeRow, write_outcomes
 from bridge.ledger.records import StoredNotification, stored_from_row
-from bridge.ledger.tables import (DEAD, PARKED_STATUSES, SENT, delivery_attempts, events_seen,
-                                  notifications, replay_audit)
+from bridge.ledger.tables import (DEAD, PARKED_STATUSES, SENT, events_seen, notifications,
+                                  replay_audit)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
-_MAX_ERROR_TEXT = 2000
 
 
 def _ms(clock: Clock) -> int:
@@ -55,35 +57,29 @@ class Ledger:
         with self.engine.begin() as conn:
             return admit(conn, batch, notify, _ms(self.clock))
 
-    # --- outcomes (worker threads) -------------------------------------------------------
+    # --- outcomes ------------------------------------------------------------------------
+    def record_outcomes(self, rows: list[OutcomeRow]) -> None:
+        """Everything settled since the last call, in one transaction."""
+        if rows:
+            with self.engine.begin() as conn:
+                write_outcomes(conn, rows, _ms(self.clock))
+
     def record_sent(self, key: str, outcome: DeliveryOutcome) -> None:
-        now = _ms(self.clock)
-        with self.engine.begin() as conn:
-            conn.execute(update(notifications).where(notifications.c.idempotency_key == key)
-                         .values(status=SENT, channel=outcome.channel, price_vnd=outcome.price_vnd,
-                                 provider_message_id=outcome.provider_message_id,
-                                 error_class=None, error_message=None, updated_at_ms=now))
-            _insert_attempts(conn, key, outcome.attempts, outcome.provider_message_id)
+        self.record_outcomes([OutcomeRow(key, SENT, outcome.channel, outcome.price_vnd,
+                                         outcome.provider_message_id,
+                                         attempts=tuple(outcome.attempts))])
 
     def record_unsent(self, key: str, status: str, *, error_class: str, error_message: str,
                       attempts: Iterable[Attempt] = (), count_round: bool = False) -> int:
         """Deferred, failed (retry topic) or dead (DLQ); returns the rounds used so far."""
-        now = _ms(self.clock)
-        with self.engine.begin() as conn:
-            values: dict[str, Any] = {"status": status, "error_class": error_class,
-                                      "error_message": error_message[:_MAX_ERROR_TEXT],
-                                      "updated_at_ms": now}
-            if count_round:
-                values["rounds"] = notifications.c.rounds + 1
-            conn.execute(update(notifications).where(notifications.c.idempotency_key == key)
-                         .values(**values))
-            _insert_attempts(conn, key, attempts)
-            rounds = conn.execute(select(notifications.c.rounds)
-                                  .where(notifications.c.idempotency_key == key)).scalar()
-        return int(rounds or 0)
+        self.record_outcomes([OutcomeRow(key, status, error_class=error_class,
+                                         error_message=error_message, attempts=tuple(attempts),
+                                         count_round=count_round)])
+        stored = self.get(key)
+        return stored.rounds if stored else 0
 
     def get(self, key: str) -> StoredNotification | None:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             row = conn.execute(select(notifications)
                                .where(notifications.c.idempotency_key == key)).first()
         return None if row is None else stored_from_row(row)
@@ -91,7 +87,7 @@ class Ledger:
     def parked(self) -> dict[str, set[int]]:
         """dossier key → admission seqs of its notifications waiting in the retry topic."""
         result: dict[str, set[int]] = defaultdict(set)
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             rows = conn.execute(select(notifications.c.dossier_key, notifications.c.id)
                                 .where(notifications.c.status.in_(PARKED_STATUSES)))
             for dossier_key, seq in rows:
@@ -99,7 +95,7 @@ class Ledger:
         return dict(result)
 
     def earlier_parked(self, dossier_key: str, seq: int) -> bool:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             found = conn.execute(select(notifications.c.id).where(
                 notifications.c.dossier_key == dossier_key,
                 notifications.c.status.in_(PARKED_STATUSES),
@@ -134,22 +130,10 @@ class Ledger:
                 conn.execute(text("SELECT txid_current()"))  # forces a real write xid
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             rows = conn.execute(select(notifications.c.status, func.count())
                                 .group_by(notifications.c.status))
             return {status: int(n) for status, n in rows}
 
 
-def _insert_attempts(conn: Any, key: str, attempts: Iterable[Attempt],
-                     provider_message_id: str | None = None) -> None:
-    rows = [{"idempotency_key": key, "channel": a.channel, "result": a.result,
-             "price_vnd": a.price_vnd,
-             "provider_message_id": provider_message_id if a.result == "ok" else None,
-             "error_code": None if a.error_code is None else str(a.error_code),
-             "error_message": None if a.error_message is None else a.error_message[:_MAX_ERROR_TEXT],
-             "at_ms": int(a.at.timestamp() * 1000)} for a in attempts]
-    if rows:
-        conn.execute(delivery_attempts.insert(), rows)
-
-
-__all__ = ["Admission", "DEAD", "Incoming", "Ledger", "StoredNotification"]
+__all__ = ["Admission", "DEAD", "Incoming", "Ledger", "OutcomeRow", "StoredNotification"]

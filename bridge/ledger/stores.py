@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from sqlalchemy import Engine, delete, func, select, text
 
 from bridge.dispatch.tokens import TokenState
 from bridge.ledger.admission import upsert
-from bridge.ledger.engine import is_sqlite
+from bridge.ledger.engine import is_sqlite, reader
 from bridge.ledger.tables import follower_links, tokens
 from bridge.phone import normalise_phone
 
@@ -30,7 +32,7 @@ class LedgerTokenStore:
         self._clock = clock
 
     def load(self) -> TokenState | None:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             row = conn.execute(select(tokens).where(tokens.c.name == self.name)).first()
         if row is None:
             return None
@@ -56,20 +58,53 @@ class LedgerTokenStore:
                     raw.execute("PRAGMA synchronous=NORMAL")
 
 
+class _PhoneIndex:
+    """phone → most recently linked user, shared by every LedgerFollowers of one engine.
+
+    The dispatcher asks once per notification; a SQL read each time costs more than
+    the rest of the plan. Writes through LedgerFollowers invalidate it at once; writes
+    by another process show up within `ttl_s`.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.lock = threading.Lock()
+        self.users: dict[str, str] | None = None
+        self.loaded_at = 0.0
+
+    def get(self, engine: Engine, phone: str) -> str | None:
+        with self.lock:
+            if self.users is None or time.monotonic() - self.loaded_at > self.ttl_s:
+                with reader(engine) as conn:
+                    rows = conn.execute(select(follower_links.c.phone, follower_links.c.user_id)
+                                        .order_by(follower_links.c.updated_at_ms)).all()
+                self.users = {p: u for p, u in rows}  # the newest link of a phone wins
+                self.loaded_at = time.monotonic()
+            return self.users.get(phone)
+
+    def invalidate(self) -> None:
+        with self.lock:
+            self.users = None
+
+
+_INDEXES: weakref.WeakKeyDictionary[Engine, _PhoneIndex] = weakref.WeakKeyDictionary()
+_INDEXES_LOCK = threading.Lock()
+
+
 class LedgerFollowers:
     """`bridge.dispatch.dispatcher.FollowerLookup` plus the writes the webhook needs."""
+
+    CACHE_TTL_S = 30.0
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self._clock = clock
+        with _INDEXES_LOCK:
+            self._index = _INDEXES.setdefault(engine, _PhoneIndex(self.CACHE_TTL_S))
 
     def user_for_phone(self, phone: str) -> str | None:
         """The Zalo user most recently linked to this phone (84XXXXXXXXX), if any."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(follower_links.c.user_id)
-                                .where(follower_links.c.phone == phone)
-                                .order_by(follower_links.c.updated_at_ms.desc())
-                                .limit(1)).scalar()
+        return self._index.get(self.engine, phone)
 
     def link(self, user_id: str, phone: str) -> None:
         normalised = normalise_phone(phone)
@@ -82,11 +117,13 @@ class LedgerFollowers:
             upsert(conn, follower_links, {"user_id": user_id, "phone": normalised,
                                           "linked_at_ms": existing or now, "updated_at_ms": now},
                    ["user_id"])
+        self._index.invalidate()
 
     def unlink(self, user_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(follower_links).where(follower_links.c.user_id == user_id))
+        self._index.invalidate()
 
     def count(self) -> int:
-        with self.engine.connect() as conn:
+        with reader(self.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(follower_links)).scalar_one())
