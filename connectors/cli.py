@@ -7,7 +7,6 @@ operator must fix (the message says what to run), 1 for anything unexpected.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -16,29 +15,10 @@ from typing import Any
 
 from bridge import metrics
 from bridge.errors import ConfigError
-from bridge.settings import LogSettings, Settings, load_settings
+from bridge.logs import setup_logging
+from bridge.settings import Settings, load_settings
 
 log = logging.getLogger("onestop.capture")
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {"ts": self.formatTime(record), "level": record.levelname,
-                               "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False)
-
-
-def setup_logging(settings: LogSettings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.level.upper())
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -71,7 +51,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"onestop-bridge capture: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log)
+    setup_logging(settings.log, secrets=settings)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
