@@ -67,6 +67,8 @@ class ChangeEvent:
     ts_ms: int | None
     # Debezium field name → its Connect schema (empty without the schema envelope).
     field_schemas: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
+    # Derived identities (dossier key, event id), computed once per event by the pipeline.
+    memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,13 +35,20 @@ class Pipeline:
         return decode_value(parse_json(value))
 
     def dossier_key(self, event: ChangeEvent) -> str:
-        row = event.after if event.after is not None else event.before
-        if row is None:  # truncate / message: no row
-            return f"{event.source.schema}.{event.source.table}"
-        return self.mapping.key(row)
+        key = event.memo.get("key")
+        if key is None:
+            row = event.after if event.after is not None else event.before
+            # truncate / message: no row, the table stands in
+            key = f"{event.source.schema}.{event.source.table}" if row is None \
+                else self.mapping.key(row)
+            event.memo["key"] = key
+        return key
 
     def event_id(self, event: ChangeEvent) -> str:
-        return event_id(event, self.dossier_key(event))
+        eid = event.memo.get("event_id")
+        if eid is None:
+            eid = event.memo["event_id"] = event_id(event, self.dossier_key(event))
+        return eid
 
     def notify(self, event: ChangeEvent, store: StateStore) -> list[Notification]:
         """Update the dossier's last-known state and return what the citizen must be told."""
@@ -59,7 +66,7 @@ class Pipeline:
         store.put(key, change.dossier)
         if never_notifies(event) or change.kind is None:
             return []
-        eid = event_id(event, key)
+        eid = self.event_id(event)
         text, template_data = self.renderer.render(change.kind, change.dossier,
                                                    change.previous_due_at)
         phone = change.dossier.applicant_phone

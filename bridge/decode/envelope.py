@@ -108,6 +108,8 @@ def _int_or_none(value: Any) -> int | None:
 
 def _snapshot(value: Any) -> str:
     """`source.snapshot` is a string enum in code, a boolean in older docs: accept both."""
+    if value is False or value == "false":
+        return "false"
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value).lower() if value is not None else "false"
@@ -130,11 +132,16 @@ def _position(source: dict[str, Any]) -> str | None:
 
 
 def _source_info(source: dict[str, Any]) -> SourceInfo:
+    ts_ms = source.get("ts_ms")
     return SourceInfo(
-        connector=str(source.get("connector", "")), db=str(source.get("db", "")),
-        schema=str(source.get("schema") or ""), table=str(source.get("table") or ""),
-        ts_ms=_int_or_none(source.get("ts_ms")), snapshot=_snapshot(source.get("snapshot")),
-        position=_position(source), raw=source)
+        connector=_str(source.get("connector")), db=_str(source.get("db")),
+        schema=_str(source.get("schema")), table=_str(source.get("table")),
+        ts_ms=ts_ms if ts_ms.__class__ is int else _int_or_none(ts_ms),
+        snapshot=_snapshot(source.get("snapshot")), position=_position(source), raw=source)
+
+
+def _str(value: Any) -> str:
+    return value if value.__class__ is str else ("" if value is None else str(value))
 
 
 def event_id(event: ChangeEvent, row_key: str) -> str:
