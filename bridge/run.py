@@ -52,6 +52,9 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # Range keeps partition N of the source and of its retry topic on one member.
         "partition.assignment.strategy": "range",
         "queued.max.messages.kbytes": 8192,  # bounded prefetch: memory stays flat on backlogs
+        # A quiet topic must not add the default 500 ms of broker-side fetch wait to every
+        # notice's latency.
+        "fetch.wait.max.ms": 50,
         "topic.metadata.refresh.interval.ms": 30000,
     }
     config.update(_only(settings.kafka.extra, consumer=True))

@@ -79,6 +79,7 @@ class ConsumerLoop(RebalanceHandlers):
         self._next = {"commit": 0.0, "lag": 0.0, "prune": 0.0}
         self._db_backoff = 0.0
         self._beat = metrics.loop_heartbeat.labels(loop="consumer")
+        self._counters: dict[tuple[str, str], Any] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -176,17 +177,23 @@ class ConsumerLoop(RebalanceHandlers):
         try:
             event = self.pipeline.decode(record.value)
             if event is None:
-                metrics.events_consumed.labels(topic=record.topic, op="none").inc()
+                self._consumed(record.topic, "none")
                 return None
-            metrics.events_consumed.labels(topic=record.topic, op=event.op).inc()
+            self._consumed(record.topic, event.op)
             return Incoming(event, self.pipeline.event_id(event), self.pipeline.dossier_key(event),
                             replay=record.replayed)
         except Exception as exc:  # malformed bytes must not stop the partition
-            metrics.events_consumed.labels(topic=record.topic, op="invalid").inc()
+            self._consumed(record.topic, "invalid")
             metrics.bad_events.labels(reason="malformed_event").inc()
             if not isinstance(exc, BadInputError):
                 log.exception("unexpected error decoding a record")
             return _failure("malformed_event", "decode", exc)
+
+    def _consumed(self, topic: str, op: str) -> None:
+        child = self._counters.get((topic, op))
+        if child is None:  # labels() costs more than the increment; keep the children
+            child = self._counters[(topic, op)] = metrics.events_consumed.labels(topic=topic, op=op)
+        child.inc()
 
     def _dispatch(self, record: SourceRecord, admission: Admission) -> None:
         if admission.error is not None:

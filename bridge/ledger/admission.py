@@ -19,7 +19,7 @@ the same batch see earlier ones), and the writes go out as executemany.
 
 from __future__ import annotations
 
-import json
+import orjson
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, select, update
 
 from bridge.errors import BadInputError
+from bridge.ledger.fastsql import executemany
 from bridge.ledger.records import StoredNotification, notification_values, stored_from_row
 from bridge.ledger.tables import (DEAD, PENDING, UNSENT_STATUSES, dossier_state, events_seen,
                                   notifications)
@@ -36,6 +37,7 @@ from bridge.transitions import StateStore, dossier_from_dict, dossier_to_dict
 Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
 _CHUNK = 500  # stay under bind-parameter limits
 _GONE = object()  # a deleted dossier in the overlay
+_SEEN = events_seen.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class BatchStateStore:
                 value = layer[dossier_key]
                 return None if value is _GONE else value
         text = self._stored.get(dossier_key)
-        return None if text is None else dossier_from_dict(json.loads(text))
+        return None if text is None else dossier_from_dict(orjson.loads(text))
 
     def put(self, dossier_key: str, dossier: Dossier) -> None:
         self._trial[dossier_key] = dossier
@@ -85,8 +87,7 @@ class BatchStateStore:
 
     def flush(self, conn: Connection, now_ms: int) -> None:
         gone = [k for k, v in self._changes.items() if v is _GONE]
-        rows = [{"dossier_key": k, "updated_at_ms": now_ms,
-                 "state": json.dumps(dossier_to_dict(v), ensure_ascii=False, default=str)}
+        rows = [{"dossier_key": k, "updated_at_ms": now_ms, "state": dump_state(v)}
                 for k, v in self._changes.items() if v is not _GONE]
         if rows:
             upsert_many(conn, dossier_state, rows, ["dossier_key"])
@@ -103,13 +104,12 @@ class SqlStateStore:
     def get(self, dossier_key: str) -> Dossier | None:
         state = self._conn.execute(select(dossier_state.c.state)
                                    .where(dossier_state.c.dossier_key == dossier_key)).scalar()
-        return None if state is None else dossier_from_dict(json.loads(state))
+        return None if state is None else dossier_from_dict(orjson.loads(state))
 
     def put(self, dossier_key: str, dossier: Dossier) -> None:
         upsert_many(self._conn, dossier_state, [{
             "dossier_key": dossier_key, "updated_at_ms": self._now_ms,
-            "state": json.dumps(dossier_to_dict(dossier), ensure_ascii=False, default=str)}],
-            ["dossier_key"])
+            "state": dump_state(dossier)}], ["dossier_key"])
 
     def delete(self, dossier_key: str) -> None:
         self._conn.execute(delete(dossier_state).where(dossier_state.c.dossier_key == dossier_key))
@@ -144,8 +144,7 @@ def admit(conn: Connection, batch: list[Incoming], notify: Notify, now_ms: int) 
     store.flush(conn, now_ms)
     rows = _insert_notifications(conn, [pair for pairs in created.values() for pair in pairs],
                                  now_ms)
-    if new_seen:
-        conn.execute(events_seen.insert(), new_seen)
+    executemany(conn, _SEEN, new_seen)
     for index, pairs in created.items():
         stored = [rows[n.idempotency_key] for n, _ in pairs]
         results[index].to_send = [s for s in stored if s.status in UNSENT_STATUSES]
@@ -158,14 +157,18 @@ def _insert_notifications(conn: Connection, pairs: list[tuple[Notification, str]
     """Insert new notifications as pending; an existing key keeps its row (and status)."""
     if not pairs:
         return {}
-    values = {n.idempotency_key: notification_values(n, key, PENDING, now_ms) for n, key in pairs}
-    existing = _select_in(conn, notifications.c.idempotency_key,
-                          notifications.c.idempotency_key, list(values))
-    fresh = [v for k, v in values.items() if k not in existing]
-    if fresh:
-        conn.execute(notifications.insert(), fresh)
-    return {stored.key: stored for stored in _rows_where(
-        conn, notifications.c.idempotency_key, list(values))}
+    values = {n.idempotency_key: (n, notification_values(n, key, PENDING, now_ms))
+              for n, key in pairs}
+    stmt = (_dialect_insert(conn, notifications)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(notifications.c.id, notifications.c.idempotency_key))
+    inserted = {key: seq for seq, key in conn.execute(stmt, [v for _, v in values.values()])}
+    result = {key: StoredNotification(inserted[key], row["dossier_key"], PENDING, 0, n)
+              for key, (n, row) in values.items() if key in inserted}
+    # Keys that existed already (an event id pruned and seen again): their own rows.
+    missing = [key for key in values if key not in inserted]
+    result.update({s.key: s for s in _rows_where(conn, notifications.c.idempotency_key, missing)})
+    return result
 
 
 def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], now_ms: int) -> None:
@@ -189,6 +192,10 @@ def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], no
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+def dump_state(dossier: Dossier) -> str:
+    return orjson.dumps(dossier_to_dict(dossier), default=str).decode()
+
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(values), _CHUNK):
@@ -225,12 +232,19 @@ def _dialect_insert(conn: Connection, table: Table) -> Any:
     return insert(table)
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
 def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    stmt = _dialect_insert(conn, table)
-    columns = [c for c in rows[0] if c not in keys]
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={c: getattr(stmt.excluded, c) for c in columns})
-    conn.execute(stmt, rows)
+    columns = tuple(c for c in rows[0] if c not in keys)
+    cache_key = (conn.dialect.name, table.name, tuple(rows[0]))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:  # built once per shape, so the fast executemany can cache its SQL
+        base = _dialect_insert(conn, table)
+        stmt = base.on_conflict_do_update(index_elements=keys,
+                                          set_={c: getattr(base.excluded, c) for c in columns})
+        _UPSERTS[cache_key] = stmt
+    executemany(conn, stmt, rows)
 
 
 def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from bridge.dispatch.outcome import Attempt
+from bridge.ledger.fastsql import executemany
 from bridge.ledger.tables import SENT, delivery_attempts, notifications
 
 MAX_ERROR_TEXT = 2000
@@ -36,6 +37,7 @@ _SENT = (update(notifications)
          .values(status=SENT, channel=bindparam("ch"), price_vnd=bindparam("price"),
                  provider_message_id=bindparam("pid"), error_class=None, error_message=None,
                  updated_at_ms=bindparam("now")))
+_ATTEMPT = delivery_attempts.insert()
 _UNSENT = (update(notifications)
            .where(notifications.c.idempotency_key == bindparam("k"))
            .values(status=bindparam("st"), error_class=bindparam("cls"),
@@ -56,12 +58,9 @@ def write_outcomes(conn: Connection, rows: Iterable[OutcomeRow], now_ms: int) ->
                            "msg": (row.error_message or "")[:MAX_ERROR_TEXT],
                            "inc": 1 if row.count_round else 0, "now": now_ms})
         attempts.extend(attempt_values(row.key, a, row.provider_message_id) for a in row.attempts)
-    if sent:
-        conn.execute(_SENT, sent)
-    if unsent:
-        conn.execute(_UNSENT, unsent)
-    if attempts:
-        conn.execute(delivery_attempts.insert(), attempts)
+    executemany(conn, _SENT, sent)
+    executemany(conn, _UNSENT, unsent)
+    executemany(conn, _ATTEMPT, attempts)
 
 
 def attempt_values(key: str, a: Attempt, provider_message_id: str | None) -> dict[str, Any]:

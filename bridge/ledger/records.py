@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import orjson
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ def notification_values(n: Notification, dossier_key: str, status: str, now_ms: 
         "dossier_code": n.dossier_code,
         "dossier_id": None if n.dossier_id is None else str(n.dossier_id),
         "kind": n.kind, "phone": n.phone, "text": n.text,
-        "template_data": json.dumps(n.template_data, ensure_ascii=False, sort_keys=True),
+        "template_data": orjson.dumps(n.template_data, option=orjson.OPT_SORT_KEYS).decode(),
         "template_version": n.template_version, "source_ts_ms": n.source_ts_ms,
         "status": status, "rounds": 0, "created_at_ms": now_ms, "updated_at_ms": now_ms,
     }
@@ -42,7 +42,7 @@ def stored_from_row(row: Row[Any]) -> StoredNotification:
     m = row._mapping
     n = Notification(
         dossier_code=m["dossier_code"], dossier_id=m["dossier_id"], kind=m["kind"],
-        phone=m["phone"], text=m["text"], template_data=json.loads(m["template_data"]),
+        phone=m["phone"], text=m["text"], template_data=orjson.loads(m["template_data"]),
         idempotency_key=m["idempotency_key"], event_id=m["event_id"],
         source_ts_ms=m["source_ts_ms"], template_version=m["template_version"])
     return StoredNotification(seq=int(m["id"]), dossier_key=m["dossier_key"], status=m["status"],

@@ -36,7 +36,9 @@ def test_new_event_gives_pending_notifications_and_records_state(ledger: Ledger)
     [stored] = admission.to_send
     assert stored.status == "pending" and stored.notification.kind == "RECEIVED"
     assert stored.notification.phone == "84909123456"
-    assert ledger.get(stored.key) == stored
+    again = ledger.get(stored.key)
+    assert again is not None and (again.seq, again.status, again.notification.text) == (
+        stored.seq, "pending", stored.notification.text)
     assert ledger.counts() == {"pending": 1}
 
 
