@@ -18,7 +18,7 @@ from connectors import pgoutput as po
 from connectors.envelope import Column, TableSchema, envelope_bytes, pg_source
 from connectors.types import TOAST_PLACEHOLDER, pg_codec, unscaled_bytes
 
-FIXTURES = Path("/work/shared/fixtures/debezium")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
 NUMERIC_14_2 = ((14 << 16) | 2) + 4
 
 
