@@ -11,6 +11,9 @@ connections from `reader()`, which read a snapshot without blocking the writer.
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +55,7 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -64,6 +67,19 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enable_wal(cursor: Any, attempts: int = 100) -> None:
+    """Switching a new file to WAL takes an exclusive lock that SQLite's busy handler does not
+    wait for; several instances opening the same new ledger at once must take turns."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def reader(engine: Engine) -> Connection:
