@@ -10,10 +10,9 @@ import orjson
 
 from bridge.decode.types import TOAST_PLACEHOLDER, decode_field
 from bridge.errors import BadInputError
-from bridge.model import UNAVAILABLE, ChangeEvent, SourceInfo
+from bridge.model import ChangeEvent, SourceInfo
 
 OPS = frozenset("cudrtm")
-_PLAIN = frozenset((int, float, bool, type(None)))
 _SNAPSHOT_TRUE = {"true", "first", "first_in_data_collection", "last_in_data_collection", "last",
                   "incremental"}
 
@@ -83,10 +82,10 @@ def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict
     if not isinstance(row, dict):
         raise BadInputError(f"not a change event: {name} is not an object")
     if not schemas:  # the common schemaless case: only placeholders and structs need work
-        return {column: value if value.__class__ in _PLAIN
-                else (UNAVAILABLE if value == TOAST_PLACEHOLDER else value)
-                if value.__class__ is str else decode_field(value, None)
-                for column, value in row.items()}
+        values = row.values()
+        if TOAST_PLACEHOLDER not in values and not any(v.__class__ is dict for v in values):
+            return row
+        return {column: decode_field(value, None) for column, value in row.items()}
     return {column: decode_field(value, schemas.get(column)) for column, value in row.items()}
 
 
