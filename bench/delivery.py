@@ -10,10 +10,12 @@ Measures, in one run and against one sandbox process (a separate process, as Zal
 3. for reference, aiohttp (the fastest Python client known, design.md §5) at the same
    concurrency.
 
-Prints each rate and the ratio deliver / raw. Part 2 (Kafka → ledger → deliver) is added by
-the consumer's owner.
+Prints each rate and the ratio deliver / raw. Part 2 (bench/delivery_pipeline.py: Kafka →
+ledger → deliver through `onestop-bridge run`, latency at 50/s, RSS on a backlog) follows
+unless --no-pipeline; its options (--events, --backlog, --drain-seconds, --latency-seconds)
+pass through.
 
-    .venv/bin/python bench/delivery.py [--seconds 4] [--rounds 3] [--threads N]
+    .venv/bin/python bench/delivery.py [--seconds 4] [--rounds 3] [--threads N] [--no-pipeline]
 """
 
 from __future__ import annotations
@@ -242,7 +244,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median shown)")
     parser.add_argument("--threads", type=int, default=Settings().dispatch.workers,
                         help="worker threads (default dispatch.workers)")
-    args = parser.parse_args()
+    parser.add_argument("--no-pipeline", action="store_true",
+                        help="skip part 2 (bench/delivery_pipeline.py; its options pass through)")
+    args, rest = parser.parse_known_args()
     t, secs = args.threads, args.seconds
     logging_off()
     bare_us, full_us = overhead_us()
@@ -267,6 +271,10 @@ def main() -> None:
     best = max(med["del1"], med["deln"])
     print(f"Zalo's own ceiling: 4,000 req/min = {4000 / 60:.0f} req/s; best deliver rate is "
           f"{best / (4000 / 60):.1f}x that")
+    if not args.no_pipeline:  # part 2: Kafka → ledger → deliver, latency, memory
+        from delivery_pipeline import main as pipeline
+
+        pipeline(rest + ["--workers", str(t)])
 
 
 def logging_off() -> None:

@@ -113,10 +113,13 @@ class Bridge:
         return self.http
 
     def run(self, stop: threading.Event) -> None:
-        beat = metrics.loop_heartbeat.labels(loop="consumer")
-        beat.set(time.time())
+        def beat() -> None:  # waiting for the connector to create the topic is not being stuck
+            for name in self.loops():
+                metrics.loop_heartbeat.labels(loop=name).set(time.time())
+
+        beat()
         source = self.settings.source.topic
-        partitions = self.topics.wait_for(source, stop)
+        partitions = self.topics.wait_for(source, stop, beat=beat)
         if partitions is None:
             return
         self.topics.ensure([retry_topic(self.settings.kafka, source),

@@ -48,10 +48,15 @@ class Topics:
         with self._lock:
             return self._counts.get(topic)
 
-    def wait_for(self, topic: str, stop: threading.Event, log_every_s: float = 30.0) -> int | None:
-        """Block until `topic` exists (the connector creates it); None if stopped first."""
+    def wait_for(self, topic: str, stop: threading.Event, log_every_s: float = 30.0,
+                 beat: Callable[[], None] = lambda: None) -> int | None:
+        """Block until `topic` exists (the connector creates it); None if stopped first.
+
+        `beat` is called on every check: waiting for the connector is not being stuck.
+        """
         last_log = 0.0
         while not stop.is_set():
+            beat()
             try:
                 count = self.partitions(topic)
             except KafkaException as exc:
