@@ -180,6 +180,8 @@ class ConsumerLoop(RebalanceHandlers):
                 self._consumed(record.topic, "none")
                 return None
             self._consumed(record.topic, event.op)
+            if record.replayed:  # an operator's replay reached the bridge: visible on /metrics
+                metrics.replayed.labels(result="received").inc()
             return Incoming(event, self.pipeline.event_id(event), self.pipeline.dossier_key(event),
                             replay=record.replayed)
         except Exception as exc:  # malformed bytes must not stop the partition
