@@ -24,7 +24,7 @@ def dossiers(n: int, start: int = 1) -> list[dict]:
 def test_a_token_expiring_mid_stream_costs_no_message(broker, tmp_path) -> None:
     topic = unique_topic("tok")
     create_topic(broker.bootstrap, topic, 2)
-    sandbox = run_in_thread(scenario={"latency_ms": 5})
+    sandbox = run_in_thread(scenario={"latency_ms": 20})
     sections = base_sections(broker, topic, f"sqlite:///{tmp_path / 'ledger.db'}", free_port())
     bridge = new_bridge(tmp_path, sandbox.url, sections)
     watcher = SandboxWatcher(sandbox.url)
@@ -34,7 +34,8 @@ def test_a_token_expiring_mid_stream_costs_no_message(broker, tmp_path) -> None:
         wait_for(lambda: len(watcher.poll()) >= 60, timeout=60, message="first notices")
         expired = httpx.post(sandbox.url + "/sandbox/expire-tokens", timeout=10).json()
         assert expired["expired"] >= 1
-        wait_for(lambda: len(watcher.poll()) >= 300, timeout=90, message="all 300")
+        produce(broker.bootstrap, topic, dossiers(300, start=301))  # surely after the expiry
+        wait_for(lambda: len(watcher.poll()) >= 600, timeout=90, message="all 600")
         stats = httpx.get(sandbox.url + "/sandbox/stats", timeout=10).json()
         refreshed = bridge.metric("onestop_zalo_token_refresh_total", result="ok")
         dead = bridge.metric("onestop_dlq_records_total")
@@ -44,7 +45,7 @@ def test_a_token_expiring_mid_stream_costs_no_message(broker, tmp_path) -> None:
         if bridge.proc and bridge.proc.poll() is None:
             bridge.kill9()
         sandbox.stop()
-    assert len(messages) == 300 and max(Counter(m["tracking_id"] for m in messages).values()) == 1
+    assert len(messages) == 600 and max(Counter(m["tracking_id"] for m in messages).values()) == 1
     assert {m["channel"] for m in messages} == {"zns"}, "no fallback to SMS for a token problem"
     assert stats["tokens_issued"] >= 2 and refreshed >= 2
     assert stats["errors_per_code"].get("-124", 0) >= 1, "the expiry was actually hit"
