@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text
 
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.ledger.admission import Admission, Incoming, Notify, admit
