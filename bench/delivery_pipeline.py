@@ -214,6 +214,11 @@ def rss_while_draining(bootstrap: str, sandbox: str, workdir: Path, backlog: int
             "peak_mb": peak / 1024, "samples": samples}
 
 
+def _raw_http(sandbox: str, workers: int) -> float:
+    httpx.post(sandbox + "/sandbox/reset", timeout=30).raise_for_status()
+    return raw_rate(sandbox, workers, 4.0, workers)
+
+
 def _rss_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -244,16 +249,21 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def report(bootstrap: str, sandbox: str, workdir: Path, args: argparse.Namespace) -> None:
+    # The HTTP ceiling is measured just before and just after the bridge runs, each time on
+    # a fresh sandbox, and the better of the two is used (the conservative choice).
+    raw_before = _raw_http(sandbox, args.workers)
     tput = throughput(bootstrap, sandbox, workdir, args.events, args.workers)
+    raw_after = _raw_http(sandbox, args.workers)
     topic = f"tput{os.getpid()}.public.dossiers"
     consume = raw_consume_rate(bootstrap, topic, args.events)
-    raw_http = raw_rate(sandbox, args.workers, 4.0, args.workers)
+    raw_http = max(raw_before, raw_after)
     ceiling = min(consume, raw_http)
     print(f"pipeline bench: `onestop-bridge run` as a process, SQLite ledger, {PARTITIONS} "
           f"partitions, {args.workers} workers, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}")
     print(f"  raw consume (confluent-kafka, same events)  {consume:9.0f} msg/s")
-    print(f"  raw HTTP (dispatcher's httpx client, {args.workers} thr) {raw_http:9.0f} req/s")
+    print(f"  raw HTTP (dispatcher's httpx client, {args.workers} thr) {raw_http:9.0f} req/s "
+          f"(before {raw_before:.0f}, after {raw_after:.0f})")
     print(f"  bridge, limits lifted ({args.events} events)     {tput:9.0f} notices/s  "
           f"= {tput / ceiling:.2f} of the ceiling ({ceiling:.0f}/s; target ≥ 0.70)")
     p50, p99, n = latency(bootstrap, sandbox, workdir, 50.0, args.latency_seconds)

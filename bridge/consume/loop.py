@@ -276,7 +276,9 @@ class ConsumerLoop(RebalanceHandlers):
     # --- flow control and housekeeping -----------------------------------------------------------
     def _backpressure(self) -> None:
         outstanding = self.tracker.outstanding()
-        if not self._bp_paused and outstanding >= self.max_in_flight:
+        # Take records in batches of at least a quarter of the bound: fewer, larger
+        # admission transactions than topping up a few records at a time.
+        if not self._bp_paused and outstanding > self.max_in_flight - max(1, self.max_in_flight // 4):
             self._bp_paused = True
             self._pause(self.assigned)
         elif self._bp_paused and outstanding <= self.max_in_flight // 2:
