@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable
 
 from bridge import metrics
 from bridge.citizen.inbox import Inbox, InboxEvent
 from bridge.citizen.receipts import NotYet
+from bridge.keyed_workers import KeyedWorkers
 
 log = logging.getLogger(__name__)
 Handler = Callable[[InboxEvent, int], None]
-_IDLE_WAKE_S = 1.0
 
 
 class Processor:
@@ -30,14 +28,12 @@ class Processor:
                  backoff_s: float = 1.0) -> None:
         self.inbox = inbox
         self.handler = handler
-        self.size = max(1, workers)
         self.backoff_s = backoff_s
-        self._queues: list[queue.SimpleQueue[tuple[InboxEvent, int] | None]] = [
-            queue.SimpleQueue() for _ in range(self.size)]
-        self._threads: list[threading.Thread] = []
+        self._pool: KeyedWorkers[tuple[InboxEvent, int]] = KeyedWorkers(
+            workers, lambda item: self._process(*item), "citizen")
+        self.size = self._pool.size
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
-        self._busy = 0
         self.stopping = threading.Event()
 
     def start(self, recover: bool = True) -> int:
@@ -45,22 +41,19 @@ class Processor:
         recovered = self.inbox.pending() if recover else []
         for event in recovered:
             self.submit(event)
-        for index in range(self.size):
-            thread = threading.Thread(target=self._run, args=(index,), daemon=True,
-                                      name=f"citizen-{index}")
-            thread.start()
-            self._threads.append(thread)
+        self._pool.start()
         if recovered:
             log.info("webhook events recovered from the inbox", extra={"count": len(recovered)})
         return len(recovered)
 
     def submit(self, event: InboxEvent, attempt: int = 0) -> None:
         digest = hashlib.blake2b(event.user_key.encode(), digest_size=4).digest()
-        self._queues[int.from_bytes(digest, "big") % self.size].put((event, attempt))
+        self._pool.submit((event, attempt), int.from_bytes(digest, "big"))
 
     def backlog(self) -> int:
         with self._lock:
-            return sum(q.qsize() for q in self._queues) + self._busy + len(self._timers)
+            timers = len(self._timers)
+        return self._pool.queued() + self._pool.busy + timers
 
     def idle(self) -> bool:
         return self.backlog() == 0
@@ -71,30 +64,7 @@ class Processor:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
-        for q in self._queues:
-            q.put(None)
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _run(self, index: int) -> None:
-        beat = metrics.loop_heartbeat.labels(loop=f"citizen-{index}")
-        q = self._queues[index]
-        while True:
-            beat.set(time.time())
-            try:
-                item = q.get(timeout=_IDLE_WAKE_S)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
-            with self._lock:
-                self._busy += 1
-            try:
-                self._process(*item)
-            finally:
-                with self._lock:
-                    self._busy -= 1
+        self._pool.stop(timeout)
 
     def _process(self, event: InboxEvent, attempt: int) -> None:
         try:
