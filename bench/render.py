@@ -2,6 +2,9 @@
 
 Prints events/s, the ratio to a ceiling measured in the same run (orjson.loads of
 the same lines: the floor cost any decoder pays), and peak RSS. Target ≥ 20,000 events/s.
+"On one core" is measured as CPU time of this single-threaded process, so that other
+work on the machine does not count against it; wall-clock figures are printed too.
+The collector is tuned as the `onestop-bridge` command tunes it (bridge.cli.tune_gc).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import resource
 import orjson
 import time
 
+from bridge.cli import tune_gc
 from bridge.pipeline import Pipeline
 from bridge.samples import DayPlan, debezium_day
 from bridge.settings import Settings
@@ -33,26 +37,35 @@ def make_lines(n: int) -> list[str]:
     return lines[:n]
 
 
+def timed(work) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of work()."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    work()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
 def main() -> None:
     lines = make_lines(N)
-    start = time.perf_counter()
-    for text in lines:
-        orjson.loads(text)
-    ceiling = N / (time.perf_counter() - start)
+    pipeline, store = Pipeline(Settings()), MemoryStateStore()
+    tune_gc()
+    ceiling_cpu, _ = timed(lambda: all(orjson.loads(text) for text in lines))
+    notices = 0
 
-    pipeline, store, notices = Pipeline(Settings()), MemoryStateStore(), 0
-    start = time.perf_counter()
-    for text in lines:
-        event = pipeline.decode(text)
-        if event is not None:
-            notices += len(pipeline.notify(event, store))
-    elapsed = time.perf_counter() - start
-    rate = N / elapsed
+    def run() -> None:
+        nonlocal notices
+        for text in lines:
+            event = pipeline.decode(text)
+            if event is not None:
+                notices += len(pipeline.notify(event, store))
+
+    cpu, wall = timed(run)
+    rate, ceiling = N / cpu, N / ceiling_cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"render: {N} events → {notices} notices in {elapsed:.2f}s")
-    print(f"throughput: {rate:,.0f} events/s (target ≥ 20,000)")
+    print(f"render: {N} events → {notices} notices in {cpu:.2f} s CPU ({wall:.2f} s wall)")
+    print(f"throughput: {rate:,.0f} events/s on one core (target ≥ 20,000) "
+          f"{'OK' if rate >= 20_000 else 'BELOW TARGET'}; wall clock {N / wall:,.0f} events/s")
     print(f"ceiling (orjson.loads of the same lines): {ceiling:,.0f} lines/s; ratio {rate / ceiling:.3f}")
-    print(f"peak RSS: {rss_mb:.0f} MB")
+    print(f"peak RSS: {rss_mb:.0f} MB (the 100,000 input lines are held in memory)")
 
 
 if __name__ == "__main__":

@@ -46,14 +46,12 @@ class SourceMapping:
     def dossier(self, row: dict[str, Any]) -> Dossier:
         """A full row (an `after` image). Missing columns become UNAVAILABLE."""
         code = row.get(self.columns["code"])
-        if not isinstance(code, str) or not code.strip():
+        if code.__class__ is not str or not code.strip():
             raise BadInputError(f"missing dossier code (column {self.columns['code']!r})")
-        values: dict[str, Any] = {
-            "id": row.get(self.columns["id"]), "code": code.strip(), "status": self.status(row)}
-        for name, column in self._text_columns:
-            value = row.get(column, UNAVAILABLE)
-            values[name] = value if value.__class__ is str or value is None \
-                or value is UNAVAILABLE else str(value)
+        # Text columns pass through; anything else (a number typed as a phone) becomes text.
+        values = {name: value if (value := row.get(column, UNAVAILABLE)).__class__ is str
+                  or value is None or value is UNAVAILABLE else str(value)
+                  for name, column in self._text_columns}
         for name, column in self._time_columns:
             value = row.get(column, UNAVAILABLE)
             if value.__class__ is str:  # the common case: ZonedTimestamp text
@@ -61,8 +59,8 @@ class SourceMapping:
                 values[name] = moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
             else:
                 values[name] = self.moment(row, name)
-        values["fee_amount"] = self._decimal(row, "fee_amount")
-        return Dossier(**values)
+        return Dossier(row.get(self.columns["id"]), code.strip(), self.status(row),
+                       fee_amount=self._decimal(row, "fee_amount"), **values)
 
     def status(self, row: dict[str, Any]) -> int | None | Unavailable:
         column = self.columns["status"]

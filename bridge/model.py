@@ -42,7 +42,11 @@ class Unavailable:
 UNAVAILABLE = Unavailable()
 
 
-@dataclass(frozen=True, slots=True)
+# The records built once per change event (SourceInfo, ChangeEvent, Dossier, Notification)
+# are slotted but not frozen: a frozen dataclass sets each field through
+# object.__setattr__, which cost ~2 µs per record, a tenth of the per-event budget of
+# `render` (bench/render.py). Nothing mutates them after construction; `replace` copies.
+@dataclass(slots=True)
 class SourceInfo:
     connector: str
     db: str
@@ -56,7 +60,7 @@ class SourceInfo:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChangeEvent:
     """A decoded Debezium envelope; row values are already typed where a schema said how."""
 
@@ -71,7 +75,7 @@ class ChangeEvent:
     memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Dossier:
     """The canonical dossier (design.md §3). Fields absent from an event are UNAVAILABLE."""
 
@@ -91,16 +95,7 @@ class Dossier:
     updated_at: datetime | None | Unavailable = UNAVAILABLE
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    kind: str
-    dossier: Dossier              # the state after the change, gaps filled from the store
-    previous_due_at: datetime | None
-    event_id: str                 # stable id of the change event that caused it
-    source_ts_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notification:
     dossier_code: str
     dossier_id: Any

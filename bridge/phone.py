@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _NON_DIGITS = re.compile(r"[\s.\-()/]")
 # Mobile prefixes after the 2018 renumbering: 3x, 5x, 7x, 8x, 9x (9 digits after 84).
@@ -15,9 +16,12 @@ def normalise_phone(raw: object) -> str | None:
     Accepts what desk staff type: ``0909 123 456``, ``+84 909.123.456``, ``84909123456``,
     ``909123456``.
     """
-    if raw is None:
-        return None
-    text = _NON_DIGITS.sub("", str(raw))
+    return None if raw is None else _normalise_text(raw if raw.__class__ is str else str(raw))
+
+
+@lru_cache(maxsize=16_384)  # a dossier's phone recurs in each of its notices
+def _normalise_text(raw: str) -> str | None:
+    text = _NON_DIGITS.sub("", raw)
     if text.startswith("+"):
         text = text[1:]
     if text.startswith("0084"):

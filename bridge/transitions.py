@@ -7,6 +7,7 @@ so the same rules run in `render` (in memory) and in the bridge (SQL ledger).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from bridge.model import STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
 
 _FIELD_NAMES = tuple(f.name for f in fields(Dossier))
+_all_fields = attrgetter(*_FIELD_NAMES)
 # Statuses during which a later due date means the office missed its appointment.
 _APOLOGY_STATUSES = frozenset({2, 4})
 
@@ -40,7 +42,7 @@ class MemoryStateStore:
         self._states.pop(dossier_key, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, for speed: see bridge/model.py
 class Change:
     """What one row change means for the citizen, before rendering."""
 
@@ -57,9 +59,12 @@ def merge(after: Dossier, stored: Dossier | None) -> Dossier:
     """Fill values the event did not carry (unchanged TOAST, partial rows) from the store."""
     if stored is None:
         return after
-    gaps = {name: getattr(stored, name) for name in _FIELD_NAMES
-            if isinstance(getattr(after, name), Unavailable)}
-    return replace(after, **gaps) if gaps else after
+    values = _all_fields(after)
+    if UNAVAILABLE not in values:  # a full row: the usual case
+        return after
+    gaps = {name: getattr(stored, name) for name, value in zip(_FIELD_NAMES, values)
+            if value is UNAVAILABLE}
+    return replace(after, **gaps)
 
 
 def decide(op: str, after: Dossier, before_status: Any, before_due: Any,

@@ -61,9 +61,10 @@ def decode_value(document: Any) -> ChangeEvent | None:
 
 
 def _is_control_record(document: dict[str, Any]) -> bool:
-    keys = set(document)
-    heartbeat = keys == {"ts_ms"}
-    transaction_marker = document.get("status") in ("BEGIN", "END") and "id" in keys and "op" not in keys
+    if "op" in document:  # a change event: the usual case
+        return False
+    heartbeat = document.keys() == {"ts_ms"}
+    transaction_marker = document.get("status") in ("BEGIN", "END") and "id" in document
     return heartbeat or transaction_marker
 
 
@@ -83,7 +84,7 @@ def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict
         raise BadInputError(f"not a change event: {name} is not an object")
     if not schemas:  # the common schemaless case: only placeholders and structs need work
         values = row.values()
-        if TOAST_PLACEHOLDER not in values and not any(v.__class__ is dict for v in values):
+        if TOAST_PLACEHOLDER not in values and dict not in map(type, values):
             return row
         return {column: decode_field(value, None) for column, value in row.items()}
     return {column: decode_field(value, schemas.get(column)) for column, value in row.items()}
