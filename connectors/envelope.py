@@ -2,7 +2,9 @@
 
 With ``schemas_enable`` both key and value are wrapped as JsonConverter writes them
 (``{"schema": …, "payload": …}``); the schema JSON is built once per table version and
-spliced in as text, so the hot path serialises only the payload.
+spliced in as text, so the hot path serialises only the payload. Streaming goes further:
+the ``source`` block is serialised once per table and transaction (`SourceBlock`) and
+only the row and the change's LSN are formatted per change.
 """
 
 from __future__ import annotations
@@ -45,25 +47,22 @@ class TableSchema:
     columns: tuple[Column, ...]
     key_columns: tuple[str, ...]
     source_struct: str = "io.debezium.connector.postgresql.Source"
+    # Derived once: they are read for every record.
+    topic: str = field(default="", init=False)
+    full_name: str = field(default="", init=False)
     _key_head: bytes = field(default=b"", init=False)
     _value_schema: bytes | None = field(default=None, init=False)
     _key_schema: bytes | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        self.topic = f"{self.prefix}.{self.schema}.{self.table}"
+        self.full_name = f"{self.schema}.{self.table}"
         names = [c.name for c in self.columns]
         missing = [k for k in self.key_columns if k not in names]
         if missing:
             raise ValueError(f"key columns {missing} not among the columns of {self.full_name}")
         if len(self.key_columns) == 1:
             self._key_head = b"{" + _dumps(self.key_columns[0]) + b":"
-
-    @property
-    def topic(self) -> str:
-        return f"{self.prefix}.{self.schema}.{self.table}"
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.schema}.{self.table}"
 
     def key_of(self, row: dict[str, Any]) -> dict[str, Any] | None:
         if not self.key_columns:
@@ -145,11 +144,46 @@ def pg_source(prefix: str, db: str, table: TableSchema, ts_us: int, snapshot: st
             "txId": tx_id, "lsn": lsn, "xmin": None}
 
 
+class SourceBlock:
+    """The `pg_source` block of one table in one transaction, serialised once.
+
+    Only the change's LSN differs between the changes of a transaction (in ``sequence`` and
+    ``lsn``); `at` splices it into the bytes instead of serialising the block again.
+    """
+
+    __slots__ = ("_format",)
+
+    def __init__(self, prefix: str, db: str, table: TableSchema, ts_us: int, tx_id: int | None,
+                 commit_lsn: int | None) -> None:
+        block = _dumps(pg_source(prefix, db, table, ts_us, "false", tx_id, None, commit_lsn))
+        # Strings inside the block are JSON-escaped, so these unescaped keys occur only as keys.
+        head, _, rest = block.partition(b'"sequence":null')
+        middle, _, tail = rest.rpartition(b'"lsn":null')
+        commit = b"null" if commit_lsn is None else b'\\"%d\\"' % commit_lsn
+        self._format = b"".join((_literal(head), b'"sequence":"[', commit, b',\\"%d\\"]"',
+                                 _literal(middle), b'"lsn":%d', _literal(tail)))
+
+    def at(self, lsn: int) -> bytes:
+        return self._format % (lsn, lsn)
+
+
+def _literal(text: bytes) -> bytes:
+    """Bytes to embed in a %-format as they are."""
+    return text.replace(b"%", b"%%")
+
+
+_ENVELOPE = b'{"before":%b,"after":%b,"source":%b,"op":"%b","ts_ms":%d,"ts_us":%d,"ts_ns":%d}'
+_OPS = {op: op.encode() for op in ("c", "u", "d", "r")}
+
+
 def envelope_bytes(table: TableSchema, before: dict[str, Any] | None, after: dict[str, Any] | None,
-                   source: dict[str, Any], op: str, schemas: bool) -> bytes:
+                   source: dict[str, Any] | bytes, op: str, schemas: bool) -> bytes:
+    """The change event; `source` may come serialised already (`SourceBlock.at`)."""
     now_ns = time.time_ns()
-    payload = _dumps({"before": before, "after": after, "source": source, "op": op,
-                      "ts_ms": now_ns // 1_000_000, "ts_us": now_ns // 1000, "ts_ns": now_ns})
+    payload = _ENVELOPE % (b"null" if before is None else _dumps(before),
+                           b"null" if after is None else _dumps(after),
+                           source if isinstance(source, bytes) else _dumps(source), _OPS[op],
+                           now_ns // 1_000_000, now_ns // 1000, now_ns)
     if schemas:
         return b'{"schema":' + table.value_schema() + b',"payload":' + payload + b"}"
     return payload

@@ -107,7 +107,7 @@ _BEGIN = struct.Struct(">qqi")
 _COMMIT = struct.Struct(">bqqq")
 _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
-_RELATION_HEAD = struct.Struct(">I")
+RELID = struct.Struct(">I")  # RELID.unpack_from(payload, 1)[0]: the relation of R/I/U/D
 
 
 class ProtocolError(ValueError):
@@ -147,86 +147,95 @@ def _tuple(buf: bytes, pos: int) -> tuple[list[Value], int]:
     return values, pos
 
 
-def read_row(buf: bytes, pos: int, fields: list[Field], toast: Any,
-             bad: list[str]) -> tuple[dict[str, Any], int]:
-    """TupleData → {column: converted value} in one pass (the hot path of streaming).
+RowReader = Callable[[bytes, int, list[str]], tuple[dict[str, Any], int]]
 
+# One column of `row_reader`'s generated code; {i} is the column's index.
+_TEXT = """
+    kind = buf[pos]
+    if kind == 116:
+        start = pos + 5
+        pos = start + unpack(buf, pos + 1)[0]
+        v{i} = buf[start:pos].decode(){convert}
+    elif kind == 110:
+        v{i} = None
+        pos += 1
+    elif kind == 117:
+        v{i} = toast
+        pos += 1
+    else:
+        raise ProtocolError(f"unexpected tuple column kind {{chr(kind)!r}} (binary mode is not used)")"""
+_CONVERT = """
+        try:
+            v{i} = c{i}(v{i})
+        except (ValueError, ArithmeticError):
+            bad.append(n{i})"""
+
+
+def row_reader(fields: list[Field], toast: Any) -> RowReader:
+    """TupleData → {column: converted value}, specialised for one relation's columns.
+
+    The hot path of streaming: the function is generated once per Relation message with
+    one straight block per column (no loop, no converter test for text columns, the row
+    built as one dict display), about an eighth cheaper per row than a loop over `fields`.
+    The reader takes (payload, position, bad) and returns (row, position after the tuple).
     Unchanged TOAST becomes `toast`; a value its converter rejects is kept as text and its
     column name appended to `bad`, so one odd value never wedges the stream.
     """
-    count = (buf[pos] << 8) | buf[pos + 1]
-    if count != len(fields):
-        raise ProtocolError(f"tuple has {count} columns, relation has {len(fields)}")
-    pos += 2
-    row: dict[str, Any] = {}
-    unpack = _I32.unpack_from
-    for name, convert in fields:
-        kind = buf[pos]
-        if kind == 116:
-            start = pos + 5
-            pos = start + unpack(buf, pos + 1)[0]
-            text = buf[start:pos].decode()
-            if convert is None:
-                row[name] = text
-            else:
-                try:
-                    row[name] = convert(text)
-                except (ValueError, ArithmeticError):
-                    row[name] = text
-                    bad.append(name)
-        elif kind == 110:
-            row[name] = None
-            pos += 1
-        elif kind == 117:
-            row[name] = toast
-            pos += 1
-        else:
-            raise ProtocolError(f"unexpected tuple column kind {chr(kind)!r} (binary mode is not used)")
-    return row, pos
+    namespace: dict[str, Any] = {"unpack": _I32.unpack_from, "toast": toast, "ProtocolError": ProtocolError}
+    blocks = []
+    for i, (name, convert) in enumerate(fields):
+        namespace[f"n{i}"], namespace[f"c{i}"] = name, convert
+        blocks.append(_TEXT.format(i=i, convert="" if convert is None else _CONVERT.format(i=i)))
+    row = ", ".join(f"n{i}: v{i}" for i in range(len(fields)))
+    source = (f"def read(buf, pos, bad):\n"
+              f"    count = (buf[pos] << 8) | buf[pos + 1]\n"
+              f"    if count != {len(fields)}:\n"
+              f"        raise ProtocolError(f'tuple has {{count}} columns, relation has {len(fields)}')\n"
+              f"    pos += 2{''.join(blocks)}\n"
+              f"    return {{{row}}}, pos\n")
+    exec(compile(source, "<pgoutput row reader>", "exec"), namespace)  # noqa: S102 - our own template
+    return namespace["read"]  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~4x per row
 class Change:
     """An Insert/Update/Delete decoded straight into rows (see `decode_change`)."""
 
     op: str  # "c", "u", "d"
-    relid: int
     old: dict[str, Any] | None
     old_is_key_only: bool
     new: dict[str, Any] | None
 
 
-def relid_of(payload: bytes) -> int | None:
-    """The relation of an I/U/D payload, None for any other message."""
-    return _RELATION_HEAD.unpack_from(payload, 1)[0] if payload[0] in (73, 85, 68) else None
+ROW_TAGS = frozenset(b"IUD")
 
 
-def decode_change(payload: bytes, fields: list[Field], toast: Any, bad: list[str]) -> Change:
+def decode_change(payload: bytes, read: RowReader, bad: list[str]) -> Change:
+    """An I/U/D payload (`payload[0] in ROW_TAGS`) of a relation, its tuples read by `read`."""
     tag = payload[0]
-    (relid,) = _RELATION_HEAD.unpack_from(payload, 1)
     marker = payload[5]
     if tag == 73:
         if marker != 78:
             raise ProtocolError("insert without a new tuple")
-        return Change("c", relid, None, False, read_row(payload, 6, fields, toast, bad)[0])
+        return Change("c", None, False, read(payload, 6, bad)[0])
     if marker not in (75, 79, 78):
         raise ProtocolError(f"unexpected tuple marker {chr(marker)!r}")
     old = None
     pos = 5
     if marker in (75, 79):
-        old, pos = read_row(payload, 6, fields, toast, bad)
+        old, pos = read(payload, 6, bad)
     if tag == 68:
         if old is None:
             raise ProtocolError("delete without an old tuple")
-        return Change("d", relid, old, marker == 75, None)
+        return Change("d", old, marker == 75, None)
     if payload[pos] != 78:
         raise ProtocolError("update without a new tuple")
-    new, _ = read_row(payload, pos + 1, fields, toast, bad)
-    return Change("u", relid, old, marker == 75, new)
+    new, _ = read(payload, pos + 1, bad)
+    return Change("u", old, marker == 75, new)
 
 
 def _relation(buf: bytes) -> Relation:
-    (relid,) = _RELATION_HEAD.unpack_from(buf, 1)
+    (relid,) = RELID.unpack_from(buf, 1)
     namespace, pos = _cstring(buf, 5)
     name, pos = _cstring(buf, pos)
     identity = chr(buf[pos])
@@ -243,7 +252,7 @@ def _relation(buf: bytes) -> Relation:
 
 
 def _update(buf: bytes) -> Update:
-    (relid,) = _RELATION_HEAD.unpack_from(buf, 1)
+    (relid,) = RELID.unpack_from(buf, 1)
     pos = 5
     old: list[Value] | None = None
     key_only = False
@@ -259,7 +268,7 @@ def _update(buf: bytes) -> Update:
 
 
 def _delete(buf: bytes) -> Delete:
-    (relid,) = _RELATION_HEAD.unpack_from(buf, 1)
+    (relid,) = RELID.unpack_from(buf, 1)
     marker = buf[5]
     if marker not in (75, 79):
         raise ProtocolError(f"delete without an old tuple (marker {chr(marker)!r})")
@@ -288,7 +297,7 @@ def decode(payload: bytes) -> PgOutputMessage:
         raise ProtocolError("empty payload")
     tag = payload[0]
     if tag == 73:  # 'I'
-        (relid,) = _RELATION_HEAD.unpack_from(payload, 1)
+        (relid,) = RELID.unpack_from(payload, 1)
         if payload[5] != 78:
             raise ProtocolError("insert without a new tuple")
         return Insert(relid, _tuple(payload, 6)[0])

@@ -28,6 +28,7 @@ from connectors.delivery import Batch, Delivery
 from connectors.envelope import (
     CONNECTOR_VERSION,
     Column,
+    SourceBlock,
     TableSchema,
     dumps,
     envelope_bytes,
@@ -57,16 +58,18 @@ class StreamOptions:
 
 
 class _Rel:
-    """A relation as last described by the server, with its column converters."""
+    """A relation as last described by the server, with what its changes need per row."""
 
-    __slots__ = ("schema", "fields", "published")
+    __slots__ = ("schema", "read", "published", "labels")
 
     def __init__(self, schema: TableSchema, published: bool = True) -> None:
         self.schema = schema
         self.published = published
-        # Text columns need no conversion: None skips the call on the hot path.
-        self.fields: list[po.Field] = [
-            (c.name, None if c.codec.from_text is as_text else c.codec.from_text) for c in schema.columns]
+        # Text columns need no conversion: None leaves the call out of the reader.
+        self.read = po.row_reader([(c.name, None if c.codec.from_text is as_text else c.codec.from_text)
+                                   for c in schema.columns], TOAST_PLACEHOLDER)
+        # The metric labels of each op, built once instead of a tuple per record.
+        self.labels = {op: (schema.full_name, op) for op in ("c", "u", "d")}
 
 
 class Streamer:
@@ -77,7 +80,7 @@ class Streamer:
         self.batch: Batch | None = None
         self.begin: po.Begin | None = None
         self.confirmed = 0
-        self._sources: dict[_Rel, dict[str, Any]] = {}  # per relation, for the open transaction
+        self._sources: dict[_Rel, SourceBlock] = {}  # per relation, for the open transaction
         self._last_feedback = 0.0
         self._last_heartbeat = time.monotonic()
         self._last_lag = 0.0
@@ -117,12 +120,11 @@ class Streamer:
     # --- messages ------------------------------------------------------------------------
 
     def handle(self, payload: bytes, lsn: int) -> None:
-        relid = po.relid_of(payload)
-        if relid is not None:
-            rel = self.rels[relid]
+        if payload[0] in po.ROW_TAGS:
+            rel = self.rels[po.RELID.unpack_from(payload, 1)[0]]
             if not rel.published:
                 return  # e.g. the heartbeat table, or a wider publication than source.tables
-            change = po.decode_change(payload, rel.fields, TOAST_PLACEHOLDER, self._bad)
+            change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:
                 log.warning("could not encode %s columns %s; sent as text", rel.schema.full_name,
                             sorted(set(self._bad)))
@@ -178,27 +180,20 @@ class Streamer:
                 return
         self._emit(rel, change.op, before, change.new, lsn)
 
-    def _source(self, rel: _Rel, lsn: int) -> dict[str, Any]:
-        """The source block, built once per table and transaction; only the LSN varies."""
-        begin = self.begin
-        source = self._sources.get(rel) if begin is not None else None
-        if source is None:
-            ts_us = begin.commit_ts_us if begin else time.time_ns() // 1000
-            source = pg_source(self.opts.prefix, self.opts.db, rel.schema, ts_us, "false",
-                               begin.xid if begin else None, lsn, begin.final_lsn if begin else None)
-            if begin is not None:
-                self._sources[rel] = source
-        source["lsn"] = lsn
-        final = begin.final_lsn if begin is not None else None
-        source["sequence"] = f'["{final}","{lsn}"]' if final is not None else f'[null,"{lsn}"]'
-        return source
-
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
               after: dict[str, Any] | None, lsn: int) -> None:
         schema = rel.schema
+        source = self._sources.get(rel)
+        if source is None:  # the table's first change in this transaction
+            begin = self.begin
+            source = SourceBlock(self.opts.prefix, self.opts.db, schema,
+                                 begin.commit_ts_us if begin else time.time_ns() // 1000,
+                                 begin.xid if begin else None, begin.final_lsn if begin else None)
+            if begin is not None:
+                self._sources[rel] = source
         key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
-        value = envelope_bytes(schema, before, after, self._source(rel, lsn), op, self.opts.schemas)
-        self.delivery.send(self.batch, schema.topic, key, value, (schema.full_name, op))
+        value = envelope_bytes(schema, before, after, source.at(lsn), op, self.opts.schemas)
+        self.delivery.send(self.batch, schema.topic, key, value, rel.labels[op])
         if op == "d" and key is not None:
             self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
 

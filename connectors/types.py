@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from binascii import b2a_base64
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -45,9 +46,14 @@ def unscaled_bytes(unscaled: int) -> bytes:
     return unscaled.to_bytes(bits // 8 + 1, "big", signed=True)
 
 
+def unscaled_base64(unscaled: int) -> str:
+    """Connect's Decimal value of an unscaled integer (binascii: base64.b64encode's wrapper
+    costs a tenth of a microsecond per numeric column)."""
+    return b2a_base64(unscaled_bytes(unscaled), newline=False).decode()
+
+
 def decimal_base64(number: Decimal, scale: int) -> str:
-    unscaled = int(number.scaleb(scale).to_integral_value())
-    return base64.b64encode(unscaled_bytes(unscaled)).decode()
+    return unscaled_base64(int(number.scaleb(scale).to_integral_value()))
 
 
 def _to_decimal(value: Any) -> Decimal | None:
@@ -71,7 +77,7 @@ def _decimal_codec(scale: int, precision: int | None) -> Codec:
                 unscaled = int(value.replace(".", "", 1))
             except ValueError:
                 return encode(value)
-            return base64.b64encode(unscaled_bytes(unscaled)).decode()
+            return unscaled_base64(unscaled)
         return encode(value)
 
     params = {"scale": str(scale)}
