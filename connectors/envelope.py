@@ -3,8 +3,8 @@
 With ``schemas_enable`` both key and value are wrapped as JsonConverter writes them
 (``{"schema": …, "payload": …}``); the schema JSON is built once per table version and
 spliced in as text, so the hot path serialises only the payload. Streaming goes further:
-the ``source`` block is serialised once per table and transaction (`SourceBlock`) and
-only the row and the change's LSN are formatted per change.
+the ``source`` block is serialised once per table and transaction (`TransactionEvents`)
+and only the rows, the op, the change's LSN and the time are formatted per change.
 """
 
 from __future__ import annotations
@@ -144,27 +144,11 @@ def pg_source(prefix: str, db: str, table: TableSchema, ts_us: int, snapshot: st
             "txId": tx_id, "lsn": lsn, "xmin": None}
 
 
-class SourceBlock:
-    """The `pg_source` block of one table in one transaction, serialised once.
-
-    Only the change's LSN differs between the changes of a transaction (in ``sequence`` and
-    ``lsn``); `at` splices it into the bytes instead of serialising the block again.
-    """
-
-    __slots__ = ("_format",)
-
-    def __init__(self, prefix: str, db: str, table: TableSchema, ts_us: int, tx_id: int | None,
-                 commit_lsn: int | None) -> None:
-        block = _dumps(pg_source(prefix, db, table, ts_us, "false", tx_id, None, commit_lsn))
-        # Strings inside the block are JSON-escaped, so these unescaped keys occur only as keys.
-        head, _, rest = block.partition(b'"sequence":null')
-        middle, _, tail = rest.rpartition(b'"lsn":null')
-        commit = b"null" if commit_lsn is None else b'\\"%d\\"' % commit_lsn
-        self._format = b"".join((_literal(head), b'"sequence":"[', commit, b',\\"%d\\"]"',
-                                 _literal(middle), b'"lsn":%d', _literal(tail)))
-
-    def at(self, lsn: int) -> bytes:
-        return self._format % (lsn, lsn)
+# The change event as a %-format: before, after, then the source block, then op, ts_ms,
+# ts_us and ts_ns (processing time), in Debezium's field order.
+_HEAD = b'{"before":%b,"after":%b,"source":'
+_TAIL = b',"op":"%b","ts_ms":%d,"ts_us":%d,"ts_ns":%d}'
+_OPS = {op: op.encode() for op in ("c", "u", "d", "r")}
 
 
 def _literal(text: bytes) -> bytes:
@@ -172,21 +156,48 @@ def _literal(text: bytes) -> bytes:
     return text.replace(b"%", b"%%")
 
 
-_ENVELOPE = b'{"before":%b,"after":%b,"source":%b,"op":"%b","ts_ms":%d,"ts_us":%d,"ts_ns":%d}'
-_OPS = {op: op.encode() for op in ("c", "u", "d", "r")}
+def _event_format(table: TableSchema, source: bytes, schemas: bool) -> bytes:
+    payload = _HEAD + source + _TAIL
+    if schemas:
+        return b'{"schema":' + _literal(table.value_schema()) + b',"payload":' + payload + b"}"
+    return payload
 
 
 def envelope_bytes(table: TableSchema, before: dict[str, Any] | None, after: dict[str, Any] | None,
-                   source: dict[str, Any] | bytes, op: str, schemas: bool) -> bytes:
-    """The change event; `source` may come serialised already (`SourceBlock.at`)."""
+                   source: dict[str, Any], op: str, schemas: bool) -> bytes:
     now_ns = time.time_ns()
-    payload = _ENVELOPE % (b"null" if before is None else _dumps(before),
-                           b"null" if after is None else _dumps(after),
-                           source if isinstance(source, bytes) else _dumps(source), _OPS[op],
-                           now_ns // 1_000_000, now_ns // 1000, now_ns)
-    if schemas:
-        return b'{"schema":' + table.value_schema() + b',"payload":' + payload + b"}"
-    return payload
+    return _event_format(table, b"%b", schemas) % (
+        b"null" if before is None else _dumps(before), b"null" if after is None else _dumps(after),
+        _dumps(source), _OPS[op], now_ns // 1_000_000, now_ns // 1000, now_ns)
+
+
+class TransactionEvents:
+    """The change events of one table in one transaction, their envelope serialised once.
+
+    Between the changes of a transaction only the rows, the op, the change's LSN (in
+    ``source.sequence`` and ``source.lsn``) and the processing time differ: the source
+    block (`pg_source`) and, with ``schemas_enable``, the schema are formatted in once.
+    """
+
+    __slots__ = ("_format",)
+
+    def __init__(self, prefix: str, db: str, table: TableSchema, ts_us: int, tx_id: int | None,
+                 commit_lsn: int | None, schemas: bool) -> None:
+        block = _dumps(pg_source(prefix, db, table, ts_us, "false", tx_id, None, commit_lsn))
+        # Strings inside the block are JSON-escaped, so these unescaped keys occur only as keys.
+        head, _, rest = block.partition(b'"sequence":null')
+        middle, _, tail = rest.rpartition(b'"lsn":null')
+        commit = b"null" if commit_lsn is None else b'\\"%d\\"' % commit_lsn
+        source = b"".join((_literal(head), b'"sequence":"[', commit, b',\\"%d\\"]"',
+                           _literal(middle), b'"lsn":%d', _literal(tail)))
+        self._format = _event_format(table, source, schemas)
+
+    def event(self, before: dict[str, Any] | None, after: dict[str, Any] | None, op: str,
+              lsn: int) -> bytes:
+        now_ns = time.time_ns()
+        return self._format % (
+            b"null" if before is None else _dumps(before), b"null" if after is None else _dumps(after),
+            lsn, lsn, _OPS[op], now_ns // 1_000_000, now_ns // 1000, now_ns)
 
 
 def heartbeat_record(prefix: str, schemas: bool) -> tuple[str, bytes, bytes]:

@@ -28,8 +28,8 @@ from connectors.delivery import Batch, Delivery
 from connectors.envelope import (
     CONNECTOR_VERSION,
     Column,
-    SourceBlock,
     TableSchema,
+    TransactionEvents,
     dumps,
     envelope_bytes,
     heartbeat_record,
@@ -42,6 +42,7 @@ from connectors.types import TOAST_PLACEHOLDER, as_text, pg_codec
 log = logging.getLogger("onestop.capture.stream")
 FEEDBACK_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 5.0
+BURST = 512
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Streamer:
         self.batch: Batch | None = None
         self.begin: po.Begin | None = None
         self.confirmed = 0
-        self._sources: dict[_Rel, SourceBlock] = {}  # per relation, for the open transaction
+        self._events: dict[_Rel, TransactionEvents] = {}  # per relation, for the open transaction
         self._last_feedback = 0.0
         self._last_heartbeat = time.monotonic()
         self._last_lag = 0.0
@@ -103,14 +104,16 @@ class Streamer:
         metrics.capture_connected.set(1)
         log.info("streaming from slot %s at %s", self.opts.slot,
                  po.int_to_lsn(start_lsn) if start_lsn else "its confirmed position")
-        handled = 0
+        read, handle = self.cur.read_message, self.handle
         while not self.stop.is_set():
-            msg = self.cur.read_message()
-            if msg is not None:
-                self.handle(msg.payload, msg.data_start)
-                handled += 1
-                if handled % 512 == 0:
-                    self.housekeeping()
+            # Up to BURST messages between housekeeping (and stop checks) while they flow.
+            for _ in range(BURST):
+                msg = read()
+                if msg is None:
+                    break
+                handle(msg.payload, msg.data_start)
+            else:
+                self.housekeeping()
                 continue
             self.housekeeping()
             # Records still in flight: wake soon to serve their acknowledgements.
@@ -138,7 +141,7 @@ class Streamer:
         catchup = self.catchup
         if isinstance(m, po.Begin):
             self.begin = m
-            self._sources.clear()
+            self._events.clear()
             if catchup is not None:
                 if catchup.covers(m.final_lsn):
                     catchup.active = True
@@ -183,17 +186,18 @@ class Streamer:
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
               after: dict[str, Any] | None, lsn: int) -> None:
         schema = rel.schema
-        source = self._sources.get(rel)
-        if source is None:  # the table's first change in this transaction
+        events = self._events.get(rel)
+        if events is None:  # the table's first change in this transaction
             begin = self.begin
-            source = SourceBlock(self.opts.prefix, self.opts.db, schema,
-                                 begin.commit_ts_us if begin else time.time_ns() // 1000,
-                                 begin.xid if begin else None, begin.final_lsn if begin else None)
+            events = TransactionEvents(self.opts.prefix, self.opts.db, schema,
+                                       begin.commit_ts_us if begin else time.time_ns() // 1000,
+                                       begin.xid if begin else None,
+                                       begin.final_lsn if begin else None, self.opts.schemas)
             if begin is not None:
-                self._sources[rel] = source
+                self._events[rel] = events
         key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
-        value = envelope_bytes(schema, before, after, source.at(lsn), op, self.opts.schemas)
-        self.delivery.send(self.batch, schema.topic, key, value, rel.labels[op])
+        self.delivery.send(self.batch, schema.topic, key, events.event(before, after, op, lsn),
+                           rel.labels[op])
         if op == "d" and key is not None:
             self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
 
