@@ -16,6 +16,7 @@ from bridge.model import STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavail
 
 _FIELD_NAMES = tuple(f.name for f in fields(Dossier))
 _all_fields = attrgetter(*_FIELD_NAMES)
+_JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
 # Statuses during which a later due date means the office missed its appointment.
 _APOLOGY_STATUSES = frozenset({2, 4})
 
@@ -101,28 +102,26 @@ def never_notifies(event: ChangeEvent) -> bool:
 
 def dossier_to_dict(dossier: Dossier) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in fields(Dossier):
-        value = getattr(dossier, f.name)
-        if isinstance(value, Unavailable):
-            continue
-        if isinstance(value, datetime):
-            value = {"$dt": value.isoformat()}
+    for name, value in zip(_FIELD_NAMES, _all_fields(dossier)):
+        if value.__class__ in _JSON_PLAIN:  # most fields: no conversion (hot path)
+            out[name] = value
+        elif isinstance(value, datetime):
+            out[name] = {"$dt": value.isoformat()}
         elif isinstance(value, Decimal):
-            value = {"$dec": str(value)}
-        out[f.name] = value
+            out[name] = {"$dec": str(value)}
+        elif value is not UNAVAILABLE:
+            out[name] = value
     return out
 
 
 def dossier_from_dict(data: dict[str, Any]) -> Dossier:
-    values: dict[str, Any] = {}
-    for f in fields(Dossier):
-        if f.name not in data:
-            values[f.name] = UNAVAILABLE
-            continue
-        value = data[f.name]
-        if isinstance(value, dict) and "$dt" in value:
-            value = datetime.fromisoformat(value["$dt"])
-        elif isinstance(value, dict) and "$dec" in value:
-            value = Decimal(value["$dec"])
-        values[f.name] = value
-    return Dossier(**values)
+    values: list[Any] = []
+    for name in _FIELD_NAMES:
+        value = data.get(name, UNAVAILABLE)
+        if value.__class__ is dict:
+            if "$dt" in value:
+                value = datetime.fromisoformat(value["$dt"])
+            elif "$dec" in value:
+                value = Decimal(value["$dec"])
+        values.append(value)
+    return Dossier(*values)

@@ -254,8 +254,8 @@ class ConsumerLoop(RebalanceHandlers):
         time.sleep(self._db_backoff)
 
     # --- completions (from workers and producer reports) ---------------------------------------
-    def _drain(self) -> None:
-        self.completions.drain()
+    def _drain(self, *, force: bool = False) -> None:
+        self.completions.drain(force=force)
 
     def _is_current(self, item: WorkItem) -> bool:
         return (not self.stopping.is_set() and item.tp not in self.revoking
@@ -264,7 +264,7 @@ class ConsumerLoop(RebalanceHandlers):
     def _wait_idle(self, tps: set[TP] | None, deadline: float) -> None:
         """Serve completions until no work of `tps` (all if None) is out, or the deadline."""
         while time.monotonic() < deadline:
-            self._drain()
+            self._drain(force=True)
             self.outcomes.service(0.05)
             if not self.inflight.busy(tps):
                 return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,5 +58,9 @@ class SourceRecord:
         return self.header(h.REPLAYED_FROM) is not None
 
     def routing_hash(self) -> int:
-        """Stable across processes (unlike hash()): the dossier's worker."""
-        return zlib.crc32(self.key or b"")
+        """Stable across processes (unlike hash()): the dossier's worker.
+
+        Not CRC-32: librdkafka's default partitioner puts a key in partition
+        crc32(key) % partitions, so within one partition crc32(key) % workers reaches
+        only workers/partitions of the workers (2 of 8 with 4 partitions)."""
+        return int.from_bytes(hashlib.blake2b(self.key or b"", digest_size=8).digest(), "big")
