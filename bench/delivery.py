@@ -2,8 +2,8 @@
 
 Measures, in one run and against one sandbox process (a separate process, as Zalo would be):
 
-1. the raw request rate of the dispatcher's own HTTP client (the shared `httpx.Client` of
-   `bridge.dispatch.http.make_client`) posting ZNS sends: sequentially and from
+1. the raw request rate of the dispatcher's own HTTP client (`bridge.dispatch.http.
+   ThreadClients`: an `httpx.Client` per thread) posting ZNS sends: sequentially and from
    `dispatch.workers` threads — the ceiling for this client on this machine;
 2. `Dispatcher.deliver()` with every limit lifted (no per-minute limiter, unlimited quota),
    one ZNS send per notification, sequentially and from the same number of threads;
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bridge.dispatch import (  # noqa: E402
     MemoryTokenStore, TokenState, build_dispatcher, sandbox_settings,
 )
-from bridge.dispatch.http import make_client  # noqa: E402
+from bridge.dispatch.http import ThreadClients  # noqa: E402
 from bridge.embedded import free_port, wait_port  # noqa: E402
 from bridge.model import Notification  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
@@ -105,12 +105,12 @@ def zns_body(i: int) -> dict[str, object]:
             "template_data": {"ma_ho_so": f"H-{i}"}, "tracking_id": f"raw-{i}"}
 
 
-def raw_rate(url: str, threads: int, seconds: float, workers: int) -> float:
+def raw_rate(url: str, threads: int, seconds: float) -> float:
     token = token_for(url)
-    client = make_client(timeout_s=10, max_connections=max(4, workers * 2))
+    client = ThreadClients(timeout_s=10)
 
     def work(i: int) -> None:
-        reply = client.post(f"{url}/message/template", json=zns_body(i),
+        reply = client.request("POST", f"{url}/message/template", json=zns_body(i),
                             headers={"access_token": token})
         assert reply.json()["error"] == 0, reply.text
 
@@ -225,9 +225,9 @@ def measure(url: str, threads: int, secs: float, rounds: int) -> dict[str, list[
     """Interleave the rows round by round, so machine noise hits them alike."""
     rows: dict[str, list[float]] = {}
     runs: list[tuple[str, Callable[[], float]]] = [
-        ("raw1", lambda: raw_rate(url, 1, secs, threads)),
+        ("raw1", lambda: raw_rate(url, 1, secs)),
         ("del1", lambda: deliver_rate(url, 1, secs, threads)),
-        ("rawn", lambda: raw_rate(url, threads, secs, threads)),
+        ("rawn", lambda: raw_rate(url, threads, secs)),
         ("deln", lambda: deliver_rate(url, threads, secs, threads)),
         ("aio", lambda: aiohttp_rate(url, threads, secs)),
     ]

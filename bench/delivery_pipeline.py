@@ -216,7 +216,7 @@ def rss_while_draining(bootstrap: str, sandbox: str, workdir: Path, backlog: int
 
 def _raw_http(sandbox: str, workers: int) -> float:
     httpx.post(sandbox + "/sandbox/reset", timeout=30).raise_for_status()
-    return raw_rate(sandbox, workers, 4.0, workers)
+    return raw_rate(sandbox, workers, 4.0)
 
 
 def _rss_kb(pid: int, field: str) -> int:
@@ -262,7 +262,7 @@ def report(bootstrap: str, sandbox: str, workdir: Path, args: argparse.Namespace
           f"partitions, {args.workers} workers, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}")
     print(f"  raw consume (confluent-kafka, same events)  {consume:9.0f} msg/s")
-    print(f"  raw HTTP (dispatcher's httpx client, {args.workers} thr) {raw_http:9.0f} req/s "
+    print(f"  raw HTTP (dispatcher's client, {args.workers} threads) {raw_http:9.0f} req/s "
           f"(before {raw_before:.0f}, after {raw_after:.0f})")
     print(f"  bridge, limits lifted ({args.events} events)     {tput:9.0f} notices/s  "
           f"= {tput / ceiling:.2f} of the ceiling ({ceiling:.0f}/s; target ≥ 0.70)")

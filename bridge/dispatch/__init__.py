@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.classify import parse_hhmm
 from bridge.dispatch.dispatcher import Dispatcher, FollowerLookup, zns_template_id
-from bridge.dispatch.http import make_client
+from bridge.dispatch.http import ThreadClients
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.dispatch.ratelimit import RateLimiter
 from bridge.dispatch.sms import SmsClient
@@ -54,8 +54,7 @@ def build_dispatcher(settings: Settings, *, followers: FollowerLookup | None = N
     in-memory store loses the rotated refresh token on exit.
     """
     zcfg, dcfg = settings.zalo, settings.dispatch
-    client = make_client(timeout_s=zcfg.timeout_s, max_connections=max(4, dcfg.workers * 2),
-                         transport=transport)
+    client = ThreadClients(timeout_s=zcfg.timeout_s, transport=transport)
     zalo_client = ZaloClient(zcfg, client, night_end=parse_hhmm(dcfg.night_end))
     tokens = TokenManager(token_store or MemoryTokenStore(), zalo_client.refresh,
                           initial_refresh_token=zcfg.refresh_token.get_secret_value(),

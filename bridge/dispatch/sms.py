@@ -28,7 +28,7 @@ class SmsSent:
 
 
 class SmsClient:
-    def __init__(self, cfg: SmsSettings, client: httpx.Client, *,
+    def __init__(self, cfg: SmsSettings, client: http.HttpClient, *,
                  wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.cfg = cfg
         self.http = client

@@ -2,7 +2,7 @@
 
 Each method does one HTTP call and returns a small dataclass or raises an exception of
 bridge.errors. Tokens are passed in (the TokenManager owns them), so this client holds no
-state but the shared httpx pool and can be used from any thread.
+state but its HTTP client and can be used from any thread.
 
 Zalo answers HTTP 200 even for errors, so the body's `error` is always checked. 5xx,
 timeouts, resets and non-JSON bodies are TransportError (retryable).
@@ -68,7 +68,7 @@ def _quota(raw: Any) -> QuotaReading | None:
 
 
 class ZaloClient:
-    def __init__(self, cfg: ZaloSettings, client: httpx.Client, *, night_end: time = time(6, 0),
+    def __init__(self, cfg: ZaloSettings, client: http.HttpClient, *, night_end: time = time(6, 0),
                  wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.cfg = cfg
         self.http = client
