@@ -9,13 +9,14 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.decode.envelope import decode_value
 from bridge.decode.types import decimal_from_base64
 from connectors import pgoutput as po
-from connectors.envelope import Column, TableSchema, envelope_bytes, pg_source
+from connectors.envelope import Column, TableSchema, TransactionEvents, envelope_bytes, pg_source
 from connectors.types import TOAST_PLACEHOLDER, pg_codec, unscaled_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
@@ -107,6 +108,46 @@ def test_pgoutput_messages_decode() -> None:
     commit = po.decode(b"C\x00" + struct.pack(">qqq", 90, 120, 0))
     assert commit == po.Commit(90, 120, po.PG_EPOCH_OFFSET_US)
     assert po.lsn_to_int(po.int_to_lsn(0x16B374D848)) == 0x16B374D848
+
+
+def test_row_reader_converts_and_keeps_nulls_toast_and_rejected_values() -> None:
+    read = po.row_reader([("id", int), ("note", None), ("fee", float)], TOAST_PLACEHOLDER)
+    bad: list[str] = []
+    assert read(_tuple("1", None, "TOAST"), 0, bad) == ({"id": 1, "note": None, "fee": TOAST_PLACEHOLDER}, 10)
+    row, _ = read(_tuple("x", "hồ sơ", "1.5"), 0, bad)
+    assert row == {"id": "x", "note": "hồ sơ", "fee": 1.5} and bad == ["id"]  # rejected: kept as text
+    with pytest.raises(po.ProtocolError, match="2 columns, relation has 3"):
+        read(_tuple("1", "2"), 0, bad)
+    with pytest.raises(po.ProtocolError, match="binary mode"):
+        read(struct.pack(">h", 3) + b"b", 0, bad)
+
+
+def test_decode_change_reads_old_and_new_tuples() -> None:
+    read = po.row_reader([("id", int), ("note", None)], TOAST_PLACEHOLDER)
+    head = struct.pack(">I", 7)
+    upd = po.decode_change(b"U" + head + b"K" + _tuple("1", None) + b"N" + _tuple("2", "TOAST"), read, [])
+    assert (upd.op, upd.old, upd.old_is_key_only, upd.new) == ("u", {"id": 1, "note": None}, True,
+                                                               {"id": 2, "note": TOAST_PLACEHOLDER})
+    dele = po.decode_change(b"D" + head + b"O" + _tuple("3", "x"), read, [])
+    assert (dele.op, dele.old, dele.old_is_key_only, dele.new) == ("d", {"id": 3, "note": "x"}, False, None)
+    ins = po.decode_change(b"I" + head + b"N" + _tuple("4", "y"), read, [])
+    assert (ins.op, ins.old, ins.new) == ("c", None, {"id": 4, "note": "y"})
+
+
+@pytest.mark.parametrize("schemas", [False, True])
+@pytest.mark.parametrize("commit_lsn", [24023119, None])
+def test_transaction_events_are_the_envelope_with_the_lsn_spliced_in(
+        schemas: bool, commit_lsn: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.time_ns", lambda: 1_718_155_800_123_456_789)
+    # %, quotes: names that would break a %-format or JSON if spliced in unescaped.
+    columns = (*_table().columns, Column("share%d", pg_codec(25, -1)))
+    table = TableSchema('odd%s"prefix', "public", 'dossiers%d"x', columns, ("id",))
+    events = TransactionEvents('odd%s"prefix', "d%b", table, 1_718_155_800_000_000, 555, commit_lsn, schemas)
+    before, after = {"id": 1, "note": "100%"}, {"id": 1, "note": None, "fee_amount": "AA==", "share%d": "%s"}
+    for op, old, new in (("c", None, after), ("u", before, after), ("d", before, None)):
+        source = pg_source('odd%s"prefix', "d%b", table, 1_718_155_800_000_000, "false", 555, 24023128,
+                           commit_lsn)
+        assert events.event(old, new, op, 24023128) == envelope_bytes(table, old, new, source, op, schemas)
 
 
 def _table() -> TableSchema:
