@@ -115,7 +115,7 @@ def bridge_process(bootstrap: str, sandbox: str, topic: str, workdir: Path,
 group_id = "bench-{topic}"\nextra = {{ {extra} }}\n[ledger]\nurl = "sqlite:///{workdir / topic}.db"
 [http]\nhost = "127.0.0.1"\nport = {port}\n[zalo]\noa_rate_per_minute = 0\n[sms]
 rate_per_second = 0\n[dispatch]\n{disp}\n[log]\nlevel = "WARNING"\n""", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.run", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", str(config),
                              "--sandbox", sandbox], cwd=workdir, stdout=subprocess.DEVNULL,
                             stderr=open(workdir / f"{topic}.log", "wb"))  # noqa: SIM115
     try:

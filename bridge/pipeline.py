@@ -70,12 +70,10 @@ class Pipeline:
         text, template_data = self.renderer.render(change.kind, change.dossier,
                                                    change.previous_due_at)
         phone = change.dossier.applicant_phone
-        return [Notification(
-            dossier_code=change.dossier.code, dossier_id=change.dossier.id, kind=change.kind,
-            phone=normalise_phone(phone) if known(phone) else None, text=text,
-            template_data=template_data, idempotency_key=idempotency_key(eid, change.kind),
-            event_id=eid, source_ts_ms=event.source.ts_ms,
-            template_version=self.renderer.version)]
+        return [Notification(  # positional: hot path (field order in bridge/model.py)
+            change.dossier.code, change.dossier.id, change.kind,
+            normalise_phone(phone) if known(phone) else None, text, template_data,
+            idempotency_key(eid, change.kind), eid, event.source.ts_ms, self.renderer.version)]
 
 
 __all__ = ["BadInputError", "Pipeline", "idempotency_key"]

@@ -56,8 +56,8 @@ def decode_value(document: Any) -> ChangeEvent | None:
     before = _decode_row(document.get("before"), field_schemas, "before")
     after = _decode_row(document.get("after"), field_schemas, "after")
     _check_rows(op, before, after)
-    return ChangeEvent(op=op, before=before, after=after, source=_source_info(source),
-                       ts_ms=_int_or_none(document.get("ts_ms")), field_schemas=field_schemas)
+    return ChangeEvent(op, before, after, _source_info(source),  # positional: hot path
+                       _int_or_none(document.get("ts_ms")), field_schemas)
 
 
 def _is_control_record(document: dict[str, Any]) -> bool:
@@ -133,11 +133,11 @@ def _position(source: dict[str, Any]) -> str | None:
 
 def _source_info(source: dict[str, Any]) -> SourceInfo:
     ts_ms = source.get("ts_ms")
-    return SourceInfo(
-        connector=_str(source.get("connector")), db=_str(source.get("db")),
-        schema=_str(source.get("schema")), table=_str(source.get("table")),
-        ts_ms=ts_ms if ts_ms.__class__ is int else _int_or_none(ts_ms),
-        snapshot=_snapshot(source.get("snapshot")), position=_position(source), raw=source)
+    get = source.get
+    return SourceInfo(  # connector, db, schema, table, ts_ms, snapshot, position, raw
+        _str(get("connector")), _str(get("db")), _str(get("schema")), _str(get("table")),
+        ts_ms if ts_ms.__class__ is int else _int_or_none(ts_ms),
+        _snapshot(get("snapshot")), _position(source), source)
 
 
 def _str(value: Any) -> str:
