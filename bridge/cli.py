@@ -20,14 +20,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "broadcast": ("bridge.citizen.broadcast", "send news or an emergency notice to opted-in followers"),
 }
 
+BATCH_COMMANDS = frozenset({"render"})
 
-def tune_gc() -> None:
-    """Collect cycles less often: the hot paths allocate several short-lived, cycle-free
-    objects per change event, and with the default threshold (700) the collector's
-    passes over the live state cost a fifth of `render`'s time (bench/render.py).
-    Objects alive after start-up (modules, templates, settings) are frozen out of it."""
+
+def tune_gc(*, batch: bool) -> None:
+    """Objects alive after start-up (modules, templates, settings) are frozen out of the
+    collector's passes. A batch command also collects less often: it allocates several
+    short-lived, cycle-free objects per change event, and with the default threshold
+    (700) the passes over the growing state cost a fifth of `render`'s time
+    (bench/render.py). Long-running processes keep the default thresholds, so cyclic
+    garbage (httpx's, exceptions') never piles up between collections."""
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    if batch:
+        gc.set_threshold(50_000, 20, 20)
 
 
 def usage() -> str:
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onestop-bridge: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    tune_gc()
+    tune_gc(batch=name in BATCH_COMMANDS)
     return int(module.main(rest) or 0)
 
 
