@@ -17,6 +17,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 
@@ -26,6 +27,7 @@ from bridge.samples import DayPlan, debezium_day
 from bridge.settings import Settings
 from bridge.transitions import MemoryStateStore
 
+T = TypeVar("T")
 N = 100_000
 ROUNDS = 3
 
@@ -43,11 +45,11 @@ def make_lines(n: int) -> list[str]:
     return lines[:n]
 
 
-def timed(work: Callable[[], object]) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of work()."""
+def timed(work: Callable[[], T]) -> tuple[float, float, T]:
+    """(CPU seconds, wall seconds, result) of work()."""
     cpu, wall = time.process_time(), time.perf_counter()
-    work()
-    return time.process_time() - cpu, time.perf_counter() - wall
+    result = work()
+    return time.process_time() - cpu, time.perf_counter() - wall, result
 
 
 def render_all(lines: list[str]) -> int:
@@ -62,17 +64,15 @@ def render_all(lines: list[str]) -> int:
 
 def main() -> None:
     lines = make_lines(N)
-    notices = render_all(lines[:1000])  # warm-up: imports, template loading, caches
+    render_all(lines[:1000])  # warm-up: imports, template loading, caches
     tune_gc(batch=True)
     runs, ceilings = [], []
     for _ in range(ROUNDS):  # interleaved, so a noisy neighbour hits both alike
-        ceilings.append(timed(lambda: deque(map(orjson.loads, lines), maxlen=0)))
+        ceilings.append(timed(lambda: deque(map(orjson.loads, lines), maxlen=0))[0])
         runs.append(timed(lambda: render_all(lines)))
-    notices = render_all(lines)
-    best_cpu = min(cpu for cpu, _ in runs)
-    rate, median = N / best_cpu, N / statistics.median(cpu for cpu, _ in runs)
-    ceiling = N / min(cpu for cpu, _ in ceilings)
-    wall = min(w for _, w in runs)
+    best_cpu, wall, notices = min(runs)
+    rate, median = N / best_cpu, N / statistics.median(cpu for cpu, _, _ in runs)
+    ceiling = N / min(ceilings)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"render: {N:,} events → {notices:,} notices; best of {ROUNDS} runs {best_cpu:.2f} s CPU "
           f"({wall:.2f} s wall)")

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+import orjson
+
 from bridge.model import STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
 
 _FIELD_NAMES = tuple(f.name for f in fields(Dossier))
@@ -125,3 +127,12 @@ def dossier_from_dict(data: dict[str, Any]) -> Dossier:
                 value = Decimal(value["$dec"])
         values.append(value)
     return Dossier(*values)
+
+
+def dump_state(dossier: Dossier) -> str:
+    """The text a dossier's last-known state is stored as (ledger `dossier_state.state`)."""
+    return orjson.dumps(dossier_to_dict(dossier), default=str).decode()
+
+
+def load_state(text: str | bytes) -> Dossier:
+    return dossier_from_dict(orjson.loads(text))

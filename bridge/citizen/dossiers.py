@@ -24,7 +24,7 @@ from bridge.mapping import SourceMapping
 from bridge.model import Dossier
 from bridge.phone import normalise_phone
 from bridge.settings import Settings
-from bridge.transitions import dossier_from_dict, known
+from bridge.transitions import known, load_state
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class LedgerDossiers:
             rows = conn.execute(select(dossier_state.c.dossier_key, dossier_state.c.state)
                                 .where(dossier_state.c.dossier_key.in_(keys[start:start + 500])))
             for key, state in rows:
-                out[key] = dossier_from_dict(json.loads(state))
+                out[key] = load_state(state)
         return out
 
     @staticmethod
@@ -94,7 +94,7 @@ class LedgerDossiers:
         pattern = literal(f'%"code": {json.dumps(code)}%')
         row = conn.execute(select(dossier_state.c.state)
                            .where(dossier_state.c.state.like(pattern)).limit(1)).first()
-        return None if row is None else dossier_from_dict(json.loads(row.state))
+        return None if row is None else load_state(row.state)
 
 
 class DatabaseDossiers:

@@ -68,12 +68,7 @@ class Parked:
     def reload(self, hints: dict[str, set[int]]) -> None:
         """Replace the hints with what the ledger says now; local entries stay."""
         with self._lock:
-            for key in list(self._by_dossier):
-                kept = {s: e for s, e in self._by_dossier[key].items() if e.tp is not None}
-                if kept:
-                    self._by_dossier[key] = kept
-                else:
-                    del self._by_dossier[key]
+            self._keep(lambda e: e.tp is not None)
             for key, seqs in hints.items():
                 entries = self._by_dossier.setdefault(key, {})
                 for seq in seqs:
@@ -82,12 +77,16 @@ class Parked:
     def forget(self, tps: set[TP]) -> None:
         """Drop local entries of partitions this process no longer owns."""
         with self._lock:
-            for key in list(self._by_dossier):
-                entries = {s: e for s, e in self._by_dossier[key].items() if e.tp not in tps}
-                if entries:
-                    self._by_dossier[key] = entries
-                else:
-                    del self._by_dossier[key]
+            self._keep(lambda e: e.tp not in tps)
+
+    def _keep(self, wanted: Callable[[_Entry], bool]) -> None:
+        """Drop the entries that are not `wanted` (and dossiers left without any); lock held."""
+        for key in list(self._by_dossier):
+            kept = {s: e for s, e in self._by_dossier[key].items() if wanted(e)}
+            if kept:
+                self._by_dossier[key] = kept
+            else:
+                del self._by_dossier[key]
 
     def __len__(self) -> int:
         with self._lock:

@@ -19,7 +19,6 @@ the same batch see earlier ones), and the writes go out as executemany.
 
 from __future__ import annotations
 
-import orjson
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from bridge.ledger.records import StoredNotification, notification_values, store
 from bridge.ledger.tables import (DEAD, PENDING, UNSENT_STATUSES, dossier_state, events_seen,
                                   notifications)
 from bridge.model import ChangeEvent, Dossier, Notification
-from bridge.transitions import StateStore, dossier_from_dict, dossier_to_dict
+from bridge.transitions import StateStore, dump_state, load_state
 
 Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
 _CHUNK = 500  # stay under bind-parameter limits
@@ -70,7 +69,7 @@ class BatchStateStore:
                 value = layer[dossier_key]
                 return None if value is _GONE else value
         text = self._stored.get(dossier_key)
-        return None if text is None else dossier_from_dict(orjson.loads(text))
+        return None if text is None else load_state(text)
 
     def put(self, dossier_key: str, dossier: Dossier) -> None:
         self._trial[dossier_key] = dossier
@@ -104,7 +103,7 @@ class SqlStateStore:
     def get(self, dossier_key: str) -> Dossier | None:
         state = self._conn.execute(select(dossier_state.c.state)
                                    .where(dossier_state.c.dossier_key == dossier_key)).scalar()
-        return None if state is None else dossier_from_dict(orjson.loads(state))
+        return None if state is None else load_state(state)
 
     def put(self, dossier_key: str, dossier: Dossier) -> None:
         upsert_many(self._conn, dossier_state, [{
@@ -192,10 +191,6 @@ def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], no
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def dump_state(dossier: Dossier) -> str:
-    return orjson.dumps(dossier_to_dict(dossier), default=str).decode()
-
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(values), _CHUNK):

@@ -7,7 +7,6 @@ run by a director never holds the write lock the running bridge needs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -23,7 +22,7 @@ from bridge.ledger.engine import make_engine
 from bridge.ledger.migrate import current_version
 from bridge.ledger.tables import (SENT, delivery_attempts, dossier_state, follower_links,
                                   notifications)
-from bridge.transitions import dossier_from_dict
+from bridge.transitions import load_state
 from bridge.model import Unavailable
 
 RESULT_STATUSES = (9, 10)
@@ -145,7 +144,7 @@ def results(engine: Engine, period: Period) -> list[DossierResult]:
             dossier_state.c.updated_at_ms >= period.start_ms - CLOCK_SLACK_MS)).all()
     found: list[DossierResult] = []
     for key, state in states:
-        dossier = dossier_from_dict(json.loads(state))
+        dossier = load_state(state)
         if dossier.status not in RESULT_STATUSES:
             continue
         ready_ms = ready.get(key)

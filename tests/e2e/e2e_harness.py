@@ -174,6 +174,13 @@ class SandboxWatcher:
         return out
 
 
+def stop_all(bridge: BridgeProcess, sandbox: Any) -> None:
+    """Teardown: a bridge still running (a failed test) is killed, the sandbox stopped."""
+    if bridge.proc and bridge.proc.poll() is None:
+        bridge.kill9()
+    sandbox.stop()
+
+
 def base_sections(broker: Any, topic: str, ledger_url: str, port: int,
                   **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections: dict[str, dict[str, Any]] = {

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 from e2e_harness import (CODE, SandboxWatcher, base_sections, create_topic, free_port, new_bridge,
-                         produce, unique_topic)
+                         produce, stop_all, unique_topic)
 from events import event, row
 from waiting import wait_for
 
@@ -47,9 +47,7 @@ def test_kill_9_mid_stream_loses_nothing(broker, tmp_path, capsys) -> None:
         bridge.terminate()
         counts = watcher.by_tracking()
     finally:
-        if bridge.proc and bridge.proc.poll() is None:
-            bridge.kill9()
-        sandbox.stop()
+        stop_all(bridge, sandbox)
     duplicates = sum(counts.values()) - len(counts)
     with capsys.disabled():
         print(f"\nkill -9 after {at_kill} of {TOTAL} delivered; {len(counts)} distinct notices, "

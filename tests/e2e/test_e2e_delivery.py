@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 from e2e_harness import (CODE, SandboxWatcher, base_sections, create_topic, free_port, new_bridge,
-                         produce, unique_topic)
+                         produce, stop_all, unique_topic)
 from events import event, row
 from waiting import wait_for
 
@@ -56,9 +56,7 @@ def test_each_notice_arrives_once_on_the_cheapest_channel(broker, pg, tmp_path) 
         assert bridge.terminate() < 8.0 + 2
         messages = watcher.poll()
     finally:
-        if bridge.proc and bridge.proc.poll() is None:
-            bridge.kill9()
-        sandbox.stop()
+        stop_all(bridge, sandbox)
     assert Counter(m["tracking_id"] for m in messages).most_common(1)[0][1] == 1, "sent twice"
     assert len(messages) == 6
     by_channel = Counter((m["channel"], m["user_id"] or m["phone"]) for m in messages)

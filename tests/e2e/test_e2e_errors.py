@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 from e2e_harness import (CODE, SandboxWatcher, base_sections, create_topic, free_port, new_bridge,
-                         produce, unique_topic)
+                         produce, stop_all, unique_topic)
 from events import event, row
 from waiting import wait_for
 
@@ -94,8 +94,6 @@ def test_error_classes_dlq_and_replay(broker, tmp_path, capsys) -> None:
         bridge.terminate()
         final = watcher.poll()
     finally:
-        if bridge.proc and bridge.proc.poll() is None:
-            bridge.kill9()
-        sandbox.stop()
+        stop_all(bridge, sandbox)
     assert Counter(m["phone"] for m in final)[REFUSED] == 1, "replayed twice, delivered once"
     assert max(Counter(m["tracking_id"] for m in final).values()) == 1

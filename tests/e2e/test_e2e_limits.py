@@ -7,7 +7,7 @@ from collections import Counter
 import httpx
 import pytest
 from e2e_harness import (CODE, SandboxWatcher, base_sections, create_topic, free_port, new_bridge,
-                         produce, unique_topic)
+                         produce, stop_all, unique_topic)
 from events import event, row
 from waiting import wait_for
 
@@ -42,9 +42,7 @@ def test_a_token_expiring_mid_stream_costs_no_message(broker, tmp_path) -> None:
         bridge.terminate()
         messages = watcher.poll()
     finally:
-        if bridge.proc and bridge.proc.poll() is None:
-            bridge.kill9()
-        sandbox.stop()
+        stop_all(bridge, sandbox)
     assert len(messages) == 600 and max(Counter(m["tracking_id"] for m in messages).values()) == 1
     assert {m["channel"] for m in messages} == {"zns"}, "no fallback to SMS for a token problem"
     assert stats["tokens_issued"] >= 2 and refreshed >= 2
@@ -70,9 +68,7 @@ def test_the_per_minute_limit_is_never_exceeded(broker, tmp_path) -> None:
         bridge.terminate()
         messages = watcher.poll()
     finally:
-        if bridge.proc and bridge.proc.poll() is None:
-            bridge.kill9()
-        sandbox.stop()
+        stop_all(bridge, sandbox)
     assert stats["max_requests_per_60s"] <= limit, stats
     assert stats["rate_limit_rejections"] == 0
     assert len(messages) == 90 and max(Counter(m["tracking_id"] for m in messages).values()) == 1
