@@ -134,5 +134,10 @@ def dump_state(dossier: Dossier) -> str:
     return orjson.dumps(dossier_to_dict(dossier), default=str).decode()
 
 
+def state_fragment(name: str, value: str) -> str:
+    """How ``name: value`` appears inside `dump_state`'s text (for a LIKE search)."""
+    return orjson.dumps({name: value}).decode()[1:-1]
+
+
 def load_state(text: str | bytes) -> Dossier:
     return dossier_from_dict(orjson.loads(text))

@@ -11,7 +11,6 @@ the configured role can write.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
@@ -24,7 +23,7 @@ from bridge.mapping import SourceMapping
 from bridge.model import Dossier
 from bridge.phone import normalise_phone
 from bridge.settings import Settings
-from bridge.transitions import known, load_state
+from bridge.transitions import known, load_state, state_fragment
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +88,10 @@ class LedgerDossiers:
 
     @staticmethod
     def _scan_for_code(conn: Any, code: str) -> Dossier | None:
-        # The stored JSON holds `"code": "<code>"`; the code is validated (no LIKE wildcards
-        # can reach here: only digits, letters, dots and dashes) and bound as a parameter.
-        pattern = literal(f'%"code": {json.dumps(code)}%')
+        # The stored JSON holds `"code":"<code>"` (compact, as dump_state writes it); the code
+        # is validated (no LIKE wildcards can reach here: only digits, letters, dots and
+        # dashes) and bound as a parameter.
+        pattern = literal(f"%{state_fragment('code', code)}%")
         row = conn.execute(select(dossier_state.c.state)
                            .where(dossier_state.c.state.like(pattern)).limit(1)).first()
         return None if row is None else load_state(row.state)

@@ -150,3 +150,19 @@ def test_prune_forgets_old_event_ids_only(ledger_url: str) -> None:
         assert ledger.counts() == {"sent": 1}
     finally:
         ledger.close()
+
+
+def test_a_dossier_that_never_notified_is_found_by_its_code(ledger_url: str) -> None:
+    # A snapshot read seeds the state without a notice: a dossier that existed before the
+    # bridge was installed. A citizen looking it up by code must still find it.
+    from bridge.citizen.dossiers import LedgerDossiers
+
+    ledger = Ledger.open(ledger_url)
+    try:
+        code = "000.00.23.H39-240612-0042"
+        ledger.admit([incoming(event("r", row(id=42, code=code, status=4), snapshot="true"))],
+                     PIPELINE.notify)
+        found = LedgerDossiers(ledger.engine).by_codes([code])
+        assert found[code].code == code and found[code].status == 4
+    finally:
+        ledger.close()
