@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,9 +20,10 @@ from bridge.errors import BadInputError
 from bridge.model import UNAVAILABLE, Dossier, Unavailable
 from bridge.settings import SourceSettings
 
-_DATETIME_FIELDS = ("received_at", "due_at", "finished_at", "updated_at")
-_TEXT_FIELDS = ("procedure_code", "procedure_name", "agency_name", "applicant_name",
-                "applicant_phone", "note")
+# Dossier's fields in declaration order (bridge/model.py), read from a row in one go.
+_DOSSIER_FIELDS = ("id", "code", "status", "procedure_code", "procedure_name", "agency_name",
+                   "applicant_name", "applicant_phone", "received_at", "due_at", "finished_at",
+                   "fee_amount", "note", "updated_at")
 _EPOCH_UNITS = {"timestamp_ms": 1_000, "timestamp_us": 1_000_000, "timestamp_ns": 1_000_000_000}
 
 
@@ -31,8 +33,9 @@ class SourceMapping:
         self.status_map = {str(k): v for k, v in source.status_map.items()}
         self.column_types = dict(source.column_types)
         self.zone = ZoneInfo(source.timezone)
-        self._text_columns = [(name, self.columns[name]) for name in _TEXT_FIELDS]
-        self._time_columns = [(name, self.columns[name]) for name in _DATETIME_FIELDS]
+        self._row_columns = tuple(self.columns[name] for name in _DOSSIER_FIELDS)
+        # Full rows (the usual case) are read in one C call; a KeyError means a narrower row.
+        self._full_row = itemgetter(*self._row_columns)
 
     def key(self, row: dict[str, Any]) -> str:
         """The dossier's identity in the state store: its primary key, else its code."""
@@ -44,36 +47,42 @@ class SourceMapping:
         return str(value)
 
     def dossier(self, row: dict[str, Any]) -> Dossier:
-        """A full row (an `after` image). Missing columns become UNAVAILABLE."""
-        code = row.get(self.columns["code"])
+        """A full row (an `after` image). Missing columns become UNAVAILABLE (the id: None)."""
+        try:
+            values = self._full_row(row)
+        except KeyError:
+            values = tuple(row.get(column, UNAVAILABLE) for column in self._row_columns)
+            if values[0] is UNAVAILABLE:
+                values = (None, *values[1:])
+        (id_, code, status, procedure_code, procedure_name, agency_name, applicant_name,
+         applicant_phone, received_at, due_at, finished_at, fee_amount, note, updated_at) = values
         if code.__class__ is not str or not code.strip():
             raise BadInputError(f"missing dossier code (column {self.columns['code']!r})")
-        # Text columns pass through; anything else (a number typed as a phone) becomes text.
-        values = {name: value if (value := row.get(column, UNAVAILABLE)).__class__ is str
-                  or value is None or value is UNAVAILABLE else str(value)
-                  for name, column in self._text_columns}
-        for name, column in self._time_columns:
-            value = row.get(column, UNAVAILABLE)
-            if value.__class__ is str:  # the common case: ZonedTimestamp text
-                moment = parse_iso_datetime(value)
-                values[name] = moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
-            else:
-                values[name] = self.moment(row, name)
-        return Dossier(row.get(self.columns["id"]), code.strip(), self.status(row),
-                       fee_amount=self._decimal(row, "fee_amount"), **values)
+        moment = self._moment
+        return Dossier(  # positional: hot path (field order in bridge/model.py)
+            id_, code.strip(), self._status(status), _text(procedure_code), _text(procedure_name),
+            _text(agency_name), _text(applicant_name), _text(applicant_phone),
+            moment("received_at", received_at), moment("due_at", due_at),
+            moment("finished_at", finished_at), self._decimal("fee_amount", fee_amount),
+            _text(note), moment("updated_at", updated_at))
 
     def status(self, row: dict[str, Any]) -> int | None | Unavailable:
-        column = self.columns["status"]
-        if column not in row:
-            return UNAVAILABLE
-        raw = row[column]
-        if raw is None or isinstance(raw, Unavailable):
-            return None if raw is None else UNAVAILABLE
+        return self._status(row.get(self.columns["status"], UNAVAILABLE))
+
+    def moment(self, row: dict[str, Any], name: str) -> datetime | None | Unavailable:
+        return self._moment(name, row.get(self.columns[name], UNAVAILABLE))
+
+    def _status(self, raw: Any) -> int | None | Unavailable:
+        if raw is None or raw is UNAVAILABLE:
+            return raw
         if self.status_map:
-            if str(raw) not in self.status_map:
+            code = self.status_map.get(str(raw))
+            if code is None:
                 raise BadInputError(f"status {raw!r} maps to no national status code "
                                     f"(add it to [source.status_map])")
-            return self.status_map[str(raw)]
+            return code
+        if raw.__class__ is int and 1 <= raw <= 10:  # the usual case
+            return raw
         try:
             code = int(str(raw))
         except ValueError:
@@ -83,13 +92,13 @@ class SourceMapping:
                                 f"(configure [source.status_map])")
         return code
 
-    def moment(self, row: dict[str, Any], name: str) -> datetime | None | Unavailable:
-        column = self.columns[name]
-        if column not in row:
-            return UNAVAILABLE
-        value = row[column]
-        if value is None or isinstance(value, Unavailable):
+    def _moment(self, name: str, value: Any) -> datetime | None | Unavailable:
+        if value.__class__ is str:  # the usual case: ZonedTimestamp text
+            value = parse_iso_datetime(value)
+            return value if value.tzinfo else value.replace(tzinfo=self.zone)
+        if value is None or value is UNAVAILABLE:
             return value
+        column = self.columns[name]
         value = self._interpret(name, value)
         if isinstance(value, str):
             value = parse_iso_datetime(value)
@@ -113,12 +122,8 @@ class SourceMapping:
             return date_from_days(value)
         return value
 
-    def _decimal(self, row: dict[str, Any], name: str) -> Decimal | None | Unavailable:
-        column = self.columns[name]
-        if column not in row:
-            return UNAVAILABLE
-        value = row[column]
-        if value is None or isinstance(value, (Unavailable, Decimal)):
+    def _decimal(self, name: str, value: Any) -> Decimal | None | Unavailable:
+        if value is None or value is UNAVAILABLE or isinstance(value, Decimal):
             return value
         kind = self.column_types.get(name, "")
         if kind.startswith("decimal_base64:") and isinstance(value, str):
@@ -126,6 +131,11 @@ class SourceMapping:
         try:
             return to_decimal(value)
         except BadInputError:
-            raise BadInputError(f"{name} ({column}) = {value!r} is not a number (a base64 decimal "
-                                f"needs [source.column_types] {name} = 'decimal_base64:<scale>')"
-                                ) from None
+            raise BadInputError(f"{name} ({self.columns[name]}) = {value!r} is not a number (a "
+                                f"base64 decimal needs [source.column_types] {name} = "
+                                f"'decimal_base64:<scale>')") from None
+
+
+def _text(value: Any) -> Any:
+    """Text columns pass through; anything else (a number typed as a phone) becomes text."""
+    return value if value.__class__ is str or value is None or value is UNAVAILABLE else str(value)

@@ -57,7 +57,6 @@ class SourceInfo:
     # A connector-independent position of the change in the source log, stable across
     # redelivery: "pg:<txId>:<lsn>", "mysql:<file>:<pos>:<row>", "sqlserver:<commit>:<change>", ...
     position: str | None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -69,10 +68,9 @@ class ChangeEvent:
     after: dict[str, Any] | None
     source: SourceInfo
     ts_ms: int | None
-    # Debezium field name → its Connect schema (empty without the schema envelope).
-    field_schemas: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
-    # Derived identities (dossier key, event id), computed once per event by the pipeline.
-    memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # Derived identities, computed once per event by the pipeline (bridge/pipeline.py).
+    dossier_key: str | None = field(default=None, compare=False, repr=False)
+    event_id: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

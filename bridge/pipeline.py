@@ -35,19 +35,18 @@ class Pipeline:
         return decode_value(parse_json(value))
 
     def dossier_key(self, event: ChangeEvent) -> str:
-        key = event.memo.get("key")
+        key = event.dossier_key
         if key is None:
             row = event.after if event.after is not None else event.before
             # truncate / message: no row, the table stands in
-            key = f"{event.source.schema}.{event.source.table}" if row is None \
-                else self.mapping.key(row)
-            event.memo["key"] = key
+            key = event.dossier_key = f"{event.source.schema}.{event.source.table}" \
+                if row is None else self.mapping.key(row)
         return key
 
     def event_id(self, event: ChangeEvent) -> str:
-        eid = event.memo.get("event_id")
+        eid = event.event_id
         if eid is None:
-            eid = event.memo["event_id"] = event_id(event, self.dossier_key(event))
+            eid = event.event_id = event_id(event, self.dossier_key(event))
         return eid
 
     def notify(self, event: ChangeEvent, store: StateStore) -> list[Notification]:

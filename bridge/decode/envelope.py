@@ -13,6 +13,7 @@ from bridge.errors import BadInputError
 from bridge.model import ChangeEvent, SourceInfo
 
 OPS = frozenset("cudrtm")
+_NO_SCHEMAS: dict[str, dict[str, Any]] = {}  # schemaless JSON: values pass through
 _SNAPSHOT_TRUE = {"true", "first", "first_in_data_collection", "last_in_data_collection", "last",
                   "incremental"}
 
@@ -33,54 +34,53 @@ def decode_value(document: Any) -> ChangeEvent | None:
     (``null``), heartbeats (``{"ts_ms": …}``) and transaction BEGIN/END markers.
     Raises BadInputError for anything that is not a Debezium change event.
     """
-    if document is None:
-        return None
-    if not isinstance(document, dict):
+    if document.__class__ is not dict and not isinstance(document, dict):
+        if document is None:
+            return None
         raise BadInputError(f"not a change event: expected a JSON object, got {type(document).__name__}")
-    schema: dict[str, Any] | None = None
+    schemas = _NO_SCHEMAS
     if "payload" in document and "schema" in document:
-        schema, document = document["schema"], document["payload"]
+        schemas, document = _row_field_schemas(document["schema"]), document["payload"]
         if document is None:
             return None
         if not isinstance(document, dict):
             raise BadInputError("not a change event: payload is not an object")
-    if _is_control_record(document):
+    if "op" not in document and _is_control_record(document):
         return None
     op = document.get("op")
     if op not in OPS:
         raise BadInputError(f"not a change event: op {op!r} is not one of c/u/d/r/t/m")
     source = document.get("source")
-    if not isinstance(source, dict):
+    if source.__class__ is not dict and not isinstance(source, dict):
         raise BadInputError("not a change event: missing source block")
-    field_schemas = _row_field_schemas(schema)
-    before = _decode_row(document.get("before"), field_schemas, "before")
-    after = _decode_row(document.get("after"), field_schemas, "after")
+    before, after = document.get("before"), document.get("after")
+    if before is not None:
+        before = _decode_row(before, schemas, "before")
+    if after is not None:
+        after = _decode_row(after, schemas, "after")
     _check_rows(op, before, after)
+    ts_ms = document.get("ts_ms")
     return ChangeEvent(op, before, after, _source_info(source),  # positional: hot path
-                       _int_or_none(document.get("ts_ms")), field_schemas)
+                       ts_ms if ts_ms.__class__ is int else _int_or_none(ts_ms))
 
 
 def _is_control_record(document: dict[str, Any]) -> bool:
-    if "op" in document:  # a change event: the usual case
-        return False
     heartbeat = document.keys() == {"ts_ms"}
     transaction_marker = document.get("status") in ("BEGIN", "END") and "id" in document
     return heartbeat or transaction_marker
 
 
-def _row_field_schemas(schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    if not schema:
-        return {}
+def _row_field_schemas(schema: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(schema, dict):
+        return _NO_SCHEMAS
     for envelope_field in schema.get("fields") or []:
         if envelope_field.get("field") in ("after", "before") and envelope_field.get("fields"):
             return {f["field"]: f for f in envelope_field["fields"] if "field" in f}
-    return {}
+    return _NO_SCHEMAS
 
 
-def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    if not isinstance(row, dict):
+def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    if row.__class__ is not dict and not isinstance(row, dict):
         raise BadInputError(f"not a change event: {name} is not an object")
     if not schemas:  # the common schemaless case: only placeholders and structs need work
         values = row.values()
@@ -137,7 +137,7 @@ def _source_info(source: dict[str, Any]) -> SourceInfo:
     return SourceInfo(  # connector, db, schema, table, ts_ms, snapshot, position, raw
         _str(get("connector")), _str(get("db")), _str(get("schema")), _str(get("table")),
         ts_ms if ts_ms.__class__ is int else _int_or_none(ts_ms),
-        _snapshot(get("snapshot")), _position(source), source)
+        _snapshot(get("snapshot")), _position(source))
 
 
 def _str(value: Any) -> str:

@@ -81,6 +81,8 @@ class Renderer:
         self.zone = zone
         self.lookup_url = lookup_url
         self.oa_id = oa_id
+        # The lookup link with the OA filled in, split where the dossier code goes.
+        self._link_parts = lookup_url.format(oa_id=oa_id, code="\0").split("\0")
         self._compiled = {kind: _compile(spec) for kind, spec in self.templates["kinds"].items()}
         # A dossier's dates recur in each of its notices; time-zone conversion is the
         # dearest step of rendering, so local dates are remembered (bounded).
@@ -101,6 +103,9 @@ class Renderer:
                 needed: Iterable[str] | None = None) -> dict[str, str]:
         return {key: _FIELDS[key](self, d, previous_due_at)
                 for key in (needed if needed is not None else _FIELDS)}
+
+    def link(self, code: str) -> str:
+        return _url_part(code).join(self._link_parts)
 
     def date(self, moment: Any) -> str:
         text = self._dates.get(moment)
@@ -142,7 +147,7 @@ _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
     "noi_tra": lambda r, d, p: _text(d.agency_name) or UNKNOWN_PLACE,
     "trang_thai": lambda r, d, p: STATUS_NAME_VI.get(d.status, "đang được giải quyết")
     if isinstance(d.status, int) else "đang được giải quyết",
-    "link_tra_cuu": lambda r, d, p: r.lookup_url.format(oa_id=r.oa_id, code=_url_part(d.code)),
+    "link_tra_cuu": lambda r, d, p: r.link(d.code),
 }
 
 
