@@ -5,10 +5,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 STAMP  := $(VENV)/.installed
+# Compiled in place by setup.py (mypyc): after an edit the old extension would still be
+# imported, so an edit reinstalls. Keep in step with HOT_PATH in setup.py.
+HOT_PATH := bridge/decode/envelope.py bridge/decode/types.py bridge/mapping.py bridge/model.py \
+            bridge/phone.py bridge/pipeline.py bridge/templates/__init__.py bridge/transitions.py
 
 .PHONY: demo test unit bench check-rules system-deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(HOT_PATH)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
@@ -44,4 +48,5 @@ bench: $(STAMP) system-deps
 	$(PY) bench/delivery.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info .mypy_cache
+	find bridge -name '*.so' -delete; rm -f onestop_bridge__mypyc.*

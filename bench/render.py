@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import orjson
 
+from bridge import compiled
 from bridge.cli import tune_gc
 from bridge.pipeline import Pipeline
 from bridge.samples import DayPlan, debezium_day
@@ -29,7 +30,7 @@ from bridge.transitions import MemoryStateStore
 
 T = TypeVar("T")
 N = 100_000
-ROUNDS = 3
+ROUNDS = 5
 
 
 def make_lines(n: int) -> list[str]:
@@ -75,7 +76,7 @@ def main() -> None:
     ceiling = N / min(ceilings)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"render: {N:,} events → {notices:,} notices; best of {ROUNDS} runs {best_cpu:.2f} s CPU "
-          f"({wall:.2f} s wall)")
+          f"({wall:.2f} s wall); {'mypyc-compiled' if compiled() else 'pure Python'} hot path")
     print(f"throughput: {rate:,.0f} events/s on one core, median {median:,.0f} (target ≥ 20,000) "
           f"{'OK' if rate >= 20_000 else 'BELOW TARGET'}; wall clock {N / wall:,.0f} events/s")
     print(f"ceiling (orjson.loads of the same lines): {ceiling:,.0f} lines/s; ratio {rate / ceiling:.3f}")

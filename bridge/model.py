@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Op = Literal["c", "u", "d", "r", "t", "m"]
 
@@ -28,7 +28,9 @@ STATUS_NAME_VI: dict[int, str] = {
 class Unavailable:
     """Debezium's unchanged-TOAST placeholder: the value exists but was not sent."""
 
-    _instance: Unavailable | None = None
+    # ClassVar: when mypyc compiles this module (setup.py), a class attribute that is
+    # not declared ClassVar is taken for an instance attribute.
+    _instance: ClassVar[Unavailable | None] = None
 
     def __new__(cls) -> Unavailable:
         if cls._instance is None:
@@ -79,7 +81,7 @@ class Dossier:
 
     id: Any
     code: str
-    status: int | None
+    status: int | None | Unavailable  # UNAVAILABLE when the event had no status column
     procedure_code: Any = UNAVAILABLE
     procedure_name: Any = UNAVAILABLE
     agency_name: Any = UNAVAILABLE

@@ -66,3 +66,27 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TZ", "UTC")
+    _check_compiled_is_current()
+
+
+def pytest_report_header() -> str:
+    import bridge
+
+    return f"bridge: {'mypyc-compiled hot path' if bridge.compiled() else 'pure Python'}"
+
+
+def _check_compiled_is_current() -> None:
+    """An editable install compiles the hot path in place (setup.py), and an extension is
+    imported in preference to its .py: after an edit, the tests would run the old code."""
+    import bridge
+
+    if not bridge.compiled():
+        return
+    stale = [name for name, module in list(sys.modules.items())
+             if name.startswith("bridge.") and (path := Path(module.__file__ or "")).suffix == ".so"
+             and path.is_relative_to(ROOT) and (source := path.with_name(
+                 path.name.split(".")[0] + ".py")).exists()
+             and source.stat().st_mtime > path.stat().st_mtime]
+    if stale:
+        pytest.exit(f"compiled modules older than their source: {', '.join(sorted(stale))}; "
+                    f"rebuild with `.venv/bin/pip install -e .` (or ONESTOP_PURE_PYTHON=1)", 2)
