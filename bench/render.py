@@ -33,15 +33,16 @@ N = 100_000
 ROUNDS = 5
 
 
-def make_lines(n: int) -> list[str]:
-    lines: list[str] = []
+def make_lines(n: int) -> list[bytes]:
+    """UTF-8 lines, as `render` reads its input (a file opened in binary) and Kafka gives values."""
+    lines: list[bytes] = []
     day = 0
     while len(lines) < n:
         plan = DayPlan(seed=day, dossiers=2_000)
         for document in debezium_day(plan):
             document["after"]["id"] += day * 10_000  # distinct dossiers across days
             document["source"]["lsn"] += day * 10_000_000
-            lines.append(json.dumps(document, ensure_ascii=False))
+            lines.append(json.dumps(document, ensure_ascii=False).encode())
         day += 1
     return lines[:n]
 
@@ -53,7 +54,7 @@ def timed(work: Callable[[], T]) -> tuple[float, float, T]:
     return time.process_time() - cpu, time.perf_counter() - wall, result
 
 
-def render_all(lines: list[str]) -> int:
+def render_all(lines: list[bytes]) -> int:
     """One pass as `onestop-bridge render` makes it: a fresh pipeline and state store."""
     pipeline, store, notices = Pipeline(Settings()), MemoryStateStore(), 0
     for text in lines:

@@ -21,9 +21,13 @@ from bridge.settings import load_settings
 from bridge.transitions import MemoryStateStore
 
 
-def render_lines(pipeline: Pipeline, lines: Iterable[str], errors: TextIO
+def render_lines(pipeline: Pipeline, lines: Iterable[bytes | str], errors: TextIO
                  ) -> Iterator[Notification | None]:
-    """Yield notifications in input order; yield None once per skipped (bad) line."""
+    """Yield notifications in input order; yield None once per skipped (bad) line.
+
+    Lines are best given as bytes, as a file opened in binary gives them: the JSON parser
+    reads UTF-8 directly, and a line that is not UTF-8 is one bad line, not the end of input.
+    """
     store = MemoryStateStore()
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
     try:
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
         print(f"onestop-bridge render: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -87,6 +87,18 @@ def test_render_exits_zero_when_every_line_was_read(tmp_path) -> None:
     assert "đã có kết quả" in notice["text"]
 
 
+def test_a_line_that_is_not_utf8_is_one_bad_line_not_the_end_of_input(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([line(event("c", row(status=2), lsn=1)).encode(),
+                                 b"\xff\xfe{latin-1 \xe9}",
+                                 line(event("u", row(status=9), before=None, lsn=2)).encode()]))
+    result = run_render("", str(path))
+    assert result.returncode == 1
+    assert [json.loads(x)["kind"] for x in result.stdout.splitlines()] == ["RECEIVED",
+                                                                           "RESULT_READY"]
+    assert result.stderr.startswith("line 2: not JSON")
+
+
 def test_render_reads_the_real_debezium_samples_without_crashing() -> None:
     lines = [json.dumps(json.loads(p.read_text())) for p in sorted(FIXTURES.glob("*.json"))]
     result = run_render("\n".join(lines))
