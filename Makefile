@@ -6,9 +6,8 @@ PIP    := $(VENV)/bin/pip
 PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 STAMP  := $(VENV)/.installed
 # Compiled in place by setup.py (mypyc): after an edit the old extension would still be
-# imported, so an edit reinstalls. Keep in step with HOT_PATH in setup.py.
-HOT_PATH := bridge/decode/envelope.py bridge/decode/types.py bridge/mapping.py bridge/model.py \
-            bridge/phone.py bridge/pipeline.py bridge/templates/__init__.py bridge/transitions.py
+# imported, so an edit reinstalls. The list is setup.py's HOT_PATH (one quoted path a line).
+HOT_PATH := $(shell sed -n 's/^ *"\(bridge\/[^"]*\.py\)",$$/\1/p' setup.py)
 
 .PHONY: demo test unit bench check-rules system-deps clean
 

@@ -111,7 +111,7 @@ def raw_rate(url: str, threads: int, seconds: float) -> float:
 
     def work(i: int) -> None:
         reply = client.request("POST", f"{url}/message/template", json=zns_body(i),
-                            headers={"access_token": token})
+                               headers={"access_token": token})
         assert reply.json()["error"] == 0, reply.text
 
     try:

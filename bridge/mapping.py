@@ -17,13 +17,9 @@ from bridge.decode.types import (
     date_from_days, decimal_from_base64, parse_iso_datetime, to_decimal, wall_clock_from_epoch,
 )
 from bridge.errors import BadInputError
-from bridge.model import UNAVAILABLE, Dossier, Unavailable
+from bridge.model import DOSSIER_FIELDS, UNAVAILABLE, Dossier, Unavailable
 from bridge.settings import SourceSettings
 
-# Dossier's fields in declaration order (bridge/model.py), read from a row in one go.
-_DOSSIER_FIELDS = ("id", "code", "status", "procedure_code", "procedure_name", "agency_name",
-                   "applicant_name", "applicant_phone", "received_at", "due_at", "finished_at",
-                   "fee_amount", "note", "updated_at")
 _EPOCH_UNITS = {"timestamp_ms": 1_000, "timestamp_us": 1_000_000, "timestamp_ns": 1_000_000_000}
 
 
@@ -33,7 +29,7 @@ class SourceMapping:
         self.status_map = {str(k): v for k, v in source.status_map.items()}
         self.column_types = dict(source.column_types)
         self.zone = ZoneInfo(source.timezone)
-        self._row_columns = tuple(self.columns[name] for name in _DOSSIER_FIELDS)
+        self._row_columns = tuple(self.columns[name] for name in DOSSIER_FIELDS)
         # Full rows (the usual case) are read in one C call; a KeyError means a narrower row.
         self._full_row = itemgetter(*self._row_columns)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -93,6 +93,10 @@ class Dossier:
     fee_amount: Decimal | None | Unavailable = UNAVAILABLE
     note: Any = UNAVAILABLE
     updated_at: datetime | None | Unavailable = UNAVAILABLE
+
+
+# Dossier's fields in declaration order: the order of its positional construction.
+DOSSIER_FIELDS = tuple(f.name for f in fields(Dossier))
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ so the same rules run in `render` (in memory) and in the bridge (SQL ledger).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from datetime import datetime
 from decimal import Decimal
@@ -14,10 +14,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from bridge.model import STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
+from bridge.model import DOSSIER_FIELDS, STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
 
-_FIELD_NAMES = tuple(f.name for f in fields(Dossier))
-_all_fields = attrgetter(*_FIELD_NAMES)
+_all_fields = attrgetter(*DOSSIER_FIELDS)
 _JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
 # Statuses during which a later due date means the office missed its appointment.
 _APOLOGY_STATUSES = frozenset({2, 4})
@@ -65,7 +64,7 @@ def merge(after: Dossier, stored: Dossier | None) -> Dossier:
     values = _all_fields(after)
     if UNAVAILABLE not in values:  # a full row: the usual case
         return after
-    gaps = {name: getattr(stored, name) for name, value in zip(_FIELD_NAMES, values)
+    gaps = {name: getattr(stored, name) for name, value in zip(DOSSIER_FIELDS, values)
             if value is UNAVAILABLE}
     return replace(after, **gaps)
 
@@ -107,7 +106,7 @@ def never_notifies(event: ChangeEvent) -> bool:
 
 def dossier_to_dict(dossier: Dossier) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, value in zip(_FIELD_NAMES, _all_fields(dossier)):
+    for name, value in zip(DOSSIER_FIELDS, _all_fields(dossier)):
         if value.__class__ in _JSON_PLAIN:  # most fields: no conversion (hot path)
             out[name] = value
         elif isinstance(value, datetime):
@@ -121,7 +120,7 @@ def dossier_to_dict(dossier: Dossier) -> dict[str, Any]:
 
 def dossier_from_dict(data: dict[str, Any]) -> Dossier:
     values: list[Any] = []
-    for name in _FIELD_NAMES:
+    for name in DOSSIER_FIELDS:
         value = data.get(name, UNAVAILABLE)
         if value.__class__ is dict:
             if "$dt" in value:

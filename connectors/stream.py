@@ -112,12 +112,9 @@ class Streamer:
                 if msg is None:
                     break
                 handle(msg.payload, msg.data_start)
-            else:
-                self.housekeeping()
-                continue
             self.housekeeping()
-            # Records still in flight: wake soon to serve their acknowledgements.
-            select.select([self.cur], [], [], 0.01 if self.delivery.waiting() else 0.2)
+            if msg is None:  # drained: records still in flight wake us soon for their acknowledgements
+                select.select([self.cur], [], [], 0.01 if self.delivery.waiting() else 0.2)
         self.shutdown()
 
     # --- messages ------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class ConsumerLoop(RebalanceHandlers):
 
     def step(self) -> None:
         self._beat.set(time.time())
-        self._drain()
+        self.completions.drain()
         self.outcomes.service(0)
         for tp in self.gate.due(int(self.clock() * 1000)):
             if tp in self.assigned and not self._bp_paused:
@@ -254,9 +254,6 @@ class ConsumerLoop(RebalanceHandlers):
         time.sleep(self._db_backoff)
 
     # --- completions (from workers and producer reports) ---------------------------------------
-    def _drain(self, *, force: bool = False) -> None:
-        self.completions.drain(force=force)
-
     def _is_current(self, item: WorkItem) -> bool:
         return (not self.stopping.is_set() and item.tp not in self.revoking
                 and self.inflight.current(item.tp, item.epoch))
@@ -264,7 +261,7 @@ class ConsumerLoop(RebalanceHandlers):
     def _wait_idle(self, tps: set[TP] | None, deadline: float) -> None:
         """Serve completions until no work of `tps` (all if None) is out, or the deadline."""
         while time.monotonic() < deadline:
-            self._drain(force=True)
+            self.completions.drain(force=True)
             self.outcomes.service(0.05)
             if not self.inflight.busy(tps):
                 return

@@ -134,7 +134,7 @@ def _position(source: dict[str, Any]) -> str | None:
 def _source_info(source: dict[str, Any]) -> SourceInfo:
     ts_ms = source.get("ts_ms")
     get = source.get
-    return SourceInfo(  # connector, db, schema, table, ts_ms, snapshot, position, raw
+    return SourceInfo(  # connector, db, schema, table, ts_ms, snapshot, position
         _str(get("connector")), _str(get("db")), _str(get("schema")), _str(get("table")),
         ts_ms if ts_ms.__class__ is int else _int_or_none(ts_ms),
         _snapshot(get("snapshot")), _position(source))

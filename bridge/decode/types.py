@@ -96,8 +96,7 @@ def decode_field(value: Any, schema: dict[str, Any] | None) -> Any:
         return None
     if value == TOAST_PLACEHOLDER:
         return UNAVAILABLE
-    name = schema.get("name") if schema is not None else None
-    if schema is None or name is None:
+    if schema is None or (name := schema.get("name")) is None:
         if is_variable_scale_struct(value):
             return variable_scale_decimal(value)
         return value

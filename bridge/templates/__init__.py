@@ -79,8 +79,6 @@ class Renderer:
         self.templates = load_templates(version)
         self.version = version
         self.zone = zone
-        self.lookup_url = lookup_url
-        self.oa_id = oa_id
         # The lookup link with the OA filled in, split where the dossier code goes.
         self._link_parts = lookup_url.format(oa_id=oa_id, code="\0").split("\0")
         self._compiled = {kind: _compile(spec) for kind, spec in self.templates["kinds"].items()}
