@@ -36,8 +36,12 @@ class RebalanceHandlers:
             self.parked.reload(self.ledger.parked())  # another instance may have parked some
         except Exception:
             log.exception("could not reload parked dossiers from the ledger")
+        # librdkafka keeps a partition's pause across revoke and re-assignment: a partition
+        # paused while full, revoked, then assigned back would otherwise never flow again.
         if self._bp_paused:
             consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
         log.info("partitions assigned", extra={"partitions": _names(partitions)})
 
     def _on_revoke(self: ConsumerLoop, consumer: Any, partitions: list[TopicPartition]) -> None:

@@ -78,7 +78,19 @@ def test_two_instances_share_the_partitions_and_send_each_notice_once(
     topic = unique_name
     create_topics(broker, topic, partitions=4)
     settings = make_settings(broker, topic, tmp_path, max_in_flight=30, workers=2)
-    a_fake, b_fake = FakeDispatcher(delay_s=0.005), FakeDispatcher(delay_s=0.005)
+    rebalanced = threading.Event()
+
+    def until_the_rebalance(_n: object, _call: int) -> None:
+        # Keeps `a` mid-stream until `b` joins (alone it finishes the 200 in well under a
+        # second). Held, `a` fills up and pauses its partitions, so this also checks that
+        # partitions paused before a rebalance flow again when assigned back after it.
+        if len(a_fake.sent) >= 20 and not rebalanced.is_set():
+            wait_for(lambda: rebalanced.is_set() or a.loop.revoking, timeout=60,
+                     message="b's join revokes a's partitions")
+            rebalanced.set()
+
+    a_fake = FakeDispatcher(script=until_the_rebalance, delay_s=0.005)
+    b_fake = FakeDispatcher(delay_s=0.005)
     a = Running(settings, a_fake)
     produce(broker, topic, [doc(i) for i in range(1, 201)])
     wait_for(lambda: len(a_fake.sent) >= 20, timeout=60, message="first instance busy")
