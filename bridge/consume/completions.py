@@ -62,23 +62,33 @@ class Completions:
         """Take in what finished; write the outcome group when due (`force`: now)."""
         while True:
             try:
-                kind, payload = self._queue.get_nowait()
+                self._take(*self._queue.get_nowait())
             except queue.Empty:
                 break
-            if kind == "settled":
-                if not self._unwritten:
-                    self._oldest_at = time.monotonic()
-                self._unwritten.append(payload)
-            elif kind == "record":
-                record, epoch = payload
-                if self.inflight.record_done(record, epoch):
-                    self.tracker.complete(record.topic, record.partition, record.offset)
-            else:
-                self._item_done(payload, settled=(kind == "acked"))
         if force or len(self._unwritten) >= GROUP_ROWS \
                 or time.monotonic() - self._oldest_at >= GROUP_WAIT_S:
             self._write()
         metrics.in_flight.set(len(self.inflight.keys))
+
+    def wait(self, timeout: float) -> None:
+        """Block until something finishes (or `timeout`), then take in all and write now."""
+        try:
+            self._take(*self._queue.get(timeout=timeout))
+        except queue.Empty:
+            pass
+        self.drain(force=True)
+
+    def _take(self, kind: str, payload: Any) -> None:
+        if kind == "settled":
+            if not self._unwritten:
+                self._oldest_at = time.monotonic()
+            self._unwritten.append(payload)
+        elif kind == "record":
+            record, epoch = payload
+            if self.inflight.record_done(record, epoch):
+                self.tracker.complete(record.topic, record.partition, record.offset)
+        else:
+            self._item_done(payload, settled=(kind == "acked"))
 
     @property
     def pending_writes(self) -> int:

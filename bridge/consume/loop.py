@@ -36,6 +36,8 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
 MAX_BATCH = 500
+FULL_WAIT_S = 0.05  # how long a full loop waits on completions between housekeeping
+PAUSE_AFTER_S = 1.0  # a full loop pauses its partitions after this long
 
 
 @dataclass
@@ -75,6 +77,7 @@ class ConsumerLoop(RebalanceHandlers):
             is_current=self._is_current, confirm_parked=ledger.earlier_parked, clock=clock)
         self.workers = WorkerPool(settings.dispatch.workers, self.settler.handle)
         self._bp_paused = False
+        self._full_since: float | None = None
         self._rebalances = 0
         self._next = {"commit": 0.0, "lag": 0.0, "prune": 0.0}
         self._db_backoff = 0.0
@@ -99,8 +102,13 @@ class ConsumerLoop(RebalanceHandlers):
         for tp in self.gate.due(int(self.clock() * 1000)):
             if tp in self.assigned and not self._bp_paused:
                 self.consumer.resume([TopicPartition(*tp)])
-        self._backpressure()
         room = self.max_in_flight - self.tracker.outstanding()
+        if self._backpressure(room):
+            # Full: wait for work to finish rather than poll. Completions are written
+            # at once, since nothing else can move until they are.
+            self.completions.wait(FULL_WAIT_S)
+            self._periodic()
+            return
         before = self._rebalances
         messages = self.consumer.consume(num_messages=max(1, min(MAX_BATCH, room)), timeout=0.05)
         if self._rebalances != before:
@@ -271,17 +279,31 @@ class ConsumerLoop(RebalanceHandlers):
                         extra={"in_flight": self.inflight.busy(tps)})
 
     # --- flow control and housekeeping -----------------------------------------------------------
-    def _backpressure(self) -> None:
-        outstanding = self.tracker.outstanding()
-        # Take records in batches of at least a quarter of the bound: fewer, larger
-        # admission transactions than topping up a few records at a time.
-        if not self._bp_paused and outstanding > self.max_in_flight - max(1, self.max_in_flight // 4):
+    def _backpressure(self, room: int) -> bool:
+        """True while the loop should wait for completions instead of polling.
+
+        Records are taken in batches of at least a quarter of the bound (fewer, larger
+        admission transactions than topping up a few at a time). A full loop does not
+        pause its partitions: librdkafka drops the prefetched records of a paused
+        partition and takes ~0.5 s to fetch again after resume, which starved the
+        workers once per bound's worth of records. Only a stall longer than
+        `PAUSE_AFTER_S` (rate limits, the night window, a slow upstream) pauses them, so
+        that polling — which keeps the group membership alive — can go on meanwhile.
+        """
+        if room >= max(1, self.max_in_flight // 4):
+            self._full_since = None
+            if self._bp_paused and room >= self.max_in_flight // 2:
+                self._bp_paused = False
+                self.consumer.resume([TopicPartition(*tp) for tp in self.assigned
+                                      if not self.gate.holds(tp)])
+            return False
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since = now
+        if not self._bp_paused and now - self._full_since >= PAUSE_AFTER_S:
             self._bp_paused = True
             self._pause(self.assigned)
-        elif self._bp_paused and outstanding <= self.max_in_flight // 2:
-            self._bp_paused = False
-            self.consumer.resume([TopicPartition(*tp) for tp in self.assigned
-                                  if not self.gate.holds(tp)])
+        return not self._bp_paused
 
     def _pause(self, tps: set[TP]) -> None:
         if tps:

@@ -108,3 +108,28 @@ def test_two_instances_share_the_partitions_and_send_each_notice_once(
     codes = a_fake.sent_codes() + b_fake.sent_codes()
     assert len(codes) == len(set(codes)) == 200
     assert b_fake.sent, "the second instance got partitions"
+
+
+def test_a_stall_longer_than_the_poll_interval_keeps_the_partitions(
+        broker, unique_name, tmp_path) -> None:
+    """A full loop waits on its workers instead of polling, but not past max.poll.interval:
+    librdkafka would leave the group and hand the partitions (and their work) to others."""
+    topic = unique_name
+    create_topics(broker, topic)
+    settings = make_settings(broker, topic, tmp_path, max_in_flight=10, workers=2)
+    settings.kafka.extra["max.poll.interval.ms"] = 7000
+    upstream_back = threading.Event()
+    stalled = FakeDispatcher(script=lambda _n, _call: upstream_back.wait(60) and None)
+    produce(broker, topic, [doc(i) for i in range(1, 31)])
+    running = Running(settings, stalled)
+    try:
+        wait_for(lambda: running.loop.tracker.outstanding() == 10, timeout=60,
+                 message="the loop full of stalled work")
+        time.sleep(9.0)  # the condition under test: stalled past max.poll.interval.ms
+        upstream_back.set()
+        wait_for(lambda: len(stalled.sent) >= 30, timeout=60, message="30 deliveries")
+        rebalances = running.loop._rebalances  # noqa: SLF001 - the join's assignment only
+    finally:
+        running.stop()
+    assert sorted(stalled.sent_codes()) == sorted(doc(i)["after"]["code"] for i in range(1, 31))
+    assert rebalances == 1, "the member left the group during the stall"
