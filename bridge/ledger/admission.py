@@ -35,6 +35,7 @@ from bridge.transitions import StateStore, dump_state, load_state
 
 Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
 _CHUNK = 500  # stay under bind-parameter limits
+_SIZES = (1, 4, 16, 32, 64, 128, 256, _CHUNK)  # see `padded`
 _GONE = object()  # a deleted dossier in the overlay
 _SEEN = events_seen.insert()
 
@@ -161,7 +162,8 @@ def _insert_notifications(conn: Connection, pairs: list[tuple[Notification, str]
     stmt = (_dialect_insert(conn, notifications)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(notifications.c.id, notifications.c.idempotency_key))
-    inserted = {key: seq for seq, key in conn.execute(stmt, [v for _, v in values.values()])}
+    rows = padded([v for _, v in values.values()])  # duplicates are conflicts: ignored
+    inserted = {key: seq for seq, key in conn.execute(stmt, rows)}
     result = {key: StoredNotification(inserted[key], row["dossier_key"], PENDING, 0, n)
               for key, (n, row) in values.items() if key in inserted}
     # Keys that existed already (an event id pruned and seen again): their own rows.
@@ -193,8 +195,22 @@ def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], no
 # --- helpers ---------------------------------------------------------------------------------
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    """`values` in chunks for `IN (…)`, each padded (see `padded`)."""
     for start in range(0, len(values), _CHUNK):
-        yield values[start:start + _CHUNK]
+        yield padded(values[start:start + _CHUNK])
+
+
+def padded(values: list[Any]) -> list[Any]:
+    """`values` lengthened to the next of a few sizes by repeating its last element.
+
+    Each distinct length of an `IN (…)` list or a multi-row INSERT is its own SQL text,
+    so its own prepared statement in every pooled connection's statement cache (128 per
+    connection, up to tens of KB each for hundreds of parameters). Batch sizes vary with
+    the load, so without this the bridge grew by some 40 MB while draining a backlog.
+    Repeating an element changes nothing for IN, nor for an INSERT that ignores conflicts.
+    """
+    size = next((s for s in _SIZES if s >= len(values)), len(values))
+    return values + values[-1:] * (size - len(values)) if values else values
 
 
 def _select_in(conn: Connection, column: Any, where: Any, values: list[Any]) -> set[Any]:
