@@ -36,6 +36,7 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
 MAX_BATCH = 500
+POLL_WAIT_S = 0.05  # how long an idle loop waits for a record between housekeeping
 FULL_WAIT_S = 0.05  # how long a full loop waits on completions between housekeeping
 PAUSE_AFTER_S = 1.0  # a full loop pauses its partitions after this long
 
@@ -110,7 +111,11 @@ class ConsumerLoop(RebalanceHandlers):
             self._periodic()
             return
         before = self._rebalances
-        messages = self.consumer.consume(num_messages=max(1, min(MAX_BATCH, room)), timeout=0.05)
+        # consume() returns when it has `num_messages` or at the timeout: take what is
+        # there now, and on a quiet topic wait for the first record only — waiting for a
+        # batch added the whole timeout to a lone notice's latency.
+        messages = (self.consumer.consume(num_messages=max(1, min(MAX_BATCH, room)), timeout=0)
+                    or self.consumer.consume(num_messages=1, timeout=POLL_WAIT_S))
         if self._rebalances != before:
             self._refetch(messages)  # the batch may mix records from before the rebalance
         elif messages:
