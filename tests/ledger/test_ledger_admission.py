@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import sqlalchemy
 from events import event, row
 
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
@@ -59,6 +60,27 @@ def test_once_sent_a_redelivered_event_sends_nothing(ledger: Ledger) -> None:
     assert again.duplicate and again.to_send == []
     stored = ledger.get(first.to_send[0].key)
     assert stored is not None and stored.status == SENT
+
+
+def test_batches_of_every_size_hand_out_each_notification_once(ledger: Ledger) -> None:
+    """Batch sizes vary with the load; on SQLite the SQL they run must not (each distinct
+    text is a prepared statement cached in every pooled connection: memory grew)."""
+    texts: set[str] = set()
+    sqlalchemy.event.listen(ledger.engine, "before_cursor_execute",
+                            lambda _conn, _cursor, statement, *_rest: texts.add(statement))
+    first = 1
+    for size in range(1, 71):
+        ids = range(first, first + size)
+        batch = [incoming(event("c", row(id=i, code=f"000.00.23.H39-240612-{i:04d}", status=2),
+                                lsn=1000 + i)) for i in ids]
+        admissions = ledger.admit(batch, PIPELINE.notify)
+        assert [len(a.to_send) for a in admissions] == [1] * size
+        assert [a.to_send[0].notification.dossier_code for a in admissions] == [
+            f"000.00.23.H39-240612-{i:04d}" for i in ids]
+        first += size
+    assert ledger.counts() == {"pending": first - 1}
+    if ledger.engine.dialect.name == "sqlite":  # psycopg2 keeps no prepared statements
+        assert len(texts) <= 30, f"{len(texts)} distinct statements for 70 batch sizes"
 
 
 def test_duplicates_inside_one_batch(ledger: Ledger) -> None:
