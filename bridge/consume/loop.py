@@ -108,8 +108,11 @@ class ConsumerLoop(RebalanceHandlers):
             # Full: wait for work to finish rather than poll. Completions are written
             # at once, since nothing else can move until they are.
             self.completions.wait(FULL_WAIT_S)
-            self._periodic()
-            return
+        else:
+            self._poll(room)
+        self._periodic()
+
+    def _poll(self, room: int) -> None:
         before = self._rebalances
         # consume() returns when it has `num_messages` or at the timeout: take what is
         # there now, and on a quiet topic wait for the first record only — waiting for a
@@ -120,7 +123,6 @@ class ConsumerLoop(RebalanceHandlers):
             self._refetch(messages)  # the batch may mix records from before the rebalance
         elif messages:
             self._handle(messages)
-        self._periodic()
 
     def shutdown(self) -> None:
         """Finish what fits in `dispatch.shutdown_deadline_s`, hand back the rest, commit."""

@@ -35,7 +35,7 @@ from bridge.transitions import StateStore, dump_state, load_state
 
 Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
 _CHUNK = 500  # stay under bind-parameter limits
-_SIZES = (1, 4, 16, 32, 64, 128, 256, _CHUNK)  # see `padded`
+_SIZES = (1, 4, 16, 32, 64, 128, 256, _CHUNK)  # see `_padded`
 _GONE = object()  # a deleted dossier in the overlay
 _SEEN = events_seen.insert()
 
@@ -162,7 +162,7 @@ def _insert_notifications(conn: Connection, pairs: list[tuple[Notification, str]
     stmt = (_dialect_insert(conn, notifications)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(notifications.c.id, notifications.c.idempotency_key))
-    rows = padded([v for _, v in values.values()])  # duplicates are conflicts: ignored
+    rows = _padded([v for _, v in values.values()])  # duplicates are conflicts: ignored
     inserted = {key: seq for seq, key in conn.execute(stmt, rows)}
     result = {key: StoredNotification(inserted[key], row["dossier_key"], PENDING, 0, n)
               for key, (n, row) in values.items() if key in inserted}
@@ -195,12 +195,12 @@ def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], no
 # --- helpers ---------------------------------------------------------------------------------
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
-    """`values` in chunks for `IN (…)`, each padded (see `padded`)."""
+    """`values` in chunks for `IN (…)`, each padded (see `_padded`)."""
     for start in range(0, len(values), _CHUNK):
-        yield padded(values[start:start + _CHUNK])
+        yield _padded(values[start:start + _CHUNK])
 
 
-def padded(values: list[Any]) -> list[Any]:
+def _padded(values: list[Any]) -> list[Any]:
     """`values` lengthened to the next of a few sizes by repeating its last element.
 
     Each distinct length of an `IN (…)` list or a multi-row INSERT is its own SQL text,
