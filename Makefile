@@ -7,7 +7,7 @@ PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 STAMP  := $(VENV)/.installed
 # Compiled in place by setup.py (mypyc): after an edit the old extension would still be
 # imported, so an edit reinstalls. The list is setup.py's HOT_PATH (one quoted path a line).
-HOT_PATH := $(shell sed -n 's/^ *"\(bridge\/[^"]*\.py\)",$$/\1/p' setup.py)
+HOT_PATH := $(shell sed -n 's/^ *"\(\(bridge\|connectors\)\/[^"]*\.py\)",$$/\1/p' setup.py)
 
 .PHONY: demo test unit bench check-rules system-deps clean
 
@@ -48,4 +48,4 @@ bench: $(STAMP) system-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info .mypy_cache
-	find bridge -name '*.so' -delete; rm -f onestop_bridge__mypyc.*
+	find bridge connectors -name '*.so' -delete; rm -f onestop_bridge__mypyc.*

@@ -83,7 +83,7 @@ def _check_compiled_is_current() -> None:
     if not bridge.compiled():
         return
     stale = [name for name, module in list(sys.modules.items())
-             if name.startswith("bridge.") and (path := Path(module.__file__ or "")).suffix == ".so"
+             if name.startswith(("bridge.", "connectors.")) and (path := Path(module.__file__ or "")).suffix == ".so"
              and path.is_relative_to(ROOT) and (source := path.with_name(
                  path.name.split(".")[0] + ".py")).exists()
              and source.stat().st_mtime > path.stat().st_mtime]
