@@ -33,6 +33,8 @@ HOT_PATH = [
     "connectors/envelope.py",
     "connectors/types.py",
     "connectors/temporal.py",
+    "connectors/stream.py",
+    "connectors/delivery.py",
 ]
 # One shared library holds all the compiled code, at the top level as mypyc expects (it
 # derives each module's __file__ from the library's place), under a fixed name rather than

@@ -22,7 +22,7 @@ from connectors.envelope import TableSchema
 class CatchUp:
     def __init__(self, switch_lsn: int) -> None:
         self.switch_lsn = switch_lsn
-        self.deletes: dict[tuple[str, bytes], tuple[TableSchema, dict[str, Any]]] = {}
+        self.deletes: dict[tuple[str, bytes | None], tuple[TableSchema, dict[str, Any]]] = {}
         self.end_lsn = 0  # end of the last caught-up transaction
         self.active = False  # inside a caught-up transaction
 
@@ -37,9 +37,9 @@ class CatchUp:
         if before is not None:
             old = schema.key_of(before)
             if op == "d" or (after is not None and schema.key_of(after) != old):
-                self.deletes[(schema.topic, schema.key_bytes(old, False))] = (schema, before)  # type: ignore[arg-type]
+                self.deletes[(schema.topic, schema.key_bytes(old, False))] = (schema, before)
         if after is not None:
-            self.deletes.pop((schema.topic, schema.key_bytes(schema.key_of(after), False)), None)  # type: ignore[arg-type]
+            self.deletes.pop((schema.topic, schema.key_bytes(schema.key_of(after), False)), None)
 
     def passed(self, wal_end: int) -> bool:
         """The server has sent everything before the switch point."""
