@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 
 def compiled() -> bool:
-    """True when the render hot path runs as mypyc-compiled extensions (see setup.py)."""
+    """True when the hot path runs as mypyc-compiled extensions (see setup.py)."""
     from importlib.machinery import EXTENSION_SUFFIXES
 
     import bridge.pipeline
