@@ -92,7 +92,7 @@ class ZaloClient:
         return OaSent(str(message_id), _str_or_none(data.get("user_id")))
 
     # --- ZNS (business.openapi.zalo.me) -------------------------------------------------
-    def send_zns(self, token: str, phone: str, template_id: str, template_data: dict[str, str], *,
+    def send_zns(self, token: str, phone: str, template_id: str, template_data: dict[str, Any], *,
                  tracking: str) -> ZnsSent:
         body = {"phone": phone, "template_id": template_id,
                 "template_data": {k: str(v) for k, v in template_data.items()},

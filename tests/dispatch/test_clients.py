@@ -64,7 +64,7 @@ def test_cs_message_shape(zalo: ZaloClient, up: FakeUpstream) -> None:
 
 
 def test_zns_shape_and_quota_strings(zalo: ZaloClient, up: FakeUpstream) -> None:
-    sent = zalo.send_zns("AT-0", "84912345678", "onestop-received", {"code": "H1", "n": 5},  # type: ignore[dict-item]
+    sent = zalo.send_zns("AT-0", "84912345678", "onestop-received", {"code": "H1", "n": 5},
                          tracking="key-2")
     assert sent.msg_id.startswith("zns-") and sent.quota == QuotaReading(500, 498)
     assert body(up.calls("zns")[0]) == {"phone": "84912345678", "template_id": "onestop-received",
