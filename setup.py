@@ -43,32 +43,30 @@ HOT_PATH = [
 GROUP = "onestop_bridge"
 
 
+def remove_extensions(keep: list[str]) -> None:
+    """Delete the extensions an earlier editable build left in the source tree, except
+    those of `keep`: an extension is imported in preference to its .py, and the stub of a
+    module taken out of HOT_PATH would look for its code in a library that lacks it."""
+    wanted = {os.path.splitext(source)[0] for source in keep}
+    found = glob.glob(os.path.join(HERE, f"{GROUP}__mypyc.*"))
+    for package in ("bridge", "connectors"):
+        found += glob.glob(os.path.join(HERE, package, "**", "*.*"), recursive=True)
+    for path in found:
+        if path.endswith((".so", ".pyd")) \
+                and os.path.relpath(path, HERE).split(".")[0] not in wanted:
+            os.remove(path)
+
+
 def pure_python(reason: str) -> list:
-    """No extensions; and none left from an earlier editable build, which put them in the
-    source tree where they would be imported instead of the .py files."""
-    for source in [*HOT_PATH, f"{GROUP}__mypyc.py"]:
-        for path in glob.glob(os.path.join(HERE, os.path.splitext(source)[0] + ".*")):
-            if path.endswith((".so", ".pyd")):
-                os.remove(path)
+    remove_extensions(keep=[])
     print(f"onestop-bridge: {reason}, installing pure Python", file=sys.stderr)
     return []
-
-
-def drop_stale_stubs() -> None:
-    """Remove the in-place extension of a module no longer in HOT_PATH: it would still be
-    imported instead of its .py, and fail to find its code in the rebuilt library."""
-    wanted = {os.path.splitext(source)[0] for source in HOT_PATH}
-    for package in ("bridge", "connectors"):
-        for path in glob.glob(os.path.join(HERE, package, "**", "*.so"), recursive=True):
-            module = os.path.relpath(path, HERE).split(".")[0]
-            if module not in wanted:
-                os.remove(path)
 
 
 def accelerator() -> list:
     if {"egg_info", "dist_info"} & set(sys.argv[1:]):
         return []  # pip only reads the metadata: spare mypy's type check (~5 s)
-    drop_stale_stubs()
+    remove_extensions(keep=[*HOT_PATH, f"{GROUP}__mypyc.py"])
     if os.environ.get("ONESTOP_PURE_PYTHON", "") not in ("", "0"):
         return pure_python("ONESTOP_PURE_PYTHON is set")
     try:
