@@ -124,27 +124,10 @@ Field = tuple[str, Converter]  # column name, text → value (None: keep the tex
 
 
 def _tuple(buf: bytes, pos: int) -> tuple[list[Value], int]:
-    """TupleData → raw values (text, None, UNCHANGED_TOAST)."""
+    """TupleData → raw values (text, None, UNCHANGED_TOAST), for any number of columns."""
     count = (buf[pos] << 8) | buf[pos + 1]
-    pos += 2
-    values: list[Value] = []
-    append = values.append
-    unpack = _I32.unpack_from
-    for _ in range(count):
-        kind = buf[pos]
-        if kind == 116:  # 't' text
-            start = pos + 5
-            pos = start + unpack(buf, pos + 1)[0]
-            append(buf[start:pos].decode())
-        elif kind == 110:  # 'n' null
-            append(None)
-            pos += 1
-        elif kind == 117:  # 'u' unchanged toast
-            append(UNCHANGED_TOAST)
-            pos += 1
-        else:
-            raise ProtocolError(f"unexpected tuple column kind {chr(kind)!r} (binary mode is not used)")
-    return values, pos
+    row, pos = _Reader([(str(i), None) for i in range(count)], UNCHANGED_TOAST)(buf, pos, [])
+    return list(row.values()), pos
 
 
 RowReader = Callable[[bytes, int, list[str]], tuple[dict[str, Any], int]]
