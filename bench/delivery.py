@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -45,7 +46,9 @@ from bridge.dispatch import (  # noqa: E402
 from bridge.dispatch.http import ThreadClients  # noqa: E402
 from bridge.embedded import free_port, wait_port  # noqa: E402
 from bridge.model import Notification  # noqa: E402
+from bridge.pipeline import Pipeline  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
+from bridge.transitions import MemoryStateStore  # noqa: E402
 
 SCENARIO = {
     "rate_limit_per_minute": 1_000_000_000, "zns_daily_quota": 1_000_000_000,
@@ -100,9 +103,48 @@ def token_for(url: str) -> str:
     return str(answer["access_token"])
 
 
+# The dossier row of the pipeline bench's change events (part 2), and so of every request here.
+ROW = {"procedure_code": "1.004227", "procedure_name": "Cấp giấy chứng nhận quyền sử dụng đất",
+       "agency_name": "Chi nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc",
+       "applicant_name": "Nguyễn Văn An", "status": 2, "received_at": "2026-11-27T01:30:00Z",
+       "due_at": "2026-12-04T09:00:00Z", "finished_at": None, "fee_amount": None, "note": None,
+       "updated_at": "2026-11-27T01:30:00Z"}
+
+
+def dossier_code(i: int) -> str:
+    return f"000.00.23.H39-261127-{i:07d}"
+
+
+def change_event(i: int, ts_ms: int) -> bytes:
+    row = {**ROW, "id": i, "code": dossier_code(i), "applicant_phone": f"09{i % 100_000_000:08d}"}
+    return json.dumps({"before": None, "after": row, "op": "c", "ts_ms": ts_ms + 5, "source": {
+        "version": "3.7.0.Final", "connector": "postgresql", "name": "onestop", "ts_ms": ts_ms,
+        "snapshot": "false", "db": "onestop", "schema": "public", "table": "dossiers",
+        "txId": 1000 + i, "lsn": 5_000_000 + 64 * i}}, ensure_ascii=False).encode()
+
+
+@functools.cache
+def _first_notice() -> Notification:
+    pipeline = Pipeline(Settings())
+    event = pipeline.decode(change_event(0, 0))
+    assert event is not None
+    [notice] = pipeline.notify(event, MemoryStateStore())
+    return notice
+
+
+def template_data(i: int) -> dict[str, str]:
+    """The ZNS data the bridge renders for change event i: event 0's, with i's dossier code.
+
+    The raw requests carry exactly what the bridge sends, since the size of the body
+    costs on both sides (JSON, the sandbox's checks), so the ceiling is of the same work.
+    """
+    first, code = dossier_code(0), dossier_code(i)
+    return {k: str(v).replace(first, code) for k, v in _first_notice().template_data.items()}
+
+
 def zns_body(i: int) -> dict[str, object]:
     return {"phone": f"849{i % 100_000_000:08d}", "template_id": "onestop-received",
-            "template_data": {"ma_ho_so": f"H-{i}"}, "tracking_id": f"raw-{i}"}
+            "template_data": template_data(i), "tracking_id": f"{i:032x}"}
 
 
 def raw_rate(url: str, threads: int, seconds: float) -> float:
@@ -159,8 +201,9 @@ def deliver_rate(url: str, threads: int, seconds: float, workers: int) -> float:
 
     def work(i: int) -> None:
         n = Notification(
-            dossier_code=f"H-{i}", dossier_id=i, kind="RECEIVED", phone=f"849{i % 100_000_000:08d}",
-            text=f"Hồ sơ H-{i} đã được tiếp nhận.", template_data={"ma_ho_so": f"H-{i}"},
+            dossier_code=dossier_code(i), dossier_id=i, kind="RECEIVED",
+            phone=f"849{i % 100_000_000:08d}", text=_first_notice().text,
+            template_data=template_data(i),
             idempotency_key=f"{tag}:{i}", event_id=str(i), source_ts_ms=None,
             template_version="v1")
         out = dispatcher.deliver(n)

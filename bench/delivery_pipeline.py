@@ -22,7 +22,6 @@ backlog ÷ throughput (≈ 1 h at 300/s) — use `--drain-seconds 0` to wait for
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -45,23 +44,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bridge.embedded import EmbeddedBroker, free_port, wait_port  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
-from delivery import raw_rate, sandbox_process  # noqa: E402
+from delivery import change_event, dossier_code, raw_rate, sandbox_process  # noqa: E402
 
 PARTITIONS = 4
-ROW = {"procedure_code": "1.004227", "procedure_name": "Cấp giấy chứng nhận quyền sử dụng đất",
-       "agency_name": "Chi nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc",
-       "applicant_name": "Nguyễn Văn An", "status": 2, "received_at": "2026-11-27T01:30:00Z",
-       "due_at": "2026-12-04T09:00:00Z", "finished_at": None, "fee_amount": None, "note": None,
-       "updated_at": "2026-11-27T01:30:00Z"}
-
-
-def change_event(i: int, ts_ms: int) -> bytes:
-    row = {**ROW, "id": i, "code": f"000.00.23.H39-261127-{i:07d}",
-           "applicant_phone": f"09{i % 100_000_000:08d}"}
-    return json.dumps({"before": None, "after": row, "op": "c", "ts_ms": ts_ms + 5, "source": {
-        "version": "3.7.0.Final", "connector": "postgresql", "name": "onestop", "ts_ms": ts_ms,
-        "snapshot": "false", "db": "onestop", "schema": "public", "table": "dossiers",
-        "txId": 1000 + i, "lsn": 5_000_000 + 64 * i}}, ensure_ascii=False).encode()
 
 
 def create_topic(bootstrap: str, topic: str) -> None:
@@ -172,7 +157,7 @@ def latency(bootstrap: str, sandbox: str, workdir: Path, rate: float,
             i = 10_000_000 + n
             producer.produce(topic, key=b'{"id": %d}' % i, value=change_event(i, ts))
             producer.poll(0)
-            produced[f"000.00.23.H39-261127-{i:07d}"] = ts
+            produced[dossier_code(i)] = ts
         producer.flush(30)
         deadline = time.monotonic() + 30
         messages: list[dict[str, Any]] = []
