@@ -129,6 +129,35 @@ def insert_rows(conn, start: int, count: int) -> None:
     conn.commit()
 
 
+def settle_slot(conn, slot: str, timeout: float = 60.0) -> None:
+    """Wait until the slot's restart_lsn has caught up with the live phase's end.
+
+    PostgreSQL moves restart_lsn only to a running-transactions record the client has
+    confirmed past. The background writer logs one every 15 s while WAL is written, so a
+    connector restarted in production re-reads at most seconds of WAL. This run stops the
+    connector moments after the live phase; without this the capacity phase would first
+    re-decode all of that phase's WAL, sending nothing. CHECKPOINT logs the record now.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_current_wal_lsn()")
+        end = cur.fetchone()[0]
+    conn.commit()
+    conn.autocommit = True
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with conn.cursor() as cur:
+                cur.execute("SELECT restart_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                            "WHERE slot_name = %s", (end, slot))
+                if cur.fetchone()[0]:
+                    return
+                cur.execute("CHECKPOINT")
+            time.sleep(1.0)  # the connector confirms the server's position about once a second
+        print(f"note: the slot's restart_lsn did not reach {end} in {timeout:.0f} s")
+    finally:
+        conn.autocommit = False
+
+
 def throughput(conn, acks: Acks, rows: int, per_tx: int, offset: int = 0) -> dict[str, float]:
     acks.reset()
     first_commit = None
@@ -255,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
               f"rows): {live['rate']:,.0f} rows/s commit->ack in {live['seconds']:.2f}s; "
               f"commit->ack p50 {live['p50']:.0f} ms, p99 {live['p99']:.0f} ms")
 
+        settle_slot(conn, "bench")
         running.close()  # capacity: the same volume waiting in the slot, read at full speed
         acks.reset()
         for start in range(n, 2 * n, 1000):
