@@ -189,7 +189,7 @@ class Change:
     """An Insert/Update/Delete decoded straight into rows (see `decode_change`).
 
     A plain class, not a dataclass: compiled, mypyc keeps a dataclass's generated
-    `__init__` interpreted (6 % of the connector thread, one per row); this one is native.
+    `__init__` interpreted; this one is native (~0.1 µs less per row).
     """
 
     __slots__ = ("op", "old", "old_is_key_only", "new")
