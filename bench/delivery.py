@@ -125,7 +125,8 @@ def change_event(i: int, ts_ms: int) -> bytes:
 
 @functools.cache
 def _first_notice() -> Notification:
-    pipeline = Pipeline(Settings())
+    # As `onestop-bridge run --sandbox` renders it (the sandbox's OA id in the lookup link).
+    pipeline = Pipeline(sandbox_settings(Settings(), "http://bench.invalid"))
     event = pipeline.decode(change_event(0, 0))
     assert event is not None
     [notice] = pipeline.notify(event, MemoryStateStore())
