@@ -3,20 +3,14 @@ Zalo's 2 s, every event stored (bench/webhook.py is the same measurement)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts import load_script
 
 
-def _bench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("bench_webhook", ROOT / "bench" / "webhook.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_webhook"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def _bench() -> ModuleType:
+    return load_script("bench_webhook", "bench/webhook.py")
 
 
 def test_webhook_answers_within_two_seconds_while_dispatch_is_saturated(tmp_path: Path) -> None:

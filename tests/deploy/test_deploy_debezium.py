@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -13,6 +12,7 @@ import pytest
 
 from bridge.settings import load_settings
 from deploy_helpers import DEPLOY, load_yaml, read_env_file
+from scripts import load_script
 
 CONNECTOR = DEPLOY / "debezium" / "onestop-dossiers.json"
 CONFIG = DEPLOY / "config" / "onestop-bridge.toml"
@@ -71,15 +71,6 @@ def test_password_comes_from_the_worker_environment(connector: dict[str, Any]) -
     assert env["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"].endswith("EnvVarConfigProvider")
 
 
-def _load_register() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("onestop_register",
-                                                  DEPLOY / "debezium" / "register.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class FakeConnect:
     """A stand-in for Kafka Connect's REST API: records PUTs, answers a scripted status."""
 
@@ -116,7 +107,7 @@ class FakeConnect:
 
 @pytest.fixture()
 def register() -> ModuleType:
-    return _load_register()
+    return load_script("onestop_register", "deploy/debezium/register.py")
 
 
 def no_pause(_seconds: float) -> None:
