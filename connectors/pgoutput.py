@@ -151,6 +151,8 @@ class _Reader:
             kind = buf[pos]
             if kind == 116:  # 't' text
                 start = pos + 5
+                # The length by hand, not _I32.unpack_from: compiled, indexing is C; a Struct
+                # method call goes through the interpreter, once per column.
                 pos = start + ((buf[pos + 1] << 24) | (buf[pos + 2] << 16)
                                | (buf[pos + 3] << 8) | buf[pos + 4])
                 text = buf[start:pos].decode()
