@@ -6,12 +6,14 @@ PIP    := $(VENV)/bin/pip
 PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 STAMP  := $(VENV)/.installed
 # Compiled in place by setup.py (mypyc): after an edit the old extension would still be
-# imported, so an edit reinstalls. The list is setup.py's HOT_PATH (one quoted path a line).
+# imported, so an edit reinstalls. The list is setup.py's HOT_PATH (one quoted path a line)
+# and its hand-written C.
 HOT_PATH := $(shell sed -n 's/^ *"\(\(bridge\|connectors\)\/[^"]*\.py\)",$$/\1/p' setup.py)
+NATIVE   := $(wildcard connectors/*.c)
 
 .PHONY: demo test unit bench check-rules system-deps clean
 
-$(STAMP): pyproject.toml setup.py $(HOT_PATH)
+$(STAMP): pyproject.toml setup.py $(HOT_PATH) $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'

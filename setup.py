@@ -14,7 +14,7 @@ import glob
 import os
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +36,10 @@ HOT_PATH = [
     "connectors/temporal.py",
     "connectors/stream.py",
     "connectors/delivery.py",
+    "connectors/rowjson.py",
 ]
+# Hand-written C, built and dropped together with the mypyc extensions (connectors/rowjson.py).
+NATIVE = {"connectors._rowjson": "connectors/_rowjson.c"}
 # One shared library holds all the compiled code, at the top level as mypyc expects (it
 # derives each module's __file__ from the library's place), under a fixed name rather than
 # mypyc's `<hash>__mypyc`. Editable installs map top-level extensions like packages.
@@ -66,7 +69,7 @@ def pure_python(reason: str) -> list:
 def accelerator() -> list:
     if {"egg_info", "dist_info"} & set(sys.argv[1:]):
         return []  # pip only reads the metadata: spare mypy's type check (~5 s)
-    remove_extensions(keep=[*HOT_PATH, f"{GROUP}__mypyc.py"])
+    remove_extensions(keep=[*HOT_PATH, *NATIVE.values(), f"{GROUP}__mypyc.py"])
     if os.environ.get("ONESTOP_PURE_PYTHON", "") not in ("", "0"):
         return pure_python("ONESTOP_PURE_PYTHON is set")
     try:
@@ -77,6 +80,8 @@ def accelerator() -> list:
         # Missing imports: the isolated build environment has mypy but not the runtime
         # dependencies (pydantic...); their values are then taken as Any (a little slower).
         extensions = mypycify(["--ignore-missing-imports", *HOT_PATH], group_name=GROUP)
+        extensions += [Extension(name, [source], extra_compile_args=["-O2"])
+                       for name, source in NATIVE.items()]
     except (Exception, SystemExit) as exc:  # mypy reports type errors by exiting
         return pure_python(f"mypyc failed ({exc!r})")
     for extension in extensions:

@@ -70,22 +70,31 @@ class TableSchema:
         return {k: row.get(k) for k in self.key_columns}
 
     def key_for(self, row: dict[str, Any], schemas: bool) -> bytes | None:
-        """The record key of a row (hot path: one key column, no schema envelope)."""
-        if self._key_head and not schemas:
-            return self._key_head + _dumps(row.get(self.key_columns[0])) + b"}"
+        """The record key of a row (hot path: one key column)."""
+        if self._key_head:
+            return self.key_json(_dumps(row.get(self.key_columns[0])), schemas)
         return self.key_bytes(self.key_of(row), schemas)
+
+    def key_json(self, value: bytes | None, schemas: bool) -> bytes | None:
+        """The record key from the JSON value of its one column (None: the table has no key)."""
+        if value is None:
+            return None
+        return self._wrap_key(self._key_head + value + b"}", schemas)
 
     def key_bytes(self, key: dict[str, Any] | None, schemas: bool) -> bytes | None:
         if key is None:
             return None
+        return self._wrap_key(_dumps(key), schemas)
+
+    def _wrap_key(self, payload: bytes, schemas: bool) -> bytes:
         if not schemas:
-            return _dumps(key)
+            return payload
         if self._key_schema is None:
             fields = [c.codec.field_schema(c.name, False) for c in self.columns
                       if c.name in self.key_columns]
             self._key_schema = _dumps({"type": "struct", "fields": fields, "optional": False,
                                        "name": avro_name(f"{self.topic}.Key")})
-        return b'{"schema":' + self._key_schema + b',"payload":' + _dumps(key) + b"}"
+        return b'{"schema":' + self._key_schema + b',"payload":' + payload + b"}"
 
     def value_schema(self) -> bytes:
         if self._value_schema is None:
@@ -193,10 +202,14 @@ class TransactionEvents:
 
     def event(self, before: dict[str, Any] | None, after: dict[str, Any] | None, op: str,
               lsn: int) -> bytes:
+        return self.event_json(b"null" if before is None else _dumps(before),
+                               b"null" if after is None else _dumps(after), op, lsn)
+
+    def event_json(self, before: bytes, after: bytes, op: str, lsn: int) -> bytes:
+        """`event` with the rows serialised already."""
         now_ns = time.time_ns()
-        return self._format % (
-            b"null" if before is None else _dumps(before), b"null" if after is None else _dumps(after),
-            lsn, lsn, _OPS[op], now_ns // 1_000_000, now_ns // 1000, now_ns)
+        return self._format % (before, after, lsn, lsn, _OPS[op], now_ns // 1_000_000,
+                               now_ns // 1000, now_ns)
 
 
 def heartbeat_record(prefix: str, schemas: bool) -> tuple[str, bytes, bytes]:

@@ -37,6 +37,7 @@ from connectors.envelope import (
 )
 from connectors.handoff import CatchUp
 from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
+from connectors.rowjson import NEW_TUPLE, row_encoder
 from connectors.types import TOAST_PLACEHOLDER, as_text, pg_codec
 
 log = logging.getLogger("onestop.capture.stream")
@@ -61,7 +62,7 @@ class StreamOptions:
 class _Rel:
     """A relation as last described by the server, with what its changes need per row."""
 
-    __slots__ = ("schema", "read", "published", "labels")
+    __slots__ = ("schema", "read", "encode", "published", "labels")
 
     def __init__(self, schema: TableSchema, published: bool = True) -> None:
         self.schema = schema
@@ -69,6 +70,7 @@ class _Rel:
         # Text columns need no conversion: None leaves the call out of the reader.
         self.read = po.row_reader([(c.name, None if c.codec.from_text is as_text else c.codec.from_text)
                                    for c in schema.columns], TOAST_PLACEHOLDER)
+        self.encode = row_encoder(schema, TOAST_PLACEHOLDER)
         # The metric labels of each op, built once instead of a tuple per record.
         self.labels = {op: (schema.full_name, op) for op in ("c", "u", "d")}
 
@@ -124,6 +126,11 @@ class Streamer:
             rel = self.rels[po.RELID.unpack_from(payload, 1)[0]]
             if not rel.published:
                 return  # e.g. the heartbeat table, or a wider publication than source.tables
+            if payload[5] == NEW_TUPLE and rel.encode is not None and self.catchup is None:
+                encoded = rel.encode(payload)  # inserts, most updates: no dict in between
+                if encoded is not None:
+                    self._emit_json(rel, "c" if payload[0] == 73 else "u", encoded[0], encoded[1], lsn)
+                    return
             change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:
                 log.warning("could not encode %s columns %s; sent as text", rel.schema.full_name,
@@ -183,20 +190,29 @@ class Streamer:
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
               after: dict[str, Any] | None, lsn: int) -> None:
         schema = rel.schema
+        key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
+        self.delivery.send(self.batch, schema.topic, key,
+                           self._transaction(rel).event(before, after, op, lsn), rel.labels[op])
+        if op == "d" and key is not None:
+            self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
+
+    def _emit_json(self, rel: _Rel, op: str, after: bytes, key: bytes | None, lsn: int) -> None:
+        """`_emit` of a create or update whose row and key are JSON already (`rowjson`)."""
+        schema = rel.schema
+        self.delivery.send(self.batch, schema.topic, schema.key_json(key, self.opts.schemas),
+                           self._transaction(rel).event_json(b"null", after, op, lsn), rel.labels[op])
+
+    def _transaction(self, rel: _Rel) -> TransactionEvents:
         events = self._events.get(rel)
         if events is None:  # the table's first change in this transaction
             begin = self.begin
-            events = TransactionEvents(self.opts.prefix, self.opts.db, schema,
+            events = TransactionEvents(self.opts.prefix, self.opts.db, rel.schema,
                                        begin.commit_ts_us if begin else time.time_ns() // 1000,
                                        begin.xid if begin else None,
                                        begin.final_lsn if begin else None, self.opts.schemas)
             if begin is not None:
                 self._events[rel] = events
-        key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
-        self.delivery.send(self.batch, schema.topic, key, events.event(before, after, op, lsn),
-                           rel.labels[op])
-        if op == "d" and key is not None:
-            self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
+        return events
 
     def _relation(self, m: po.Relation) -> None:
         info = describe_oid(self.catalog, m.relid)

@@ -14,7 +14,16 @@ from binascii import b2a_base64
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.codec import Codec, as_text, python_default
+from connectors.codec import (
+    AS_BOOL,
+    AS_DECIMAL,
+    AS_INT,
+    AS_TEXT,
+    AS_UTC_TIMESTAMP,
+    Codec,
+    as_text,
+    python_default,
+)
 from connectors.temporal import (
     date_days,
     interval_micros,
@@ -83,7 +92,8 @@ def _decimal_codec(scale: int, precision: int | None) -> Codec:
     params = {"scale": str(scale)}
     if precision:
         params["connect.decimal.precision"] = str(precision)
-    return Codec("bytes", from_text, encode, "org.apache.kafka.connect.data.Decimal", 1, params)
+    return Codec("bytes", from_text, encode, "org.apache.kafka.connect.data.Decimal", 1, params,
+                 form=AS_DECIMAL)
 
 
 def _variable_decimal(value: Any) -> dict[str, Any] | None:
@@ -113,19 +123,20 @@ def _bytea_text(value: str) -> str:
 
 # --- the table of codecs -------------------------------------------------------------------
 
-_INT16 = Codec("int16", int, python_default)
-_INT32 = Codec("int32", int, python_default)
-_INT64 = Codec("int64", int, python_default)
-_BOOL = Codec("boolean", _bool_text, python_default)
+_INT16 = Codec("int16", int, python_default, form=AS_INT)
+_INT32 = Codec("int32", int, python_default, form=AS_INT)
+_INT64 = Codec("int64", int, python_default, form=AS_INT)
+_BOOL = Codec("boolean", _bool_text, python_default, form=AS_BOOL)
 _FLOAT32 = Codec("float", _float_text, python_default)
 _FLOAT64 = Codec("double", _float_text, python_default)
-_STRING = Codec("string", as_text, python_default)
-_JSON = Codec("string", as_text, python_default, "io.debezium.data.Json", 1)
-_UUID = Codec("string", as_text, python_default, "io.debezium.data.Uuid", 1)
-_XML = Codec("string", as_text, python_default, "io.debezium.data.Xml", 1)
+_STRING = Codec("string", as_text, python_default, form=AS_TEXT)
+_JSON = Codec("string", as_text, python_default, "io.debezium.data.Json", 1, form=AS_TEXT)
+_UUID = Codec("string", as_text, python_default, "io.debezium.data.Uuid", 1, form=AS_TEXT)
+_XML = Codec("string", as_text, python_default, "io.debezium.data.Xml", 1, form=AS_TEXT)
 _BYTES = Codec("bytes", _bytea_text, python_default)
 _DATE = Codec("int32", date_days, date_days, "io.debezium.time.Date", 1)
-_ZONED = Codec("string", timestamptz_text, timestamptz_python, "io.debezium.time.ZonedTimestamp", 1)
+_ZONED = Codec("string", timestamptz_text, timestamptz_python, "io.debezium.time.ZonedTimestamp", 1,
+               form=AS_UTC_TIMESTAMP)
 _ZONED_TIME = Codec("string", timetz_text, python_default, "io.debezium.time.ZonedTime", 1)
 _INTERVAL_CODEC = Codec("int64", interval_micros, interval_micros, "io.debezium.time.MicroDuration", 1)
 _MONEY = Codec("bytes", _money_text, lambda v: decimal_base64(Decimal(v), 2),

@@ -1,0 +1,179 @@
+"""The native row path (connectors/_rowjson.c) writes the bytes the Python path writes.
+
+Streaming sends inserts and old-tuple-less updates through `rowjson`; every other change,
+and every row the native pass declines, goes through `pgoutput.decode_change` + orjson.
+A difference between the two would be a silent change of the records consumers read.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timedelta
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bridge
+from connectors import pgoutput as po
+from connectors.envelope import Column, TableSchema
+from connectors.rowjson import row_encoder
+from connectors.stream import _Rel
+from connectors.types import TOAST_PLACEHOLDER, pg_codec
+
+TOAST = object()  # a 'u' (unchanged TOAST) column in a generated tuple
+NUMERIC = {(14, 2): ((14 << 16) | 2) + 4, (30, 4): ((30 << 16) | 4) + 4, (10, 0): ((10 << 16) | 0) + 4}
+
+COLUMNS = (  # name, type oid, typmod: every native form, and a few that go through converters
+    ("id", 20, -1), ("code", 25, -1), ("status", 21, -1), ("n32", 23, -1), ("ok", 16, -1),
+    ("received_at", 1184, -1), ("fee", 1700, NUMERIC[14, 2]), ("big", 1700, NUMERIC[30, 4]),
+    ("whole", 1700, NUMERIC[10, 0]), ("ratio", 701, -1), ("day", 1082, -1), ("doc", 3802, -1),
+    ("odd \"name\"", 25, -1),
+)
+
+
+def _table(key: tuple[str, ...] = ("id",)) -> TableSchema:
+    return TableSchema("onestop", "public", "t", tuple(Column(name, pg_codec(oid, mod))
+                                                       for name, oid, mod in COLUMNS), key)
+
+
+def _tuple(values: list[object]) -> bytes:
+    out = struct.pack(">h", len(values))
+    for value in values:
+        if value is None:
+            out += b"n"
+        elif value is TOAST:
+            out += b"u"
+        else:
+            raw = value if isinstance(value, bytes) else str(value).encode()
+            out += b"t" + struct.pack(">i", len(raw)) + raw
+    return out
+
+
+def _insert(values: list[object]) -> bytes:
+    return b"I" + struct.pack(">I", 7) + b"N" + _tuple(values)
+
+
+def _python_path(table: TableSchema, payload: bytes, schemas: bool = False) -> tuple[bytes, bytes | None]:
+    change = po.decode_change(payload, _Rel(table).read, [])
+    assert change.new is not None
+    return orjson.dumps(change.new), table.key_for(change.new, schemas)
+
+
+def _native_path(table: TableSchema, payload: bytes, schemas: bool = False) -> tuple[bytes, bytes | None] | None:
+    encoder = row_encoder(table, TOAST_PLACEHOLDER)
+    assert encoder is not None, "the native row path is built with the compiled hot path"
+    encoded = encoder(payload)
+    return None if encoded is None else (encoded[0], table.key_json(encoded[1], schemas))
+
+
+pytestmark = pytest.mark.skipif(not bridge.compiled(), reason="pure-Python install: no native row path")
+
+
+def _pg_timestamptz(moment: datetime, offset_minutes: int) -> str:
+    """As PostgreSQL prints a timestamptz in a session at that UTC offset."""
+    local = moment + timedelta(minutes=offset_minutes)
+    text = f"{local.year:04d}-{local:%m-%d %H:%M:%S}"
+    if local.microsecond:
+        text += f".{local.microsecond:06d}".rstrip("0")
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    sign = "-" if offset_minutes < 0 else "+"
+    return text + f"{sign}{hours:02d}" + (f":{minutes:02d}" if minutes else "")
+
+
+def _maybe(values: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.one_of(st.none(), st.just(TOAST), values)
+
+
+moments = st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30))
+ROW = st.tuples(
+    st.integers(-2**63, 2**63 - 1).map(str),
+    _maybe(st.text()),
+    _maybe(st.integers(-2**15, 2**15 - 1).map(str)),
+    _maybe(st.integers(-2**31, 2**31 - 1).map(str)),
+    _maybe(st.sampled_from(["t", "f"])),
+    _maybe(st.one_of(st.builds(_pg_timestamptz, moments, st.just(0)),
+                     st.builds(_pg_timestamptz, moments, st.sampled_from([420, -300, 330])),
+                     st.sampled_from(["infinity", "-infinity"]))),
+    _maybe(st.decimals(-10**12 + 1, 10**12 - 1, places=2).map(lambda d: f"{d:.2f}")),
+    _maybe(st.one_of(st.decimals(-10**26 + 1, 10**26 - 1, places=4).map(lambda d: f"{d:.4f}"),
+                     st.just("NaN"))),
+    _maybe(st.integers(-10**10 + 1, 10**10 - 1).map(str)),
+    _maybe(st.floats(allow_nan=False, allow_infinity=False).map(repr)),
+    _maybe(st.dates().map(lambda d: d.isoformat())),
+    _maybe(st.dictionaries(st.text(max_size=5), st.integers(-2**53, 2**53)).map(lambda d: orjson.dumps(d).decode())),
+    _maybe(st.text(alphabet=st.characters(max_codepoint=0x7f))),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ROW, st.booleans())
+def test_native_rows_and_keys_equal_the_python_paths(row: tuple[object, ...], schemas: bool) -> None:
+    table = _table()
+    payload = _insert(list(row))
+    assert _native_path(table, payload, schemas) == _python_path(table, payload, schemas)
+
+
+def test_escapes_and_characters_are_written_as_orjson_writes_them() -> None:
+    table = _table()
+    text = 'hồ sơ "số 1"\\ \x00\x01\x1f\x7f\b\f\n\r\t 😀 \u2028 /'
+    payload = _insert(["1", text, "2", "3", "t", "2024-06-12 01:30:00.5+00", "150000.50",
+                       "-12345678901234567890.1234", "0", "1e+300", "2024-06-12", "{}", "x"])
+    native = _native_path(table, payload)
+    assert native == _python_path(table, payload)
+    assert native is not None and orjson.loads(native[0])["code"] == text
+
+
+@pytest.mark.parametrize("fee, expected", [
+    ("0.00", "AA=="), ("1.27", "fw=="), ("1.28", "AIA="), ("-1.28", "gA=="), ("-1.29", "/38="),
+    ("150000.50", "AOTh8g=="), ("9999999999999999.99", "DeC2s6dj//8="), ("-0.01", "/w=="),
+])
+def test_decimals_are_minimal_twos_complement_in_base64(fee: str, expected: str) -> None:
+    table = _table()
+    payload = _insert(["1", None, None, None, None, None, fee, None, None, None, None, None, None])
+    native = _native_path(table, payload)
+    assert native is not None and orjson.loads(native[0])["fee"] == expected
+    assert native == _python_path(table, payload)
+
+
+@pytest.mark.parametrize("case, payload", [
+    ("not UTF-8", _insert(["1", b"\xc3\x28", None, None, None, None, None, None, None, None, None, None, None])),
+    ("a surrogate", _insert(["1", b"\xed\xa0\x80", None, None, None, None, None, None, None, None, None,
+                             None, None])),
+    ("a value its converter rejects", _insert(["1", None, "x", None, None, None, None, None, None, None, None,
+                                               None, None])),
+    ("fewer columns than the relation", _insert(["1", "a"])),
+    ("a truncated tuple", _insert(["1", "a", "2", "3", "t", None, None, None, None, None, None, None, "x"])[:-1]),
+    ("a binary column", b"I" + struct.pack(">I", 7) + b"N" + struct.pack(">h", 13) + b"b"),
+])
+def test_rows_the_native_pass_declines_go_to_the_python_path(case: str, payload: bytes) -> None:
+    assert _native_path(_table(), payload) is None, case
+
+
+def test_the_python_path_still_reports_what_the_native_pass_declined() -> None:
+    table = _table()
+    bad: list[str] = []
+    payload = _insert(["1", None, "x", None, None, None, None, None, None, None, None, None, None])
+    assert po.decode_change(payload, _Rel(table).read, bad).new["status"] == "x"  # type: ignore[index]
+    assert bad == ["status"]
+    with pytest.raises(po.ProtocolError):
+        po.decode_change(_insert(["1", "a"]), _Rel(table).read, [])
+
+
+def test_tables_without_a_key_and_with_a_composite_key() -> None:
+    payload = _insert(["1", "a", None, None, None, None, None, None, None, None, None, None, None])
+    keyless = _table(key=())
+    assert _native_path(keyless, payload) == _python_path(keyless, payload)
+    assert _native_path(keyless, payload)[1] is None  # type: ignore[index]
+    assert row_encoder(_table(key=("id", "code")), TOAST_PLACEHOLDER) is None  # composite: Python path
+
+
+def test_updates_keep_the_same_bytes_too() -> None:
+    table = _table()
+    values = ["5", "b", "1", "2", "f", "2024-06-12 08:30:00+07", "-3.10", None, "7", "0.5", "2024-01-31",
+              "[]", TOAST]
+    payload = b"U" + struct.pack(">I", 7) + b"N" + _tuple(values)
+    assert _native_path(table, payload) == _python_path(table, payload)
+    parsed = orjson.loads(_native_path(table, payload)[0])  # type: ignore[index]
+    assert parsed["received_at"] == "2024-06-12T01:30:00Z" and parsed['odd "name"'] == TOAST_PLACEHOLDER
