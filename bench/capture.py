@@ -44,16 +44,19 @@ from connectors.capture import PgCapture  # noqa: E402
 from connectors.delivery import producer_config  # noqa: E402
 
 class Acks:
-    """Commit-to-ack latency of every acknowledged record (the connector's ack hook)."""
+    """Commit-to-ack latency of every acknowledged record (the connector's ack hook).
+
+    The hook is called once per transaction, when Kafka has acknowledged all its records:
+    each record counts with its transaction's latency, which is the latest of them.
+    """
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.last = 0.0
-        self.lock = threading.Lock()
 
-    def __call__(self, commit_ts: float) -> None:
+    def __call__(self, commit_ts: float, records: int) -> None:
         now = time.time()
-        self.latencies.append(now - commit_ts)
+        self.latencies.extend([now - commit_ts] * records)
         self.last = now
 
     def reset(self) -> None:

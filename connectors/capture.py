@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,7 +26,7 @@ from bridge import metrics
 from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
 from connectors import pgcatalog as cat
-from connectors.delivery import Delivery, DeliveryFailed, producer_config
+from connectors.delivery import AckListener, Delivery, DeliveryFailed, producer_config
 from connectors.offsets import OffsetStore
 from connectors.pgoutput import int_to_lsn
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
@@ -66,7 +65,7 @@ def _reason(exc: BaseException) -> str:
 
 class PgCapture:
     def __init__(self, settings: Settings, stop: threading.Event,
-                 ack_listener: Callable[[float], None] | None = None) -> None:
+                 ack_listener: AckListener | None = None) -> None:
         src = settings.source
         if src.dsn is None:
             raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN)")

@@ -22,6 +22,8 @@ from bridge.errors import TransportError
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger("onestop.capture.delivery")
+# (source commit time in Unix seconds, records) of each transaction once Kafka has them all.
+AckListener = Callable[[float, int], None]
 
 
 class DeliveryFailed(TransportError):
@@ -31,11 +33,13 @@ class DeliveryFailed(TransportError):
 class Batch:
     """The in-flight records of one source transaction (or the snapshot, or one message)."""
 
-    __slots__ = ("end_lsn", "pending", "closed", "error", "commit_ts", "counts", "listener", "callback")
+    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "commit_ts", "counts", "listener",
+                 "callback")
 
-    def __init__(self, commit_ts: float | None, listener: Callable[[float], None] | None) -> None:
+    def __init__(self, commit_ts: float | None, listener: AckListener | None) -> None:
         self.end_lsn = 0
         self.pending = 0
+        self.sent = 0
         self.closed = False
         self.error: KafkaError | None = None
         self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
@@ -47,8 +51,19 @@ class Batch:
         self.pending -= 1
         if err is not None:
             self.error = err
-        elif self.listener is not None and self.commit_ts is not None:
-            self.listener(self.commit_ts)
+        elif self.pending == 0 and self.closed:
+            self.acknowledged()
+
+    def close(self, end_lsn: int) -> None:
+        self.end_lsn = end_lsn
+        self.closed = True
+        if self.pending == 0:  # acknowledged before its commit was read, or empty
+            self.acknowledged()
+
+    def acknowledged(self) -> None:
+        """Every record of the closed batch is acknowledged: tell the listener, once."""
+        if self.listener is not None and self.commit_ts is not None and self.error is None:
+            self.listener(self.commit_ts, self.sent)
 
 
 def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dict[str, Any]:
@@ -78,7 +93,7 @@ class Delivery:
     """One idempotent producer plus the ledger of in-flight batches."""
 
     def __init__(self, config: dict[str, Any], on_wait: Callable[[], None] | None = None,
-                 ack_listener: Callable[[float], None] | None = None) -> None:
+                 ack_listener: AckListener | None = None) -> None:
         self._config = config
         self.producer = Producer(config)
         self.on_wait = on_wait  # called while blocked on a full queue (replication keepalives)
@@ -101,6 +116,7 @@ class Delivery:
             self._produce_when_room(topic, key, value, callback)
         if batch is not None:
             batch.pending += 1
+            batch.sent += 1
             if count is not None:
                 counts = batch.counts
                 counts[count] = counts.get(count, 0) + 1
@@ -123,8 +139,7 @@ class Delivery:
                 continue
 
     def close(self, batch: Batch, end_lsn: int) -> None:
-        batch.end_lsn = end_lsn
-        batch.closed = True
+        batch.close(end_lsn)
 
     def poll(self, timeout: float = 0.0) -> None:
         self.producer.poll(timeout)

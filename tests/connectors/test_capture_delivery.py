@@ -1,0 +1,47 @@
+"""A transaction's acknowledgement: heard once, when Kafka has every record of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+from connectors.delivery import Batch
+
+
+def _batch(records: int) -> tuple[Batch, list[tuple[float, int]]]:
+    heard: list[tuple[float, int]] = []
+    batch = Batch(1_718_155_800.25, lambda commit_ts, count: heard.append((commit_ts, count)))
+    batch.pending = batch.sent = records  # as Delivery.send counts them
+    return batch, heard
+
+
+def _ack(batch: Batch, err: Any = None) -> None:
+    batch.on_delivery(err, None)  # type: ignore[arg-type]
+
+
+def test_heard_when_the_last_record_is_acknowledged_after_the_commit() -> None:
+    batch, heard = _batch(3)
+    _ack(batch)
+    batch.close(500)
+    _ack(batch)
+    assert heard == []
+    _ack(batch)
+    assert heard == [(1_718_155_800.25, 3)] and batch.end_lsn == 500
+
+
+def test_heard_at_the_commit_when_every_record_was_acknowledged_before_it() -> None:
+    batch, heard = _batch(2)
+    _ack(batch)
+    _ack(batch)
+    assert heard == []  # the transaction may still have records to come
+    batch.close(500)
+    assert heard == [(1_718_155_800.25, 2)]
+
+
+def test_a_refused_record_is_never_heard_as_acknowledged() -> None:
+    batch, heard = _batch(2)
+    batch.close(500)
+    _ack(batch, KafkaError(KafkaError._MSG_TIMED_OUT))
+    _ack(batch)
+    assert heard == [] and batch.error is not None
