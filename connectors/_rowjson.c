@@ -1,20 +1,23 @@
-/* pgoutput TupleData → the row's Debezium JSON object, in one pass (see connectors/rowjson.py).
+/* An insert's or update's Debezium event straight from pgoutput's TupleData (see
+ * connectors/rowjson.py).
  *
  * The streaming hot path otherwise decodes every column to a Python str, converts it,
- * stores it in a dict and has orjson serialise the dict again: about 3 µs of the
- * connector's ~8 µs per row. Here the text PostgreSQL sent is copied into JSON directly
- * for the common column forms; any other column goes through its Python converter and
- * orjson, so the output is byte for byte what the Python path writes
- * (tests/connectors/test_capture_rowjson.py
- * compares the two).
+ * stores it in a dict, has orjson serialise the dict again and %-formats the event around
+ * it: about 4 µs of the connector's ~8 µs per row. Here the text PostgreSQL sent is copied
+ * into JSON directly for the common column forms, inside the event's frame; any other
+ * column goes through its Python converter and orjson, so the output is byte for byte
+ * what the Python path writes (tests/connectors/test_capture_rowjson.py compares the two).
  *
- * encode(payload, pos, columns, key_index, toast_json, dumps)
+ * encode(payload, pos, columns, key_index, toast_json, dumps, frame, lsn, now_ns)
  *   columns: a tuple of (name_json: bytes, form: int, scale: int, converter) per column,
  *            name_json being the JSON key with its colon ('"id":').
- *   → (row_json: bytes, key_json: bytes | None) — key_json is the value of column
- *     key_index (-1: none) as JSON — or None when the row needs the Python path:
- *     a malformed tuple, text that is not UTF-8, or a value its converter rejects.
- *     That path then raises or reports exactly as it always did.
+ *   frame:   envelope.TransactionEvents.frame, the 9 literal parts around before (null
+ *            here), after (the row), the LSN twice, the op ("c" for an insert, "u" for an
+ *            update) and ts_ms, ts_us, ts_ns from now_ns.
+ *   → (event: bytes, key_json: bytes | None) — key_json is the value of column key_index
+ *     (-1: none) as JSON — or None when the row needs the Python path: a malformed
+ *     tuple, text that is not UTF-8, or a value its converter rejects. That path then
+ *     raises or reports exactly as it always did.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -61,6 +64,24 @@ static int put(Buf *b, const char *text, Py_ssize_t n) {
     memcpy(b->data + b->len, text, n);
     b->len += n;
     return OK;
+}
+
+static int put_int64(Buf *b, long long value) {
+    char digits[24];
+    int n = 0;
+    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[sizeof digits - 1 - n++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (value < 0)
+        digits[sizeof digits - 1 - n++] = '-';
+    return put(b, digits + sizeof digits - n, n);
+}
+
+static int put_part(Buf *b, PyObject *frame, Py_ssize_t i) {
+    PyObject *part = PyTuple_GET_ITEM(frame, i);
+    return put(b, PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part));
 }
 
 /* Length of the UTF-8 sequence at s, 0 when invalid (the rules of Python's strict decoder:
@@ -262,75 +283,99 @@ static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, PyObject *col
     return result == FALLBACK ? put_converted(b, s, n, converter, dumps) : result;
 }
 
+/* The row's JSON object; its key column's value is at [*key_start, *key_end). */
+static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, PyObject *columns,
+                   Py_ssize_t key_index, PyObject *toast, PyObject *dumps, Py_ssize_t *key_start,
+                   Py_ssize_t *key_end) {
+    Py_ssize_t count = PyTuple_GET_SIZE(columns);
+    if (pos < 0 || pos + 2 > size || ((buf[pos] << 8) | buf[pos + 1]) != count)
+        return FALLBACK;
+    pos += 2;
+    if (put(b, "{", 1) != OK)
+        return FAILED;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *column = PyTuple_GET_ITEM(columns, i);
+        PyObject *name = PyTuple_GET_ITEM(column, 0);
+        if (pos >= size)
+            return FALLBACK;
+        if ((i > 0 && put(b, ",", 1) != OK) || put(b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) != OK)
+            return FAILED;
+        Py_ssize_t value_start = b->len;
+        unsigned char kind = buf[pos];
+        int result;
+        if (kind == 't' && pos + 5 <= size) {
+            Py_ssize_t length = (Py_ssize_t)((uint32_t)buf[pos + 1] << 24 | (uint32_t)buf[pos + 2] << 16
+                                             | (uint32_t)buf[pos + 3] << 8 | buf[pos + 4]);
+            if (length > size - pos - 5)
+                return FALLBACK;
+            result = put_value(b, buf + pos + 5, length, column, dumps);
+            pos += 5 + length;
+        } else if (kind == 'n') {
+            result = put(b, "null", 4);
+            pos += 1;
+        } else if (kind == 'u') {
+            result = put(b, PyBytes_AS_STRING(toast), PyBytes_GET_SIZE(toast));
+            pos += 1;
+        } else {
+            return FALLBACK;  /* binary or unknown: the Python path raises ProtocolError */
+        }
+        if (result != OK)
+            return result;
+        if (i == key_index) {
+            *key_start = value_start;
+            *key_end = b->len;
+        }
+    }
+    return put(b, "}", 1);
+}
+
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[2]) || !PyBytes_Check(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "encode(payload: bytes, pos: int, columns: tuple, "
-                        "key_index: int, toast_json: bytes, dumps)");
+    if (nargs != 9 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[2]) || !PyBytes_Check(args[4])
+            || !PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) != 9) {
+        PyErr_SetString(PyExc_TypeError, "encode(payload: bytes, pos: int, columns: tuple, key_index: int, "
+                        "toast_json: bytes, dumps, frame: tuple of 9 bytes, lsn: int, now_ns: int)");
         return NULL;
+    }
+    PyObject *frame = args[6];
+    for (Py_ssize_t i = 0; i < 9; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(frame, i))) {
+            PyErr_SetString(PyExc_TypeError, "encode: the frame's parts must be bytes");
+            return NULL;
+        }
     }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     Py_ssize_t key_index = PyLong_AsSsize_t(args[3]);
-    if ((pos == -1 || key_index == -1) && PyErr_Occurred())
+    long long lsn = PyLong_AsLongLong(args[7]);
+    long long now_ns = PyLong_AsLongLong(args[8]);
+    if (PyErr_Occurred())
         return NULL;
-    PyObject *columns = args[2], *toast = args[4], *dumps = args[5];
-    Py_ssize_t count = PyTuple_GET_SIZE(columns);
-    if (pos < 0 || pos + 2 > size || ((buf[pos] << 8) | buf[pos + 1]) != count)
-        Py_RETURN_NONE;
-    pos += 2;
+    const char *op = size > 0 && buf[0] == 'I' ? "c" : "u";
 
     Buf b = {.len = 0, .cap = sizeof b.inline_data};
     b.data = b.inline_data;
     Py_ssize_t key_start = 0, key_end = 0;
-    int result = put(&b, "{", 1);
-    for (Py_ssize_t i = 0; i < count && result == OK; i++) {
-        PyObject *column = PyTuple_GET_ITEM(columns, i);
-        PyObject *name = PyTuple_GET_ITEM(column, 0);
-        if (pos >= size) {
-            result = FALLBACK;
-            break;
-        }
-        if ((i > 0 && put(&b, ",", 1) != OK) || put(&b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) != OK) {
-            result = FAILED;
-            break;
-        }
-        Py_ssize_t value_start = b.len;
-        unsigned char kind = buf[pos];
-        if (kind == 't' && pos + 5 <= size) {
-            Py_ssize_t length = (Py_ssize_t)((uint32_t)buf[pos + 1] << 24 | (uint32_t)buf[pos + 2] << 16
-                                             | (uint32_t)buf[pos + 3] << 8 | buf[pos + 4]);
-            if (length > size - pos - 5) {
-                result = FALLBACK;
-                break;
-            }
-            result = put_value(&b, buf + pos + 5, length, column, dumps);
-            pos += 5 + length;
-        } else if (kind == 'n') {
-            result = put(&b, "null", 4);
-            pos += 1;
-        } else if (kind == 'u') {
-            result = put(&b, PyBytes_AS_STRING(toast), PyBytes_GET_SIZE(toast));
-            pos += 1;
-        } else {
-            result = FALLBACK;  /* binary or unknown: the Python path raises ProtocolError */
-        }
-        if (i == key_index) {
-            key_start = value_start;
-            key_end = b.len;
-        }
+    int result = put_part(&b, frame, 0);
+    if (result == OK && (result = put(&b, "null", 4)) == OK && (result = put_part(&b, frame, 1)) == OK)
+        result = put_row(&b, buf, size, pos, args[2], key_index, args[4], args[5], &key_start, &key_end);
+    const long long numbers[] = {lsn, lsn, 0, now_ns / 1000000, now_ns / 1000, now_ns};
+    for (int i = 0; i < 6 && result == OK; i++) {  /* the parts after the row; the op is third */
+        if ((result = put_part(&b, frame, 2 + i)) == OK)
+            result = i == 2 ? put(&b, op, 1) : put_int64(&b, numbers[i]);
     }
     if (result == OK)
-        result = put(&b, "}", 1);
+        result = put_part(&b, frame, 8);
+
     PyObject *answer = NULL;
     if (result == OK) {
-        PyObject *row = PyBytes_FromStringAndSize(b.data, b.len);
+        PyObject *event = PyBytes_FromStringAndSize(b.data, b.len);
         PyObject *key = key_index >= 0 ? PyBytes_FromStringAndSize(b.data + key_start, key_end - key_start)
                                        : Py_NewRef(Py_None);
-        if (row != NULL && key != NULL)
-            answer = PyTuple_Pack(2, row, key);
-        Py_XDECREF(row);
+        if (event != NULL && key != NULL)
+            answer = PyTuple_Pack(2, event, key);
+        Py_XDECREF(event);
         Py_XDECREF(key);
     } else if (result == FALLBACK) {
         answer = Py_NewRef(Py_None);
@@ -342,14 +387,15 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
 
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
-     "encode(payload, pos, columns, key_index, toast_json, dumps) -> (row_json, key_json) | None"},
+     "encode(payload, pos, columns, key_index, toast_json, dumps, frame, lsn, now_ns)"
+     " -> (event, key_json) | None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "connectors._rowjson",
-    .m_doc = "pgoutput TupleData to Debezium row JSON in one pass (see connectors/rowjson.py).",
+    .m_doc = "pgoutput TupleData to a Debezium event in one pass (see connectors/rowjson.py).",
     .m_size = -1,
     .m_methods = methods,
 };

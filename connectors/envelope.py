@@ -153,10 +153,10 @@ def pg_source(prefix: str, db: str, table: TableSchema, ts_us: int, snapshot: st
             "txId": tx_id, "lsn": lsn, "xmin": None}
 
 
-# The change event as a %-format: before, after, then the source block, then op, ts_ms,
-# ts_us and ts_ns (processing time), in Debezium's field order.
-_HEAD = b'{"before":%b,"after":%b,"source":'
-_TAIL = b',"op":"%b","ts_ms":%d,"ts_us":%d,"ts_ns":%d}'
+# The variable parts of a change event, in Debezium's field order: before, after, the
+# change's LSN (in source.sequence and source.lsn), op, then ts_ms, ts_us and ts_ns
+# (processing time). A frame is the literal text around them; its %-format puts them in.
+_SPECS = (b"%b", b"%b", b"%d", b"%d", b"%b", b"%d", b"%d", b"%d", b"")
 _OPS = {op: op.encode() for op in ("c", "u", "d")}
 
 
@@ -183,10 +183,11 @@ class TransactionEvents:
 
     Between the changes of a transaction only the rows, the op, the change's LSN (in
     ``source.sequence`` and ``source.lsn``) and the processing time differ: the source
-    block (`pg_source`) and, with ``schemas_enable``, the schema are formatted in once.
+    block (`pg_source`) and, with ``schemas_enable``, the schema are in the `frame`, the
+    literal text between those parts, once. `rowjson` writes events into the frame natively.
     """
 
-    __slots__ = ("_format",)
+    __slots__ = ("frame", "_format")
 
     def __init__(self, prefix: str, db: str, table: TableSchema, ts_us: int, tx_id: int | None,
                  commit_lsn: int | None, schemas: bool) -> None:
@@ -195,21 +196,19 @@ class TransactionEvents:
         head, _, rest = block.partition(b'"sequence":null')
         middle, _, tail = rest.rpartition(b'"lsn":null')
         commit = b"null" if commit_lsn is None else b'\\"%d\\"' % commit_lsn
-        source = b"".join((_literal(head), b'"sequence":"[', commit, b',\\"%d\\"]"',
-                           _literal(middle), b'"lsn":%d', _literal(tail)))
-        payload = _HEAD + source + _TAIL
-        self._format = _with_schema(_literal(table.value_schema()), payload) if schemas else payload
+        first, last = (b'{"schema":' + table.value_schema() + b',"payload":', b"}") if schemas else (b"", b"")
+        self.frame = (first + b'{"before":', b',"after":',
+                      b',"source":' + head + b'"sequence":"[' + commit + b',\\"',
+                      b'\\"]"' + middle + b'"lsn":', tail + b',"op":"', b'","ts_ms":', b',"ts_us":',
+                      b',"ts_ns":', b"}" + last)
+        self._format = b"".join(_literal(text) + spec for text, spec in zip(self.frame, _SPECS))
 
     def event(self, before: dict[str, Any] | None, after: dict[str, Any] | None, op: str,
               lsn: int) -> bytes:
-        return self.event_json(b"null" if before is None else _dumps(before),
-                               b"null" if after is None else _dumps(after), op, lsn)
-
-    def event_json(self, before: bytes, after: bytes, op: str, lsn: int) -> bytes:
-        """`event` with the rows serialised already."""
         now_ns = time.time_ns()
-        return self._format % (before, after, lsn, lsn, _OPS[op], now_ns // 1_000_000,
-                               now_ns // 1000, now_ns)
+        return self._format % (
+            b"null" if before is None else _dumps(before), b"null" if after is None else _dumps(after),
+            lsn, lsn, _OPS[op], now_ns // 1_000_000, now_ns // 1000, now_ns)
 
 
 def heartbeat_record(prefix: str, schemas: bool) -> tuple[str, bytes, bytes]:

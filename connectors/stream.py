@@ -123,13 +123,17 @@ class Streamer:
 
     def handle(self, payload: bytes, lsn: int) -> None:
         if payload[0] in po.ROW_TAGS:
-            rel = self.rels[po.RELID.unpack_from(payload, 1)[0]]
+            # The relation id by hand: compiled, indexing is C; Struct.unpack_from is a call.
+            rel = self.rels[(payload[1] << 24) | (payload[2] << 16) | (payload[3] << 8) | payload[4]]
             if not rel.published:
                 return  # e.g. the heartbeat table, or a wider publication than source.tables
             if payload[5] == NEW_TUPLE and rel.encode is not None and self.catchup is None:
-                encoded = rel.encode(payload)  # inserts, most updates: no dict in between
+                # Inserts, most updates: no dict in between (`rowjson`).
+                encoded = rel.encode(payload, self._transaction(rel), lsn)
                 if encoded is not None:
-                    self._emit_json(rel, "c" if payload[0] == 73 else "u", encoded[0], encoded[1], lsn)
+                    schema = rel.schema
+                    self.delivery.send(self.batch, schema.topic, schema.key_json(encoded[1], self.opts.schemas),
+                                       encoded[0], rel.labels["c" if payload[0] == 73 else "u"])
                     return
             change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:
@@ -195,12 +199,6 @@ class Streamer:
                            self._transaction(rel).event(before, after, op, lsn), rel.labels[op])
         if op == "d" and key is not None:
             self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
-
-    def _emit_json(self, rel: _Rel, op: str, after: bytes, key: bytes | None, lsn: int) -> None:
-        """`_emit` of a create or update whose row and key are JSON already (`rowjson`)."""
-        schema = rel.schema
-        self.delivery.send(self.batch, schema.topic, schema.key_json(key, self.opts.schemas),
-                           self._transaction(rel).event_json(b"null", after, op, lsn), rel.labels[op])
 
     def _transaction(self, rel: _Rel) -> TransactionEvents:
         events = self._events.get(rel)

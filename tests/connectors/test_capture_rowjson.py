@@ -1,14 +1,16 @@
-"""The native row path (connectors/_rowjson.c) writes the bytes the Python path writes.
+"""The native event path (connectors/_rowjson.c) writes the bytes the Python path writes.
 
 Streaming sends inserts and old-tuple-less updates through `rowjson`; every other change,
-and every row the native pass declines, goes through `pgoutput.decode_change` + orjson.
-A difference between the two would be a silent change of the records consumers read.
+and every row the native pass declines, goes through `pgoutput.decode_change` and
+`TransactionEvents.event`. A difference between the two would be a silent change of the
+records consumers read.
 """
 
 from __future__ import annotations
 
 import struct
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 import bridge
 from connectors import pgoutput as po
-from connectors.envelope import Column, TableSchema
+from connectors.envelope import Column, TableSchema, TransactionEvents
 from connectors.rowjson import row_encoder
 from connectors.stream import _Rel
 from connectors.types import TOAST_PLACEHOLDER, pg_codec
@@ -55,17 +57,34 @@ def _insert(values: list[object]) -> bytes:
     return b"I" + struct.pack(">I", 7) + b"N" + _tuple(values)
 
 
-def _python_path(table: TableSchema, payload: bytes, schemas: bool = False) -> tuple[bytes, bytes | None]:
+NOW_NS, LSN = 1_718_155_800_123_456_789, 24023128
+
+
+def _events(table: TableSchema, schemas: bool, commit_lsn: int | None = 24023119) -> TransactionEvents:
+    # %, quotes: a prefix that would break the %-format or the JSON if spliced in unescaped.
+    return TransactionEvents('odd%s"prefix', "d%b", table, 1_718_155_800_000_000, 555, commit_lsn, schemas)
+
+
+def _python_path(table: TableSchema, payload: bytes, schemas: bool = False,
+                 commit_lsn: int | None = 24023119) -> tuple[bytes, bytes | None]:
     change = po.decode_change(payload, _Rel(table).read, [])
     assert change.new is not None
-    return orjson.dumps(change.new), table.key_for(change.new, schemas)
+    with patch("time.time_ns", return_value=NOW_NS):
+        event = _events(table, schemas, commit_lsn).event(None, change.new, change.op, LSN)
+    return event, table.key_for(change.new, schemas)
 
 
-def _native_path(table: TableSchema, payload: bytes, schemas: bool = False) -> tuple[bytes, bytes | None] | None:
+def _native_path(table: TableSchema, payload: bytes, schemas: bool = False,
+                 commit_lsn: int | None = 24023119) -> tuple[bytes, bytes | None] | None:
     encoder = row_encoder(table, TOAST_PLACEHOLDER)
-    assert encoder is not None, "the native row path is built with the compiled hot path"
-    encoded = encoder(payload)
+    assert encoder is not None, "the native event path is built with the compiled hot path"
+    with patch("time.time_ns", return_value=NOW_NS):
+        encoded = encoder(payload, _events(table, schemas, commit_lsn), LSN)
     return None if encoded is None else (encoded[0], table.key_json(encoded[1], schemas))
+
+
+def _after(event: bytes) -> dict[str, object]:
+    return orjson.loads(event)["after"]  # type: ignore[no-any-return]
 
 
 pytestmark = pytest.mark.skipif(not bridge.compiled(), reason="pure-Python install: no native row path")
@@ -108,11 +127,14 @@ ROW = st.tuples(
 
 
 @settings(max_examples=400, deadline=None)
-@given(ROW, st.booleans())
-def test_native_rows_and_keys_equal_the_python_paths(row: tuple[object, ...], schemas: bool) -> None:
+@given(ROW, st.booleans(), st.sampled_from([24023119, None]), st.sampled_from([b"I", b"U"]))
+def test_native_events_and_keys_equal_the_python_paths(row: tuple[object, ...], schemas: bool,
+                                                       commit_lsn: int | None, tag: bytes) -> None:
     table = _table()
-    payload = _insert(list(row))
-    assert _native_path(table, payload, schemas) == _python_path(table, payload, schemas)
+    payload = tag + _insert(list(row))[1:]
+    native = _native_path(table, payload, schemas, commit_lsn)
+    assert native == _python_path(table, payload, schemas, commit_lsn)
+    assert native is not None and orjson.loads(native[0])  # and it is JSON
 
 
 def test_escapes_and_characters_are_written_as_orjson_writes_them() -> None:
@@ -122,7 +144,7 @@ def test_escapes_and_characters_are_written_as_orjson_writes_them() -> None:
                        "-12345678901234567890.1234", "0", "1e+300", "2024-06-12", "{}", "x"])
     native = _native_path(table, payload)
     assert native == _python_path(table, payload)
-    assert native is not None and orjson.loads(native[0])["code"] == text
+    assert native is not None and _after(native[0])["code"] == text
 
 
 @pytest.mark.parametrize("fee, expected", [
@@ -133,7 +155,7 @@ def test_decimals_are_minimal_twos_complement_in_base64(fee: str, expected: str)
     table = _table()
     payload = _insert(["1", None, None, None, None, None, fee, None, None, None, None, None, None])
     native = _native_path(table, payload)
-    assert native is not None and orjson.loads(native[0])["fee"] == expected
+    assert native is not None and _after(native[0])["fee"] == expected
     assert native == _python_path(table, payload)
 
 
@@ -175,5 +197,5 @@ def test_updates_keep_the_same_bytes_too() -> None:
               "[]", TOAST]
     payload = b"U" + struct.pack(">I", 7) + b"N" + _tuple(values)
     assert _native_path(table, payload) == _python_path(table, payload)
-    parsed = orjson.loads(_native_path(table, payload)[0])  # type: ignore[index]
+    parsed = _after(_native_path(table, payload)[0])  # type: ignore[index]
     assert parsed["received_at"] == "2024-06-12T01:30:00Z" and parsed['odd "name"'] == TOAST_PLACEHOLDER
