@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# How a column's text form becomes its JSON value on the native row path (connectors/_rowjson.c
+# How a column's text form becomes its JSON value on the native event path (connectors/_rowjson.c
 # switches on these numbers): copied as a JSON string, copied as a number, t/f, a UTC
 # timestamptz reformatted, numeric(p,s) as Connect's Decimal — or through `from_text`.
 AS_TEXT, AS_INT, AS_BOOL, AS_UTC_TIMESTAMP, AS_DECIMAL, BY_CONVERTER = range(6)
@@ -25,7 +25,7 @@ class Codec:
     version: int | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     fields: tuple[dict[str, Any], ...] = ()
-    form: int = BY_CONVERTER  # what the native row path may do without calling from_text
+    form: int = BY_CONVERTER  # what the native event path may do without calling from_text
 
     def field_schema(self, column: str, optional: bool) -> dict[str, Any]:
         node: dict[str, Any] = {"type": self.type}

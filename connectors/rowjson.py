@@ -1,6 +1,6 @@
 """Inserts and updates straight from pgoutput's TupleData to their Debezium events.
 
-Inserts and updates that carry no old tuple are most of a stream, and their row only goes
+Inserts, and updates that carry no old tuple, are most of a stream, and their row only goes
 on to Kafka: `connectors/_rowjson.c` writes the row's JSON from the server's text into
 the transaction's event frame (`envelope.TransactionEvents.frame`) in one pass, instead
 of building a dict of converted values, serialising it and %-formatting the event around
@@ -13,9 +13,8 @@ give the same bytes (tests/connectors/test_capture_rowjson.py).
 
 from __future__ import annotations
 
-from typing import Any, Final
-
 import time
+from typing import Any, Final
 
 import orjson
 

@@ -131,9 +131,9 @@ class Streamer:
                 # Inserts, most updates: no dict in between (`rowjson`).
                 encoded = rel.encode(payload, self._transaction(rel), lsn)
                 if encoded is not None:
-                    schema = rel.schema
-                    self.delivery.send(self.batch, schema.topic, schema.key_json(encoded[1], self.opts.schemas),
-                                       encoded[0], rel.labels["c" if payload[0] == 73 else "u"])
+                    key = rel.schema.key_json(encoded[1], self.opts.schemas)
+                    self.delivery.send(self.batch, rel.schema.topic, key, encoded[0],
+                                       rel.labels["c" if payload[0] == 73 else "u"])
                     return
             change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:

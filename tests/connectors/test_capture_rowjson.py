@@ -35,6 +35,11 @@ COLUMNS = (  # name, type oid, typmod: every native form, and a few that go thro
 )
 
 
+def _row(**values: object) -> list[object]:
+    """A tuple as wide as COLUMNS: the values given by column name, NULL elsewhere."""
+    return [values.get(name) for name, _, _ in COLUMNS]
+
+
 def _table(key: tuple[str, ...] = ("id",)) -> TableSchema:
     return TableSchema("onestop", "public", "t", tuple(Column(name, pg_codec(oid, mod))
                                                        for name, oid, mod in COLUMNS), key)
@@ -121,7 +126,8 @@ ROW = st.tuples(
     _maybe(st.integers(-10**10 + 1, 10**10 - 1).map(str)),
     _maybe(st.floats(allow_nan=False, allow_infinity=False).map(repr)),
     _maybe(st.dates().map(lambda d: d.isoformat())),
-    _maybe(st.dictionaries(st.text(max_size=5), st.integers(-2**53, 2**53)).map(lambda d: orjson.dumps(d).decode())),
+    _maybe(st.dictionaries(st.text(max_size=5), st.integers(-2**53, 2**53))
+           .map(lambda d: orjson.dumps(d).decode())),
     _maybe(st.text(alphabet=st.characters(max_codepoint=0x7f))),
 )
 
@@ -153,20 +159,18 @@ def test_escapes_and_characters_are_written_as_orjson_writes_them() -> None:
 ])
 def test_decimals_are_minimal_twos_complement_in_base64(fee: str, expected: str) -> None:
     table = _table()
-    payload = _insert(["1", None, None, None, None, None, fee, None, None, None, None, None, None])
+    payload = _insert(_row(id="1", fee=fee))
     native = _native_path(table, payload)
     assert native is not None and _after(native[0])["fee"] == expected
     assert native == _python_path(table, payload)
 
 
 @pytest.mark.parametrize("case, payload", [
-    ("not UTF-8", _insert(["1", b"\xc3\x28", None, None, None, None, None, None, None, None, None, None, None])),
-    ("a surrogate", _insert(["1", b"\xed\xa0\x80", None, None, None, None, None, None, None, None, None,
-                             None, None])),
-    ("a value its converter rejects", _insert(["1", None, "x", None, None, None, None, None, None, None, None,
-                                               None, None])),
+    ("not UTF-8", _insert(_row(id="1", code=b"\xc3\x28"))),
+    ("a surrogate", _insert(_row(id="1", code=b"\xed\xa0\x80"))),
+    ("a value its converter rejects", _insert(_row(id="1", status="x"))),
     ("fewer columns than the relation", _insert(["1", "a"])),
-    ("a truncated tuple", _insert(["1", "a", "2", "3", "t", None, None, None, None, None, None, None, "x"])[:-1]),
+    ("a truncated tuple", _insert(_row(id="1", code="a", whole="7"))[:-1]),
     ("a binary column", b"I" + struct.pack(">I", 7) + b"N" + struct.pack(">h", 13) + b"b"),
 ])
 def test_rows_the_native_pass_declines_go_to_the_python_path(case: str, payload: bytes) -> None:
@@ -176,7 +180,7 @@ def test_rows_the_native_pass_declines_go_to_the_python_path(case: str, payload:
 def test_the_python_path_still_reports_what_the_native_pass_declined() -> None:
     table = _table()
     bad: list[str] = []
-    payload = _insert(["1", None, "x", None, None, None, None, None, None, None, None, None, None])
+    payload = _insert(_row(id="1", status="x"))
     assert po.decode_change(payload, _Rel(table).read, bad).new["status"] == "x"  # type: ignore[index]
     assert bad == ["status"]
     with pytest.raises(po.ProtocolError):
@@ -184,7 +188,7 @@ def test_the_python_path_still_reports_what_the_native_pass_declined() -> None:
 
 
 def test_tables_without_a_key_and_with_a_composite_key() -> None:
-    payload = _insert(["1", "a", None, None, None, None, None, None, None, None, None, None, None])
+    payload = _insert(_row(id="1", code="a"))
     keyless = _table(key=())
     assert _native_path(keyless, payload) == _python_path(keyless, payload)
     assert _native_path(keyless, payload)[1] is None  # type: ignore[index]
