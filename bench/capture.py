@@ -11,11 +11,12 @@ connector in-process with an acknowledgement hook, and reports:
      rows/s from the start of streaming to the last acknowledgement;
    - ceiling: 100,000 of the same records (read back from the topic) produced again, raw,
      with the same producer settings — what Kafka + librdkafka allow on this machine;
-   the ratio capacity/ceiling of each round, and their median (target ≥ 50 %). One pair
-   moves the ratio by half: the shared host's speed changes from one minute to the next,
-   and the raw rate is at its highest in the first round and falls by up to half in later
-   ones (not with topic size or a fresh producer: a broker alone does not show it). So
-   read the rounds, not only the median;
+   the ratio capacity/ceiling of each round, their median, and the best capacity against
+   the best ceiling (target ≥ 50 %). One pair moves the ratio by half: the shared host's
+   speed changes from one minute to the next, and the raw rate is at its highest in the
+   first rounds and falls by up to half in later ones (not with topic size or a fresh
+   producer: a broker alone does not show it), which flatters those rounds' ratios. So
+   the median is the typical pair, best against best the strict reading;
 3. one 100,000-row transaction: rate, and peak RSS (rows are streamed, not buffered);
 4. paced: 200 changes/s (single-row transactions) for 15 s, p50/p99 latency (target
    p99 < 500 ms).
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--paced-seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=5,
-                        help="capacity/ceiling pairs; the ratio reported is their median")
+                        help="capacity/ceiling pairs, measured back to back")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     pg, broker = EmbeddedPostgres().start(), EmbeddedBroker().start()
@@ -328,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
               f"start-up, {rss_live:.0f} MB in the 1,000-row transactions, "
               f"{rss_big:.0f} MB in the {n:,}-row transaction")
 
-        ratios: list[float] = []
+        rates: list[float] = []
+        raws: list[float] = []
         records: list[tuple[bytes | None, bytes | None]] = []
         config = producer_config(settings.kafka, "bench-ceiling")
         for round_ in range(1, args.rounds + 1):
@@ -336,15 +338,18 @@ def main(argv: list[str] | None = None) -> int:
                                           broker_pid=broker.proc.pid)
             records = records or read_back(broker.bootstrap, "bench.public.dossiers", n)
             raw, raw_cpu = ceiling(config, records, broker.proc.pid)
-            ratios.append(rate / raw)
+            rates.append(rate)
+            raws.append(raw)
             print(f"round {round_}: capacity {rate:,.0f} rows/s (the same volume waiting in the slot, "
                   f"streaming start -> last ack); ceiling {raw:,.0f} records/s (raw produce of "
                   f"{n:,} of the same records, right after); ratio {rate / raw:.0%}")
             print(f"  CPU per row (us): {cpu}; raw produce: {raw_cpu}")
         del records
-        ratio = statistics.median(ratios)
-        print(f"capacity/ceiling: median of {len(ratios)} rounds = {ratio:.0%} (target >= 50%) "
-              f"{'OK' if ratio >= 0.5 else 'BELOW TARGET'}; rounds {', '.join(f'{r:.0%}' for r in ratios)}")
+        ratios = [rate / raw for rate, raw in zip(rates, raws)]
+        median, best = statistics.median(ratios), max(rates) / max(raws)
+        print(f"capacity/ceiling (target >= 50%): median of {len(ratios)} rounds {median:.0%} "
+              f"{'OK' if median >= 0.5 else 'BELOW TARGET'}; best capacity / best ceiling {best:.0%} "
+              f"{'OK' if best >= 0.5 else 'BELOW TARGET'}; rounds {', '.join(f'{r:.0%}' for r in ratios)}")
 
         slow = paced(pg.connect(), acks, 200, args.paced_seconds)
         print(f"paced: {slow['count']} changes at 200/s: commit->ack p50 {slow['p50']:.1f} ms, "
