@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from datetime import datetime, timedelta
+from typing import Any
 from unittest.mock import patch
 
 import orjson
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 import bridge
 from connectors import pgoutput as po
+from connectors.capture import SESSION_OPTIONS
 from connectors.envelope import Column, TableSchema, TransactionEvents
 from connectors.rowjson import row_encoder
 from connectors.stream import _Rel
@@ -193,3 +195,56 @@ def test_updates_keep_the_same_bytes_too() -> None:
     assert _native_path(table, payload) == _python_path(table, payload)
     parsed = _after(_native_path(table, payload)[0])  # type: ignore[index]
     assert parsed["received_at"] == "2024-06-12T01:30:00Z" and parsed['odd "name"'] == TOAST_PLACEHOLDER
+
+
+KINDS = """
+CREATE TYPE mood AS ENUM ('vui', 'buồn');
+CREATE TABLE kinds (
+  id bigint PRIMARY KEY, t text, vc varchar(10), ch char(3), i2 smallint, i4 integer, b boolean,
+  tstz timestamptz, ts timestamp, ts3 timestamp(3), d date, tm time, tmtz timetz, iv interval,
+  n numeric(14,2), n0 numeric(10,0), nbig numeric(30,4), nv numeric, f4 real, f8 double precision,
+  m money, j json, jb jsonb, u uuid, x xml, by bytea, arr integer[], e mood, ip inet);
+"""
+KIND_ROWS = [
+    "(1, 'hồ sơ \"số 1\" \\\\ /', 'abc', 'x', 1, -2, true, '2024-06-12 08:30:00.5+07', "
+    "'2024-06-12 08:30:00.123456', '2024-06-12 08:30:00.123', '2024-06-12', '08:30:00.25', '08:30:00+07', "
+    "'1 year 2 mons 3 days 04:05:06.5', 150000.50, 42, 12345678901234567890123456.1234, 3.14159, 1.5, "
+    "0.1, 12.34, '{\"a\": [1, 2]}', '{\"b\": null}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '<a>x</a>', "
+    "'\\x00ff', '{1,2,3}', 'buồn', '10.0.0.1/8')",
+    "(2, E'tab\\there\\nline\\u0001 😀', '', '', -32768, 2147483647, false, 'infinity', '-infinity', "
+    "NULL, 'infinity', '24:00:00', '23:59:59.999999-05:30', '-1 days -00:00:01', -0.01, -1, "
+    "-99999999999999999999999999.9999, 'NaN', 'Infinity', '-Infinity', -1.5, 'null', '[]', NULL, "
+    "NULL, '', '{}', 'vui', '::1')",
+    "(3, NULL, NULL, NULL, NULL, NULL, NULL, '1999-12-31 23:59:59+00', NULL, NULL, '0099-01-01 BC', NULL, "
+    "NULL, NULL, 999999999999.99, 0, 0, -0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "NULL, NULL)",
+]
+
+
+@pytest.mark.services
+def test_every_type_as_the_server_prints_it_gives_the_same_events(capture_db: Any) -> None:
+    """Real pgoutput payloads (the connector's session settings, every common type and edge
+    values): the native pass takes every row and writes what the Python path writes."""
+    conn = capture_db.pg.connect(capture_db.name, options=SESSION_OPTIONS)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(KINDS)
+        cur.execute("CREATE PUBLICATION kinds_pub FOR TABLE kinds")
+        cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (capture_db.name,))
+        cur.execute(f"INSERT INTO kinds VALUES {', '.join(KIND_ROWS)}")
+        cur.execute("UPDATE kinds SET t = 'đã sửa', n = n + 1 WHERE id = 1")
+        cur.execute("SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
+                    "'proto_version', '1', 'publication_names', 'kinds_pub')", (capture_db.name,))
+        payloads = [bytes(row[0]) for row in cur.fetchall()]
+    conn.close()
+    relation = next(po.decode(p) for p in payloads if p[:1] == b"R")
+    assert isinstance(relation, po.Relation)
+    table = TableSchema("onestop", "public", "kinds", tuple(Column(c.name, pg_codec(c.type_oid, c.typmod))
+                                                            for c in relation.columns), ("id",))
+    changes = [p for p in payloads if p[:1] in (b"I", b"U")]
+    assert len(changes) == 4
+    for schemas in (False, True):
+        for payload in changes:
+            native = _native_path(table, payload, schemas)
+            assert native is not None, payload
+            assert native == _python_path(table, payload, schemas)
