@@ -248,3 +248,27 @@ def test_every_type_as_the_server_prints_it_gives_the_same_events(capture_db: An
             native = _native_path(table, payload, schemas)
             assert native is not None, payload
             assert native == _python_path(table, payload, schemas)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ROW, st.data())
+def test_a_damaged_payload_is_declined_or_read_as_the_python_path_reads_it(row: tuple[object, ...],
+                                                                         data: st.DataObject) -> None:
+    """Bytes cut off or overwritten anywhere (a length, a column kind, inside a value): the
+    native pass never reads past the payload, and what it does accept, Python reads alike."""
+    table = _table()
+    payload = bytearray(_insert(list(row)) + b"x" * data.draw(st.integers(0, 8)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        payload[data.draw(st.integers(6, len(payload) - 1))] = data.draw(st.integers(0, 255))
+    damaged = bytes(payload[:data.draw(st.integers(6, len(payload)))])
+    native = _native_path(table, damaged)
+    if native is not None:
+        assert native == _python_path(table, damaged)
+
+
+def test_a_row_larger_than_the_native_buffer_is_written_whole() -> None:
+    text = 'đ"\\\n' * 50_000  # 350 kB of text, most of it escaped
+    payload = _insert(_row(id="1", code=text))
+    native = _native_path(_table(), payload)
+    assert native is not None and _after(native[0])["code"] == text
+    assert native == _python_path(_table(), payload)
