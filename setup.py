@@ -80,8 +80,7 @@ def accelerator() -> list:
         # Missing imports: the isolated build environment has mypy but not the runtime
         # dependencies (pydantic...); their values are then taken as Any (a little slower).
         extensions = mypycify(["--ignore-missing-imports", *HOT_PATH], group_name=GROUP)
-        extensions += [Extension(name, [source], extra_compile_args=["-O2"])
-                       for name, source in NATIVE.items()]
+        extensions += [Extension(name, [source]) for name, source in NATIVE.items()]
     except (Exception, SystemExit) as exc:  # mypy reports type errors by exiting
         return pure_python(f"mypyc failed ({exc!r})")
     for extension in extensions:

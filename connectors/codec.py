@@ -27,6 +27,10 @@ class Codec:
     fields: tuple[dict[str, Any], ...] = ()
     form: int = BY_CONVERTER  # what the native event path may do without calling from_text
 
+    def text_converter(self) -> Callable[[str], Any] | None:
+        """`from_text`, or None for text columns, whose value is the text itself."""
+        return None if self.form == AS_TEXT else self.from_text
+
     def field_schema(self, column: str, optional: bool) -> dict[str, Any]:
         node: dict[str, Any] = {"type": self.type}
         if self.fields:

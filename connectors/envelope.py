@@ -94,7 +94,7 @@ class TableSchema:
                       if c.name in self.key_columns]
             self._key_schema = _dumps({"type": "struct", "fields": fields, "optional": False,
                                        "name": avro_name(f"{self.topic}.Key")})
-        return b'{"schema":' + self._key_schema + b',"payload":' + payload + b"}"
+        return _with_schema(self._key_schema, payload)
 
     def value_schema(self) -> bytes:
         if self._value_schema is None:
@@ -165,8 +165,12 @@ def _literal(text: bytes) -> bytes:
     return text.replace(b"%", b"%%")
 
 
+# JsonConverter's wrapper with schemas enabled: {"schema": …, "payload": …}.
+_SCHEMA, _PAYLOAD, _END = b'{"schema":', b',"payload":', b"}"
+
+
 def _with_schema(schema: bytes, payload: bytes) -> bytes:
-    return b"".join((b'{"schema":', schema, b',"payload":', payload, b"}"))
+    return b"".join((_SCHEMA, schema, _PAYLOAD, payload, _END))
 
 
 def envelope_bytes(table: TableSchema, before: dict[str, Any] | None, after: dict[str, Any] | None,
@@ -196,7 +200,7 @@ class TransactionEvents:
         head, _, rest = block.partition(b'"sequence":null')
         middle, _, tail = rest.rpartition(b'"lsn":null')
         commit = b"null" if commit_lsn is None else b'\\"%d\\"' % commit_lsn
-        first, last = (b'{"schema":' + table.value_schema() + b',"payload":', b"}") if schemas else (b"", b"")
+        first, last = (_SCHEMA + table.value_schema() + _PAYLOAD, _END) if schemas else (b"", b"")
         self.frame = (first + b'{"before":', b',"after":',
                       b',"source":' + head + b'"sequence":"[' + commit + b',\\"',
                       b'\\"]"' + middle + b'"lsn":', tail + b',"op":"', b'","ts_ms":', b',"ts_us":',

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from connectors.codec import AS_DECIMAL, AS_TEXT
+from connectors.codec import AS_DECIMAL
 from connectors.envelope import TableSchema, TransactionEvents
 
 try:
@@ -41,7 +41,7 @@ class RowEncoder:
         self.columns = tuple(
             (orjson.dumps(c.name) + b":", c.codec.form,
              int(c.codec.parameters["scale"]) if c.codec.form == AS_DECIMAL else 0,
-             None if c.codec.form == AS_TEXT else c.codec.from_text)
+             c.codec.text_converter())
             for c in schema.columns)
 
     def __call__(self, payload: bytes, events: TransactionEvents, lsn: int) -> Any:

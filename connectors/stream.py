@@ -38,7 +38,7 @@ from connectors.envelope import (
 from connectors.handoff import CatchUp
 from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
 from connectors.rowjson import NEW_TUPLE, row_encoder
-from connectors.types import TOAST_PLACEHOLDER, as_text, pg_codec
+from connectors.types import TOAST_PLACEHOLDER, pg_codec
 
 log = logging.getLogger("onestop.capture.stream")
 FEEDBACK_INTERVAL_S = 1.0
@@ -68,8 +68,8 @@ class _Rel:
         self.schema = schema
         self.published = published
         # Text columns need no conversion: None leaves the call out of the reader.
-        self.read = po.row_reader([(c.name, None if c.codec.from_text is as_text else c.codec.from_text)
-                                   for c in schema.columns], TOAST_PLACEHOLDER)
+        self.read = po.row_reader([(c.name, c.codec.text_converter()) for c in schema.columns],
+                                  TOAST_PLACEHOLDER)
         self.encode = row_encoder(schema, TOAST_PLACEHOLDER)
         # The metric labels of each op, built once instead of a tuple per record.
         self.labels = {op: (schema.full_name, op) for op in ("c", "u", "d")}
