@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -24,6 +24,7 @@ from bridge.settings import KafkaSettings
 log = logging.getLogger("onestop.capture.delivery")
 # (source commit time in Unix seconds, records) of each transaction once Kafka has them all.
 AckListener = Callable[[float, int], None]
+ANY_PARTITION: Final = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner picks
 
 
 class DeliveryFailed(TransportError):
@@ -115,7 +116,8 @@ class Delivery:
              count: tuple[str, str] | None = None) -> None:
         callback = batch.callback if batch is not None else _log_failure
         try:
-            self.producer.produce(topic, value, key, on_delivery=callback)
+            # Positional: a keyword argument costs a dict per call (~0.3 µs of ~3.7 per row).
+            self.producer.produce(topic, value, key, ANY_PARTITION, callback)
         except BufferError:
             self._produce_when_room(topic, key, value, callback)
         if batch is not None:
@@ -137,7 +139,7 @@ class Delivery:
             if self.on_wait is not None:
                 self.on_wait()
             try:
-                self.producer.produce(topic, value, key, on_delivery=callback)
+                self.producer.produce(topic, value, key, ANY_PARTITION, callback)
                 return
             except BufferError:
                 continue
