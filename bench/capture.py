@@ -54,6 +54,9 @@ from bridge.settings import load_settings  # noqa: E402
 from connectors.capture import PgCapture  # noqa: E402
 from connectors.delivery import producer_config  # noqa: E402
 
+SLOT = "bench"  # the slot, publication and topic prefix of this run
+
+
 class Acks:
     """Commit-to-ack latency of every acknowledged record (the connector's ack hook).
 
@@ -163,7 +166,7 @@ def insert_rows(conn, start: int, count: int) -> None:
     conn.commit()
 
 
-def settle_slot(conn, slot: str, timeout: float = 60.0) -> None:
+def settle_slot(conn, timeout: float = 60.0) -> None:
     """Wait until the slot's restart_lsn has caught up with the live phase's end.
 
     PostgreSQL moves restart_lsn only to a running-transactions record the client has
@@ -182,7 +185,7 @@ def settle_slot(conn, slot: str, timeout: float = 60.0) -> None:
         while time.monotonic() < deadline:
             with conn.cursor() as cur:
                 cur.execute("SELECT restart_lsn >= %s::pg_lsn FROM pg_replication_slots "
-                            "WHERE slot_name = %s", (end, slot))
+                            "WHERE slot_name = %s", (end, SLOT))
                 if cur.fetchone()[0]:
                     return
                 cur.execute("CHECKPOINT")
@@ -282,7 +285,7 @@ class Running:
 
     def walsender_pid(self, conn) -> int:
         with conn.cursor() as cur:
-            cur.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'bench'")
+            cur.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
             pid = cur.fetchone()[0]
         conn.commit()
         return pid
@@ -295,7 +298,7 @@ class Running:
 def capacity(conn, settings, acks: Acks, running: Running, n: int, offset: int,
              broker_pid: int) -> tuple[Running, float, str]:
     """Stop the connector, commit `n` changes, start it: rows/s from streaming start to last ack."""
-    settle_slot(conn, "bench")
+    settle_slot(conn)
     running.close()
     acks.reset()
     for start in range(offset, offset + n, 1000):
@@ -303,7 +306,7 @@ def capacity(conn, settings, acks: Acks, running: Running, n: int, offset: int,
     with conn.cursor() as cur:  # decoding restarts at restart_lsn, not at the confirmed position
         cur.execute("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn), "
                     "pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
-                    "FROM pg_replication_slots WHERE slot_name = 'bench'")
+                    "FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
         reread, backlog = cur.fetchone()
     conn.commit()
     warm_memory()
@@ -336,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         with conn.cursor() as cur:
             cur.execute((ROOT / "schemas" / "reference.sql").read_text())
         conn.autocommit = False
-        settings = load_settings(None, source={"dsn": pg.dsn, "topic_prefix": "bench", "slot": "bench",
-                                               "publication": "bench", "heartbeat_interval_s": 0},
+        settings = load_settings(None, source={"dsn": pg.dsn, "topic_prefix": SLOT, "slot": SLOT,
+                                               "publication": SLOT, "heartbeat_interval_s": 0},
                                  kafka={"bootstrap_servers": broker.bootstrap})
         acks = Acks()
         running = Running(settings, acks)
@@ -363,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(1, args.rounds + 1):
             running, rate, cpu = capacity(conn, settings, acks, running, n, offset=(round_ + 1) * n,
                                           broker_pid=broker.proc.pid)
-            records = records or read_back(broker.bootstrap, "bench.public.dossiers", n)
+            records = records or read_back(broker.bootstrap, f"{SLOT}.public.dossiers", n)
             raw, raw_cpu = ceiling(config, records, broker.proc.pid)
             rates.append(rate)
             raws.append(raw)

@@ -115,8 +115,13 @@ def dossier_code(i: int) -> str:
     return f"000.00.23.H39-261127-{i:07d}"
 
 
+def subscriber(i: int) -> str:
+    """Applicant i's mobile number without its prefix: "0" + it in the row, "84" + it to Zalo."""
+    return f"9{i % 100_000_000:08d}"
+
+
 def change_event(i: int, ts_ms: int) -> bytes:
-    row = {**ROW, "id": i, "code": dossier_code(i), "applicant_phone": f"09{i % 100_000_000:08d}"}
+    row = {**ROW, "id": i, "code": dossier_code(i), "applicant_phone": "0" + subscriber(i)}
     return json.dumps({"before": None, "after": row, "op": "c", "ts_ms": ts_ms + 5, "source": {
         "version": "3.7.0.Final", "connector": "postgresql", "name": "onestop", "ts_ms": ts_ms,
         "snapshot": "false", "db": "onestop", "schema": "public", "table": "dossiers",
@@ -144,7 +149,7 @@ def template_data(i: int) -> dict[str, str]:
 
 
 def zns_body(i: int) -> dict[str, object]:
-    return {"phone": f"849{i % 100_000_000:08d}", "template_id": "onestop-received",
+    return {"phone": "84" + subscriber(i), "template_id": "onestop-received",
             "template_data": template_data(i), "tracking_id": f"{i:032x}"}
 
 
@@ -203,7 +208,7 @@ def deliver_rate(url: str, threads: int, seconds: float, workers: int) -> float:
     def work(i: int) -> None:
         n = Notification(
             dossier_code=dossier_code(i), dossier_id=i, kind="RECEIVED",
-            phone=f"849{i % 100_000_000:08d}", text=_first_notice().text,
+            phone="84" + subscriber(i), text=_first_notice().text,
             template_data=template_data(i),
             idempotency_key=f"{tag}:{i}", event_id=str(i), source_ts_ms=None,
             template_version="v1")

@@ -144,9 +144,6 @@ class Delivery:
             except BufferError:
                 continue
 
-    def close(self, batch: Batch, end_lsn: int) -> None:
-        batch.close(end_lsn)
-
     def poll(self, timeout: float = 0.0) -> None:
         self.producer.poll(timeout)
 

@@ -200,7 +200,7 @@ class PollingCapture:
                                envelope_bytes(schema, None, after, source, op, self.src.schemas_enable),
                                (schema.full_name, op))
             count += 1
-        self.delivery.close(batch, 0)
+        batch.close(0)
         if not self.delivery.drain(120):
             raise TransportError("Kafka did not acknowledge a polled page in time")
         self.delivery.acked_position()  # raises DeliveryFailed if a record was refused

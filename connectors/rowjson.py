@@ -27,6 +27,7 @@ except ImportError:  # a pure-Python install (setup.py): rows are decoded to dic
     _encode = None
 
 NEW_TUPLE: Final = 78  # 'N': payload[5] of an insert, and of an update without an old tuple
+_TUPLE_DATA: Final = 6  # where that tuple starts: after the tag, the relation id and 'N'
 
 
 class RowEncoder:
@@ -45,8 +46,8 @@ class RowEncoder:
             for c in schema.columns)
 
     def __call__(self, payload: bytes, events: TransactionEvents, lsn: int) -> Any:
-        return _encode(payload, 6, self.columns, self.key_index, self.toast, orjson.dumps, events.frame,
-                       lsn, time.time_ns())
+        return _encode(payload, _TUPLE_DATA, self.columns, self.key_index, self.toast, orjson.dumps,
+                       events.frame, lsn, time.time_ns())
 
 
 def row_encoder(schema: TableSchema, toast: str) -> RowEncoder | None:

@@ -112,7 +112,7 @@ def read_tables(connect: Any, snapshot_name: str, tables: list[TableInfo], consi
                     log.info("snapshot: %d rows so far", count)
         if pending is not None:
             emit(True, True)
-        delivery.close(batch, 0)  # snapshot rows confirm no WAL position
+        batch.close(0)  # snapshot rows confirm no WAL position
         if not delivery.drain(300):
             raise SnapshotAborted("Kafka did not acknowledge the snapshot in time")
         delivery.acked_position()  # raises DeliveryFailed if any snapshot record was refused

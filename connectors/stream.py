@@ -161,7 +161,7 @@ class Streamer:
             if catchup is not None and catchup.active:
                 catchup.active, catchup.end_lsn = False, m.end_lsn
             elif self.batch is not None:
-                self.delivery.close(self.batch, m.end_lsn)
+                self.batch.close(m.end_lsn)
                 if self.batch.counts:  # the transaction touched a published table
                     self.last_event = time.time()
             self.batch, self.begin = None, None
@@ -247,7 +247,7 @@ class Streamer:
         self.delivery.send(batch, f"{self.opts.prefix}.message", dumps({"prefix": m.prefix}),
                            dumps(value), ("", "m"))
         if not m.transactional:
-            self.delivery.close(batch, m.lsn)
+            batch.close(m.lsn)
 
     def _finish_catchup(self) -> None:
         """Past the snapshot's point: publish the deletes it could not show, then stream."""
@@ -266,7 +266,7 @@ class Streamer:
             self.delivery.send(window, schema.topic, key, value, (schema.full_name, "d"))
             self.delivery.send(window, schema.topic, key, None)
         if window is not None:
-            self.delivery.close(window, catchup.end_lsn)
+            window.close(catchup.end_lsn)
 
     # --- confirmation, heartbeats, metrics ---------------------------------------------
 
