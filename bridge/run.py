@@ -57,24 +57,20 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "fetch.wait.max.ms": 50,
         "topic.metadata.refresh.interval.ms": 30000,
     }
-    config.update(_only(settings.kafka.extra, consumer=True))
+    config.update(settings.kafka.extra_for("consumer"))
     return config
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     config = {**kafka_common(settings), "acks": "all", "enable.idempotence": True,
               "linger.ms": 5}
-    config.update(_only(settings.kafka.extra, consumer=False))
+    config.update(settings.kafka.extra_for("producer"))
     return config
 
 
-_CONSUMER_ONLY = ("group.", "session.timeout", "heartbeat.", "max.poll", "auto.offset",
-                  "enable.auto", "partition.assignment", "fetch.", "queued.", "isolation.")
-
-
-def _only(extra: dict[str, Any], *, consumer: bool) -> dict[str, Any]:
-    """`kafka.extra` holds both clients' settings; give each client its own."""
-    return {k: v for k, v in extra.items() if consumer or not k.startswith(_CONSUMER_ONLY)}
+def admin_config(settings: Settings) -> dict[str, Any]:
+    # An admin client is a producer-kind handle to librdkafka: consumer keys would warn.
+    return kafka_common(settings) | settings.kafka.extra_for("producer")
 
 
 class Bridge:
@@ -91,8 +87,7 @@ class Bridge:
         self.dispatcher = build_dispatcher(settings, followers=self.followers,
                                            token_store=self.tokens)
         self.pipeline = Pipeline(settings)
-        self.admin = AdminClient(_only(kafka_common(settings) | settings.kafka.extra,
-                                       consumer=False))
+        self.admin = AdminClient(admin_config(settings))
         self.topics = Topics(self.admin)
         self.producer = Producer(producer_config(settings))
         self.consumer: Consumer | None = None

@@ -94,14 +94,36 @@ class SourceSettings(Section):
         return value
 
 
+# Key prefixes librdkafka documents as one client kind's only (scope C or P in its
+# CONFIGURATION.md); keys for both kinds (security, sasl, socket, retry.backoff) pass.
+_CONSUMER_ONLY = ("group.", "session.timeout", "heartbeat.", "max.poll", "auto.offset",
+                  "auto.commit", "enable.auto", "partition.assignment", "fetch.", "queued.",
+                  "isolation.", "enable.partition.eof", "check.crcs", "consume.")
+_PRODUCER_ONLY = ("acks", "request.required.acks", "enable.idempotence", "enable.gapless",
+                  "linger.ms", "queue.buffering.", "batch.", "compression.", "partitioner",
+                  "message.timeout.ms", "delivery.timeout.ms", "request.timeout.ms", "retries",
+                  "message.send.max.retries", "transactional.id", "transaction.timeout.ms",
+                  "sticky.partitioning", "delivery.report.only.error")
+
+
 class KafkaSettings(Section):
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "onestop-bridge"
     client_id: str = "onestop-bridge"
     retry_topic_suffix: str = ".retry"
     dlq_topic_suffix: str = ".dlq"
-    # Passed verbatim to librdkafka (security.protocol, sasl.*, session.timeout.ms …).
+    # Passed to librdkafka (security.protocol, sasl.*, session.timeout.ms …), each key only
+    # to the kind of client it applies to (`extra_for`).
     extra: dict[str, str | int | float | bool] = {}
+
+    def extra_for(self, client: Literal["consumer", "producer"]) -> dict[str, Any]:
+        """The `extra` keys a consumer, or a producer (and admin client), understands.
+
+        librdkafka logs a CONFWARN line at every start for a key of the other kind; one
+        `extra` serves the bridge's consumer, its producers and the connector's.
+        """
+        foreign = _PRODUCER_ONLY if client == "consumer" else _CONSUMER_ONLY
+        return {k: v for k, v in self.extra.items() if not k.startswith(foreign)}
 
 
 class LedgerSettings(Section):

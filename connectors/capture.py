@@ -74,7 +74,7 @@ class PgCapture:
         self.stop = stop
         conf = producer_config(settings.kafka)
         self.delivery = Delivery(conf, ack_listener=ack_listener)
-        self.offsets = OffsetStore(conf, src.topic_prefix)
+        self.offsets = OffsetStore(settings.kafka, conf, src.topic_prefix)
         self._snapshotted = False
         self._switch_lsn = 0
         self._busy_since: float | None = None

@@ -86,11 +86,7 @@ def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dic
         "queue.buffering.max.messages": 100000,
         "queue.buffering.max.kbytes": 32768,  # bounds memory in huge transactions
     }
-    config.update(kafka.extra)
-    # Consumer-only keys in kafka.extra (shared with the bridge) would make librdkafka warn.
-    for key in ("session.timeout.ms", "max.poll.interval.ms", "heartbeat.interval.ms",
-                "auto.offset.reset", "enable.auto.commit", "group.id"):
-        config.pop(key, None)
+    config.update(kafka.extra_for("producer"))
     return config
 
 

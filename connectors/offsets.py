@@ -21,25 +21,26 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from bridge.errors import TransportError
+from bridge.settings import KafkaSettings
 
 log = logging.getLogger("onestop.capture.offsets")
 CONNECTOR_NAME = "onestop-capture"
 
 
 class OffsetStore:
-    def __init__(self, producer_conf: dict[str, Any], prefix: str) -> None:
+    def __init__(self, kafka: KafkaSettings, producer_conf: dict[str, Any], prefix: str) -> None:
         self.topic = f"{prefix}.offsets"
         self.key = json.dumps([CONNECTOR_NAME, {"server": prefix}], separators=(",", ":")).encode()
         self._conf = producer_conf
+        self._reader_conf = {
+            "bootstrap.servers": kafka.bootstrap_servers, "client.id": producer_conf["client.id"],
+            **kafka.extra_for("consumer"),
+            "group.id": f"{CONNECTOR_NAME}-offsets-reader", "enable.auto.commit": False,
+            "enable.partition.eof": True}
 
     def load(self, timeout: float = 15.0) -> dict[str, Any] | None:
         """The latest offsets record for this connector, or None if there is none."""
-        conf = {k: v for k, v in self._conf.items()
-                if k not in ("enable.idempotence", "acks", "linger.ms", "batch.num.messages",
-                             "queue.buffering.max.messages", "queue.buffering.max.kbytes")}
-        conf.update({"group.id": f"{CONNECTOR_NAME}-offsets-reader", "enable.auto.commit": False,
-                     "enable.partition.eof": True})
-        consumer = Consumer(conf)
+        consumer = Consumer(self._reader_conf)
         try:
             metadata = consumer.list_topics(self.topic, timeout=timeout)
             topic = metadata.topics.get(self.topic)
