@@ -20,8 +20,10 @@ import json
 import logging
 import re
 import sys
+import threading
+import time
 from datetime import UTC, datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from pydantic import BaseModel, SecretStr
@@ -154,3 +156,48 @@ def setup_logging(settings: LogSettings | None = None, stream: TextIO | None = N
     # Third-party chatter that would drown the bridge's own lines.
     for noisy in ("httpx", "httpcore", "aiohttp.access", "kafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class KafkaLog:
+    """librdkafka's log lines, as this process's log lines, each at most once a minute.
+
+    Without a `logger`, librdkafka prints its own format (``%3|…|FAIL|…``) on stderr, in
+    the middle of the JSON stream operators parse, and while a broker is down that is a
+    line per reconnect attempt per client (hundreds a minute). Given as a client's
+    ``logger``, confluent-kafka hands us the lines when the client is polled. A line that
+    differs only in its numbers ("after 0ms") from one logged less than `window_s` ago is
+    counted instead, and the count is carried by its next logged occurrence.
+    """
+
+    _NUMBERS = re.compile(r"\d+")
+
+    def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logging.getLogger("onestop.kafka")
+        self._window, self._clock = window_s, clock
+        self._last: dict[tuple[str, str, str], tuple[float, int]] = {}  # key -> (logged at, held)
+        self._lock = threading.Lock()  # clients are polled from several threads
+
+    def log(self, level: int, _format: str, facility: str, client: str, text: str) -> None:
+        """The method confluent-kafka calls: ``log(level, "%s [%s] %s", fac, name, buf)``."""
+        key = (facility, client, self._NUMBERS.sub("#", text))
+        now = self._clock()
+        with self._lock:
+            logged_at, held = self._last.get(key, (None, 0))
+            if logged_at is not None and now - logged_at < self._window:
+                self._last[key] = (logged_at, held + 1)
+                return
+            if len(self._last) >= 1024:  # forget lines not seen for a window
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self._window}
+            self._last[key] = (now, 0)
+        extra: dict[str, Any] = {"facility": facility, "client": client}
+        if held:
+            extra["repeats_not_logged"] = held
+        self._log.log(level, text, extra=extra)
+
+
+KAFKA_LOG = KafkaLog()
+
+
+def with_kafka_log(config: dict[str, Any]) -> dict[str, Any]:
+    """A Kafka client's configuration whose log lines go through `KAFKA_LOG`."""
+    return {**config, "logger": KAFKA_LOG}

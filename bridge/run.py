@@ -31,15 +31,15 @@ from bridge.http import AppContext, HttpServer, build_app
 from bridge.http.app import RouteInstaller
 from bridge.http.routes import default_installers
 from bridge.ledger import Ledger, LedgerFollowers, LedgerTokenStore
-from bridge.logs import setup_logging
+from bridge.logs import setup_logging, with_kafka_log
 from bridge.settings import Settings, load_settings
 
 log = logging.getLogger("onestop.run")
 
 
 def kafka_common(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka.bootstrap_servers,
-            "client.id": settings.kafka.client_id}
+    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                           "client.id": settings.kafka.client_id})
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -135,7 +135,7 @@ class Bridge:
 
     # --- readiness checks (run on the HTTP thread's executor) ------------------------------
     def _check_broker(self) -> str:
-        metadata = self.admin.list_topics(timeout=3)
+        metadata = self.topics.metadata(timeout_s=3)
         topic = self.settings.source.topic
         if topic not in metadata.topics:
             raise RuntimeError(f"broker reachable, but topic {topic} does not exist yet")

@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from bridge import metrics
 from bridge.errors import TransportError
+from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger("onestop.capture.delivery")
@@ -27,7 +28,11 @@ AckListener = Callable[[float, int], None]
 ANY_PARTITION: Final = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner picks
 
 
-class DeliveryFailed(TransportError):
+class KafkaUnavailable(TransportError):
+    """Kafka did not answer or refused a request: the capture session starts again."""
+
+
+class DeliveryFailed(KafkaUnavailable):
     """Kafka refused or timed out a record: replay from the last confirmed position."""
 
 
@@ -68,7 +73,7 @@ class Batch:
 
 
 def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dict[str, Any]:
-    config: dict[str, Any] = {
+    config: dict[str, Any] = with_kafka_log({
         "bootstrap.servers": kafka.bootstrap_servers,
         "client.id": f"{kafka.client_id}-{client_suffix}",
         # Idempotence gives acks=all, in-order retries without duplicates inside one session.
@@ -85,7 +90,7 @@ def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dic
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 100000,
         "queue.buffering.max.kbytes": 32768,  # bounds memory in huge transactions
-    }
+    })
     config.update(kafka.extra_for("producer"))
     return config
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from bridge.errors import TransportError
+from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
+from connectors.delivery import KafkaUnavailable
 
 log = logging.getLogger("onestop.capture.offsets")
 CONNECTOR_NAME = "onestop-capture"
@@ -32,11 +33,11 @@ class OffsetStore:
         self.topic = f"{prefix}.offsets"
         self.key = json.dumps([CONNECTOR_NAME, {"server": prefix}], separators=(",", ":")).encode()
         self._conf = producer_conf
-        self._reader_conf = {
+        self._reader_conf = with_kafka_log({
             "bootstrap.servers": kafka.bootstrap_servers, "client.id": producer_conf["client.id"],
             **kafka.extra_for("consumer"),
             "group.id": f"{CONNECTOR_NAME}-offsets-reader", "enable.auto.commit": False,
-            "enable.partition.eof": True}
+            "enable.partition.eof": True})
 
     def load(self, timeout: float = 15.0) -> dict[str, Any] | None:
         """The latest offsets record for this connector, or None if there is none."""
@@ -51,7 +52,7 @@ class OffsetStore:
                 latest = self._read_partition(consumer, partition, timeout) or latest
             return latest
         except KafkaException as exc:
-            raise TransportError(f"cannot read {self.topic}: {exc}") from exc
+            raise KafkaUnavailable(f"cannot read {self.topic}: {exc}") from exc
         finally:
             consumer.close()
 
@@ -70,13 +71,13 @@ class OffsetStore:
             if msg.error():
                 if msg.error().code() == -191:  # _PARTITION_EOF
                     break
-                raise TransportError(f"reading {self.topic}: {msg.error()}")
+                raise KafkaUnavailable(f"reading {self.topic}: {msg.error()}")
             if msg.key() == self.key and msg.value():
                 latest = json.loads(msg.value())
             if msg.offset() >= high - 1:
                 break
         else:
-            raise TransportError(f"timed out reading {self.topic}[{partition}]")
+            raise KafkaUnavailable(f"timed out reading {self.topic}[{partition}]")
         return latest
 
     def save(self, value: dict[str, Any], timeout: float = 30.0) -> None:
@@ -87,5 +88,5 @@ class OffsetStore:
                          on_delivery=lambda err, _m: errors.append(err))
         remaining = producer.flush(timeout)
         if remaining or errors[0] is not None:
-            raise TransportError(f"could not write {self.topic}: {errors or 'timeout'}")
+            raise KafkaUnavailable(f"could not write {self.topic}: {errors or 'timeout'}")
         log.info("offsets saved to %s: %s", self.topic, value)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,21 @@ class Topics:
         with self._lock:
             if topic in self._counts:
                 return self._counts[topic]
-        # All topics, not `topic=`: a metadata request naming a topic makes brokers with
-        # auto.create.topics.enable create it — with their default partition count.
-        metadata = self._admin.list_topics(timeout=self._timeout)
-        found = metadata.topics.get(topic)
+        found = self.metadata().topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             return None
         with self._lock:
             self._counts[topic] = len(found.partitions)
         return len(found.partitions)
+
+    def metadata(self, timeout_s: float | None = None) -> ClusterMetadata:
+        """The cluster's brokers and topics; raises KafkaException if none answers in time."""
+        try:
+            # All topics, not `topic=`: a metadata request naming a topic makes brokers with
+            # auto.create.topics.enable create it — with their default partition count.
+            return self._admin.list_topics(timeout=self._timeout if timeout_s is None else timeout_s)
+        finally:
+            self._admin.poll(0)  # hands the client's queued log lines to the log (bridge.logs)
 
     def cached(self, topic: str) -> int | None:
         with self._lock:

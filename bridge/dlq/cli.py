@@ -24,6 +24,7 @@ from bridge.dlq import headers as h
 from bridge.dlq.reader import DlqRecord, Filters, read_topic
 from bridge.dlq.replay import Progress, json_line, replay
 from bridge.errors import ConfigError
+from bridge.logs import with_kafka_log
 from bridge.settings import Settings, load_settings
 
 CONFIRM_ABOVE = 10
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 def _kafka(settings: Settings) -> dict[str, Any]:
     extra = {k: v for k, v in settings.kafka.extra.items()
              if k.startswith(("security.", "sasl.", "ssl."))}
-    return {"bootstrap.servers": settings.kafka.bootstrap_servers, **extra}
+    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers, **extra})
 
 
 def _pipeline(settings: Settings) -> Any:

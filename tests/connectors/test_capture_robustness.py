@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -114,9 +115,32 @@ def test_cli_runs_with_three_variables_serves_metrics_and_stops_gracefully(captu
         assert proc.wait(45) == 0, log.read_text()
         assert capture_db.execute("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "
                                   "FROM pg_replication_slots WHERE slot_name = 'onestop_bridge'")[0][0] >= lsn
+        # One JSON object per line, librdkafka's too (it once printed a CONFWARN of its own).
+        assert [json.loads(line)["level"] for line in log.read_text().splitlines()]
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_cli_with_kafka_unreachable_logs_json_once_a_minute_and_retries(capture_db, tmp_path) -> None:
+    """librdkafka retries a dead broker every ~50 ms; the operator gets a JSON line a minute."""
+    command, env = _cli("--metrics-port", "0", env=capture_db.env(
+        ONESTOP_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", ONESTOP_LOG__FORMAT="json"))
+    log = tmp_path / "capture.log"
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "capture session ended (kafka" in log.read_text(), timeout=60,
+                 message="a Kafka failure ends the session and is retried")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(45) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # nothing but JSON
+    refused = [x for x in lines if x["logger"] == "onestop.kafka" and "Connection refused" in x["msg"]]
+    assert refused and all(x["facility"] == "FAIL" and x["level"] == "ERROR" for x in refused)
+    # Each client (the session's producer, one offsets reader per attempt) at most once.
+    assert len(refused) == len({x["client"] for x in refused}), refused
 
 
 def test_cli_exits_2_naming_a_table_without_primary_key(capture_db, tmp_path) -> None:

@@ -10,8 +10,18 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from bridge.logs import RedactingFilter, redact_text, register_secrets, setup_logging
+from confluent_kafka import Producer
+
+from bridge.logs import (
+    KafkaLog,
+    RedactingFilter,
+    redact_text,
+    register_secrets,
+    setup_logging,
+    with_kafka_log,
+)
 from bridge.settings import LogSettings, Settings
+from waiting import wait_for
 
 
 @pytest.fixture()
@@ -95,3 +105,52 @@ def test_filter_protects_foreign_handlers_too() -> None:
     finally:
         log.removeHandler(handler)
     assert stream.getvalue() == "user 091xxxx678 token [redacted] access_token=[redacted]\n"
+
+
+FAIL = "[thrd:10.0.0.5:9092/bootstrap]: Connect to ipv4#10.0.0.5:9092 failed: Connection refused (after {}ms in state CONNECT)"
+
+
+def _kafka_log() -> tuple[KafkaLog, list[float]]:
+    now = [1000.0]
+    return KafkaLog(window_s=60.0, clock=lambda: now[0]), now
+
+
+def test_librdkafka_lines_become_json_with_facility_and_client(logged: io.StringIO) -> None:
+    kafka_log, _ = _kafka_log()
+    kafka_log.log(40, "%s [%s] %s", "FAIL", "onestop-bridge-capture#producer-1", FAIL.format(0))
+    [line] = lines(logged)
+    assert (line["logger"], line["level"], line["facility"], line["client"]) == (
+        "onestop.kafka", "ERROR", "FAIL", "onestop-bridge-capture#producer-1")
+    assert line["msg"] == FAIL.format(0) and "repeats_not_logged" not in line
+
+
+def test_a_repeated_librdkafka_line_is_logged_once_a_window_with_its_count(logged: io.StringIO) -> None:
+    kafka_log, now = _kafka_log()
+    for i in range(300):  # librdkafka's reconnect attempts: every ~50 ms, "after Nms" varies
+        now[0] = 1000.0 + i * 0.05
+        kafka_log.log(40, "%s [%s] %s", "FAIL", "c#producer-1", FAIL.format(i % 3))
+    assert len(lines(logged)) == 1
+    now[0] = 1000.0 + 60.0
+    kafka_log.log(40, "%s [%s] %s", "FAIL", "c#producer-1", FAIL.format(7))
+    [_, second] = lines(logged)
+    assert second["repeats_not_logged"] == 299 and second["msg"] == FAIL.format(7)
+
+
+def test_other_lines_and_other_clients_are_not_held_back(logged: io.StringIO) -> None:
+    kafka_log, _ = _kafka_log()
+    kafka_log.log(40, "%s [%s] %s", "FAIL", "c#producer-1", FAIL.format(0))
+    kafka_log.log(40, "%s [%s] %s", "FAIL", "c#consumer-2", FAIL.format(0))
+    kafka_log.log(30, "%s [%s] %s", "CONFWARN", "c#producer-1", "[thrd:app]: property x")
+    assert [x["client"] for x in lines(logged)] == ["c#producer-1", "c#consumer-2", "c#producer-1"]
+
+
+def test_a_real_client_prints_nothing_of_its_own(logged: io.StringIO, capfd) -> None:
+    producer = Producer(with_kafka_log({"bootstrap.servers": "127.0.0.1:1",
+                                        "client.id": "logs-format-test"}))
+
+    def reached_the_log() -> bool:
+        producer.poll(0.1)  # hands over librdkafka's queued lines
+        return any(x["logger"] == "onestop.kafka" for x in lines(logged))
+
+    wait_for(reached_the_log, timeout=10, message="librdkafka's connection failure reaches the log")
+    assert "%3|" not in capfd.readouterr().err  # librdkafka's own stderr format
