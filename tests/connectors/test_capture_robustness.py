@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -50,6 +51,42 @@ def test_database_restart_reconnects_and_continues(pg, capture_db, start_capture
     assert _reconnects("connection") > before
     codes = [r.value["after"]["code"] for r in records]
     assert codes.count("AFTER-RESTART") == 1 and "BEFORE-RESTART" in codes
+    capture.stop()
+
+
+def test_a_stalled_broker_holds_the_slot_back_and_loses_nothing(broker, capture_db, start_capture,
+                                                                reader) -> None:
+    """Kafka stops answering mid-stream: the slot is not confirmed past what Kafka has."""
+    capture = start_capture(capture_db.settings())
+    topic = reader()
+    wait_for(lambda: _streaming(capture), timeout=30, message="streaming")
+    conn = capture_db.connect()
+    insert_dossier(conn, "BEFORE-STALL")
+    topic.wait(lambda r: any(x.value and x.value["after"]["code"] == "BEFORE-STALL" for x in r),
+               message="row before the stall")
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(20):
+            insert_dossier(conn, f"DURING-STALL-{i}")
+        (first_unacked,) = capture_db.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")[0]
+        # The connector keeps talking to the server (keepalives, heartbeats) for several
+        # feedback intervals, and must never confirm the stalled rows.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            assert capture_db.confirmed_flush() < first_unacked
+            time.sleep(0.25)
+        assert capture.alive()
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    conn.close()
+    records = topic.wait(lambda r: {f"DURING-STALL-{i}" for i in range(20)} <= {
+        x.value["after"]["code"] for x in r if x.value}, timeout=60, message="rows from the stall")
+    wait_for(lambda: capture_db.confirmed_flush() >= first_unacked, timeout=30,
+             message="slot confirmed once Kafka acknowledged")
+    codes = [x.value["after"]["code"] for x in records if x.value]
+    # The same session and producer throughout: idempotent retries, no replay, no duplicate.
+    assert all(codes.count(f"DURING-STALL-{i}") == 1 for i in range(20)), codes
     capture.stop()
 
 
