@@ -228,7 +228,7 @@ class PgCapture:
             return False
         if mode == "always":
             return True
-        record = self.offsets.load()
+        record = self.offsets.load(stop=self.stop)
         done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
         self._snapshotted = done
         self._switch_lsn = int(record.get("switch_lsn", 0)) if done and record else 0

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import TopicMetadata
 
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
@@ -39,12 +41,11 @@ class OffsetStore:
             "group.id": f"{CONNECTOR_NAME}-offsets-reader", "enable.auto.commit": False,
             "enable.partition.eof": True})
 
-    def load(self, timeout: float = 15.0) -> dict[str, Any] | None:
+    def load(self, timeout: float = 15.0, stop: threading.Event | None = None) -> dict[str, Any] | None:
         """The latest offsets record for this connector, or None if there is none."""
         consumer = Consumer(self._reader_conf)
         try:
-            metadata = consumer.list_topics(self.topic, timeout=timeout)
-            topic = metadata.topics.get(self.topic)
+            topic = self._describe(consumer, timeout, stop)
             if topic is None or topic.error is not None or not topic.partitions:
                 return None
             latest: dict[str, Any] | None = None
@@ -55,6 +56,19 @@ class OffsetStore:
             raise KafkaUnavailable(f"cannot read {self.topic}: {exc}") from exc
         finally:
             consumer.close()
+
+    def _describe(self, consumer: Consumer, timeout: float,
+                  stop: threading.Event | None) -> TopicMetadata | None:
+        """The topic's metadata, asked for a second at a time: while Kafka is unreachable a
+        signal's handler (which stops the connector) runs only between two C calls."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                slice_s = min(1.0, max(0.1, deadline - time.monotonic()))
+                return consumer.list_topics(self.topic, timeout=slice_s).topics.get(self.topic)
+            except KafkaException:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                    raise
 
     def _read_partition(self, consumer: Consumer, partition: int, timeout: float) -> dict[str, Any] | None:
         low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
