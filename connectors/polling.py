@@ -27,7 +27,7 @@ from tenacity import Retrying, retry_if_exception, wait_random_exponential
 from bridge import metrics
 from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
-from connectors.delivery import Delivery, producer_config
+from connectors.delivery import Delivery, KafkaUnavailable, producer_config
 from connectors.envelope import CONNECTOR_VERSION, Column, TableSchema, envelope_bytes
 from connectors.pgcatalog import TableRef
 from connectors.polling_state import PollState
@@ -91,8 +91,10 @@ class PollingCapture:
 
     def _before_sleep(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        metrics.capture_reconnects.labels(reason="connection").inc()
-        log.warning("polling failed (%s); retrying", str(exc).splitlines()[0] if exc else "?")
+        reason = "kafka" if isinstance(exc, (KafkaUnavailable, KafkaException)) else "connection"
+        metrics.capture_reconnects.labels(reason=reason).inc()
+        log.warning("polling failed (%s: %s); retrying", reason,
+                    str(exc).splitlines()[0] if exc else "?")
 
     def _loop(self) -> None:
         while not self.stop.is_set():
@@ -202,7 +204,7 @@ class PollingCapture:
             count += 1
         batch.close(0)
         if not self.delivery.drain(120):
-            raise TransportError("Kafka did not acknowledge a polled page in time")
+            raise KafkaUnavailable("Kafka did not acknowledge a polled page in time")
         self.delivery.acked_position()  # raises DeliveryFailed if a record was refused
         newest = max(_version_dt(r[pt.updated.name]) for r in rows)
         cursor_text, _ = self.state.cursor(pt.name)

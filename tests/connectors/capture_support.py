@@ -13,6 +13,7 @@ from typing import Any
 import psycopg2
 from kafka import KafkaConsumer, TopicPartition
 
+from bridge import metrics
 from bridge.settings import Settings, load_settings
 from waiting import wait_for
 
@@ -174,3 +175,8 @@ def payload(record: Record) -> Any:
 def key_payload(record: Record) -> Any:
     key = record.key
     return key["payload"] if isinstance(key, dict) and "payload" in key else key
+
+
+def reconnects(reason: str) -> float:
+    """onestop_capture_reconnects_total{reason}: sessions ended by that kind of failure."""
+    return metrics.REGISTRY.get_sample_value("onestop_capture_reconnects_total", {"reason": reason}) or 0.0

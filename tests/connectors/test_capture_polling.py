@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from bridge.decode.envelope import decode_value
+from bridge.embedded import free_port
 from bridge.decode.types import decimal_from_base64
 from bridge.settings import load_settings
-from capture_support import TopicReader, insert_dossier
+from capture_support import TopicReader, insert_dossier, reconnects
 from waiting import wait_for
 
 DDL = """CREATE TABLE dossiers (id INTEGER PRIMARY KEY, code TEXT NOT NULL, status SMALLINT NOT NULL,
@@ -106,3 +107,28 @@ def test_polling_postgresql_sees_a_transaction_that_commits_after_a_later_one(
     slow.close()
     conn.close()
     capture.stop()
+
+
+@pytest.mark.services
+def test_polling_keeps_its_cursor_while_kafka_refuses_and_sends_the_rows_later(
+        broker, unique_name, tmp_path, start_capture) -> None:
+    engine = _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    now = datetime.now().replace(microsecond=0)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO dossiers (id, code, status, updated_at) VALUES "
+                             f"(1, 'KD-1', 1, '{now}'), (2, 'KD-2', 1, '{now}')")
+    args = (f"sqlite:///{tmp_path / 'onestop.db'}", unique_name)
+    state = str(tmp_path / "state.sqlite")
+    down = _settings(*args, f"127.0.0.1:{free_port()}", state)
+    down.kafka.extra["message.timeout.ms"] = 1500  # records fail fast instead of in 5 min
+    refused = reconnects("kafka")
+    capture = start_capture(down, mode="polling")
+    wait_for(lambda: reconnects("kafka") > refused, timeout=30, message="Kafka's refusal ends the poll")
+    capture.stop()
+
+    topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossiers")
+    capture = start_capture(_settings(*args, broker.bootstrap, state), mode="polling")
+    records = topic.wait(lambda r: len(r) >= 2, message="the rows Kafka refused, sent again")
+    assert sorted(_codes(records)) == [("r", "KD-1"), ("r", "KD-2")]
+    capture.stop()
+    topic.close()

@@ -18,15 +18,11 @@ from psycopg2.extras import LogicalReplicationConnection
 
 from bridge import metrics
 from bridge.embedded import free_port
-from capture_support import insert_dossier
+from capture_support import insert_dossier, reconnects
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _reconnects(reason: str) -> float:
-    return metrics.REGISTRY.get_sample_value("onestop_capture_reconnects_total", {"reason": reason}) or 0.0
 
 
 def _streaming(capture) -> bool:
@@ -41,14 +37,14 @@ def test_database_restart_reconnects_and_continues(pg, capture_db, start_capture
     insert_dossier(conn, "BEFORE-RESTART")
     topic.wait(lambda r: len(r) >= 1, message="row before the restart")
     conn.close()
-    before = _reconnects("connection")
+    before = reconnects("connection")
     pg.restart(immediate=True)  # crash-stop: connections die without goodbye
     conn = capture_db.connect()
     insert_dossier(conn, "AFTER-RESTART")
     conn.close()
     records = topic.wait(lambda r: any(x.value["after"]["code"] == "AFTER-RESTART" for x in r),
                          timeout=60, message="row written after the restart")
-    assert _reconnects("connection") > before
+    assert reconnects("connection") > before
     codes = [r.value["after"]["code"] for r in records]
     assert codes.count("AFTER-RESTART") == 1 and "BEFORE-RESTART" in codes
     capture.stop()
@@ -101,11 +97,11 @@ def test_stale_walsender_holding_the_slot_is_taken_over(capture_db, start_captur
     holder_pid = holder.info.backend_pid
     wait_for(lambda: capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
                                         (capture_db.name,))[0][0] == holder_pid, message="slot held")
-    busy_before = _reconnects("slot_busy")
+    busy_before = reconnects("slot_busy")
     caplog.set_level(logging.WARNING, logger="onestop.capture")
     capture = start_capture(capture_db.settings(slot_takeover_after_s=2.0))
     wait_for(lambda: _streaming(capture), timeout=40, message="slot taken over")
-    assert _reconnects("slot_busy") > busy_before
+    assert reconnects("slot_busy") > busy_before
     assert any(f"terminated walsender PID {holder_pid}" in r.getMessage() for r in caplog.records)
     conn = capture_db.connect()
     insert_dossier(conn, "AFTER-TAKEOVER")
