@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` so that they never appear in reprs, logs or metric lab
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,10 @@ CANONICAL_COLUMNS = (
 # How to read a schemaless value of a column: epoch units, days, or base64 decimal with scale.
 COLUMN_TYPE_PATTERN = r"^(timestamp_ms|timestamp_us|timestamp_ns|date_days|decimal_base64:\d+)$"
 ColumnType = Annotated[str, Field(pattern=COLUMN_TYPE_PATTERN)]
+
+
+_SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 def _list_from_env(value: Any) -> Any:
@@ -84,6 +89,30 @@ class SourceSettings(Section):
     timezone: str = "Asia/Ho_Chi_Minh"
 
     _split_tables = field_validator("tables", mode="before")(_list_from_env)
+
+    @field_validator("tables")
+    @classmethod
+    def _some_tables(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one table to capture, e.g. public.dossiers")
+        return value
+
+    @field_validator("slot")
+    @classmethod
+    def _slot_name(cls, value: str) -> str:
+        # PostgreSQL's rule: the server refuses any other name, only once the slot is created.
+        if not _SLOT_NAME.fullmatch(value):
+            raise ValueError(f"{value!r}: a replication slot name is 1-63 lower-case letters, "
+                             "digits and underscores")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        # Kafka's legal topic characters, as Debezium's topic.prefix; room for ".schema.table".
+        if not _TOPIC_CHARS.fullmatch(value):
+            raise ValueError(f"{value!r}: a topic prefix is 1-200 of the characters a-z A-Z 0-9 . _ -")
+        return value
 
     @field_validator("status_map")
     @classmethod

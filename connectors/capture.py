@@ -71,6 +71,13 @@ class PgCapture:
             raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN)")
         self.src = src
         self.dsn = src.dsn.get_secret_value()
+        try:
+            psycopg2.extensions.parse_dsn(self.dsn)
+        except psycopg2.ProgrammingError:
+            # Not libpq's message: it quotes the text around the fault, which may be a password.
+            raise ConfigError("source.dsn is not a PostgreSQL connection string (a URI such as "
+                              "postgresql://onestop_capture@db.example:5432/onestop, or "
+                              "key=value pairs)") from None
         self.stop = stop
         conf = producer_config(settings.kafka)
         self.delivery = Delivery(conf, ack_listener=ack_listener)
