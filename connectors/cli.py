@@ -62,7 +62,11 @@ def main(argv: list[str]) -> int:
         if args.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(args.metrics_port, registry=metrics.REGISTRY)
+            try:
+                start_http_server(args.metrics_port, registry=metrics.REGISTRY)
+            except OSError as exc:  # in use: another connector on this host, most likely
+                raise ConfigError(f"cannot serve /metrics on port {args.metrics_port} "
+                                  f"(--metrics-port): {exc.strerror}") from None
         log.info("capture starting (mode %s, tables %s, topic prefix %s)", args.mode,
                  ",".join(settings.source.tables), settings.source.topic_prefix)
         runner.run()

@@ -8,6 +8,8 @@ import threading
 
 from aiohttp import web
 
+from bridge.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,11 @@ class HttpServer:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("HTTP server did not start")
+        if isinstance(self._error, OSError):
+            # A port in use or an address not on this host: the operator's to fix (exit status
+            # 2, no restart loop), not a crash.
+            raise ConfigError(f"cannot listen on {self.host}:{self.port} (http.host, http.port): "
+                              f"{self._error}") from None
         if self._error is not None:
             raise self._error
         log.info("HTTP server listening", extra={"host": self.host, "port": self.port})

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -175,6 +176,19 @@ def test_cli_with_kafka_unreachable_logs_json_once_a_minute_and_retries(capture_
     assert refused and all(x["facility"] == "FAIL" and x["level"] == "ERROR" for x in refused)
     # Each client (the session's producer, one offsets reader per attempt) at most once.
     assert len(refused) == len({x["client"] for x in refused}), refused
+
+
+def test_cli_exits_2_when_its_metrics_port_is_in_use(tmp_path) -> None:
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        command, env = _cli("--metrics-port", str(port), env={
+            "ONESTOP_SOURCE__DSN": "postgresql://onestop_capture@127.0.0.1:1/onestop"})
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot serve /metrics on port {port} (--metrics-port)" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_exits_2_naming_a_table_without_primary_key(capture_db, tmp_path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,19 @@ def test_kafka_clients_get_their_own_settings() -> None:
     assert consumer["session.timeout.ms"] == 6000
     assert "session.timeout.ms" not in producer and producer["security.protocol"] == "SASL_SSL"
     assert producer["acks"] == "all" and producer["enable.idempotence"] is True
+
+
+def test_http_port_in_use_is_a_configuration_error(tmp_path) -> None:
+    """Exit status 2 (the systemd unit does not restart on it), one line, no traceback."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config = tmp_path / "bridge.toml"
+        config.write_text(f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n'
+                          f'[http]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "bridge.run", "--config", str(config)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"onestop-bridge run: cannot listen on 127.0.0.1:{port} (http.host, http.port)" in result.stderr
+    assert "Traceback" not in result.stderr
