@@ -30,11 +30,11 @@ class Topics:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def partitions(self, topic: str) -> int | None:
+    def partitions(self, topic: str, timeout_s: float | None = None) -> int | None:
         with self._lock:
             if topic in self._counts:
                 return self._counts[topic]
-        found = self.metadata().topics.get(topic)
+        found = self.metadata(timeout_s).topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             return None
         with self._lock:
@@ -64,7 +64,9 @@ class Topics:
         while not stop.is_set():
             beat()
             try:
-                count = self.partitions(topic)
+                # A second at a time: the signal handler that sets `stop` runs only between
+                # C calls, so a long metadata wait on an unreachable broker delays shutdown.
+                count = self.partitions(topic, timeout_s=1.0)
             except KafkaException as exc:
                 count = None
                 if time.monotonic() - last_log > log_every_s:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from bridge.embedded import free_port
 from bridge.run import consumer_config, main, producer_config
 from bridge.settings import load_settings
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +65,23 @@ def test_http_port_in_use_is_a_configuration_error(tmp_path) -> None:
     assert result.returncode == 2, result.stderr
     assert f"onestop-bridge run: cannot listen on 127.0.0.1:{port} (http.host, http.port)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigterm_while_kafka_is_unreachable_stops_within_seconds(tmp_path) -> None:
+    """The bridge asks for metadata a second at a time while it waits for Kafka."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESTOP_")}
+    env.update(ONESTOP_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", ONESTOP_HTTP__PORT="0",
+               ONESTOP_LEDGER__URL=f"sqlite:///{tmp_path / 'ledger.db'}")
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.run"], cwd=ROOT, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "broker not reachable yet" in log.read_text(), timeout=60,
+                 message="the first metadata request failed")
+        time.sleep(1.5)  # into the next request: it used to last 10 s
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert '"msg": "bridge stopped"' in log.read_text()
