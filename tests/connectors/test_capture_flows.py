@@ -122,6 +122,31 @@ def test_add_column_mid_stream_appears_in_after(capture_db, start_capture, reade
     capture.stop()
 
 
+def test_drop_column_and_a_primary_key_change_mid_stream(capture_db, start_capture, reader) -> None:
+    """debezium.md §4 problem 9: no DDL in pgoutput; the next Relation message tells."""
+    conn = capture_db.connect()
+    capture = start_capture(capture_db.settings())
+    topic = reader()
+    topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    old = insert_dossier(conn, "K-1", note="Bổ sung bản sao CCCD")
+    topic.wait(lambda r: len(r) >= 1, message="first row")
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE dossiers DROP COLUMN note")
+        cur.execute("UPDATE dossiers SET id = %s, status = 2 WHERE id = %s", (old + 1000, old))
+    records = topic.wait(lambda r: len(r) >= 4, message="delete, tombstone, create")
+    by_key: dict[int, list] = {}
+    for r in records:
+        by_key.setdefault(r.key["id"], []).append(r.value)
+    created, deleted, tombstone = by_key[old]  # one key: one partition, in order
+    assert (created["op"], created["after"]["note"]) == ("c", "Bổ sung bản sao CCCD")
+    assert deleted["op"] == "d" and deleted["before"] == {"id": old} and tombstone is None
+    [moved] = by_key[old + 1000]
+    assert moved["op"] == "c" and moved["after"]["id"] == old + 1000 and moved["after"]["status"] == 2
+    assert "note" not in moved["after"]
+    conn.close()
+    capture.stop()
+
+
 def test_table_without_primary_key_is_a_clear_startup_error(capture_db) -> None:
     capture_db.execute("CREATE TABLE history (dossier_id bigint, status smallint)")
     import threading
