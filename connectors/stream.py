@@ -24,7 +24,7 @@ from psycopg2.extras import ReplicationCursor
 
 from bridge import metrics
 from connectors import pgoutput as po
-from connectors.delivery import Batch, Delivery
+from connectors.delivery import Batch, Delivery, Headers
 from connectors.envelope import (
     CONNECTOR_VERSION,
     Column,
@@ -44,6 +44,8 @@ log = logging.getLogger("onestop.capture.stream")
 FEEDBACK_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 5.0
 BURST = 512
+NEW_KEY_HEADER = "__debezium.newkey"  # on the delete of a primary-key change
+OLD_KEY_HEADER = "__debezium.oldkey"  # on the create
 
 
 @dataclass
@@ -184,21 +186,24 @@ class Streamer:
             return
         if change.op == "u" and before is not None and rel.schema.key_columns:
             key = rel.schema.key_of
-            if key(before) != key(change.new):  # type: ignore[arg-type]
-                # Primary-key change: Debezium's delete (+ tombstone) of the old key, create of the new.
-                self._emit(rel, "d", before, None, lsn)
-                self._emit(rel, "c", None, change.new, lsn)
+            old_key, new_key = key(before), key(change.new)  # type: ignore[arg-type]
+            if old_key != new_key:
+                # Primary-key change: Debezium's delete (+ tombstone) of the old key and create
+                # of the new, each naming the other key in a header (debezium.md §1.4).
+                # The key's payload as JSON (a schemaless record key), as Debezium's string header.
+                self._emit(rel, "d", before, None, lsn, [(NEW_KEY_HEADER, dumps(new_key))])
+                self._emit(rel, "c", None, change.new, lsn, [(OLD_KEY_HEADER, dumps(old_key))])
                 return
         self._emit(rel, change.op, before, change.new, lsn)
 
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
-              after: dict[str, Any] | None, lsn: int) -> None:
+              after: dict[str, Any] | None, lsn: int, headers: Headers | None = None) -> None:
         schema = rel.schema
         key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
         self.delivery.send(self.batch, schema.topic, key,
-                           self._transaction(rel).event(before, after, op, lsn), rel.labels[op])
-        if op == "d" and key is not None:
-            self.delivery.send(self.batch, schema.topic, key, None)  # tombstone for compaction
+                           self._transaction(rel).event(before, after, op, lsn), rel.labels[op], headers)
+        if op == "d" and key is not None:  # tombstone for compaction
+            self.delivery.send(self.batch, schema.topic, key, None, None, headers)
 
     def _transaction(self, rel: _Rel) -> TransactionEvents:
         events = self._events.get(rel)

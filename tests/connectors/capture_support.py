@@ -119,6 +119,7 @@ class Record:
     key: Any
     value: Any
     raw_value: bytes | None = field(repr=False, default=None)
+    headers: dict[str, bytes] = field(default_factory=dict)
 
 
 class TopicReader:
@@ -150,7 +151,8 @@ class TopicReader:
         for records in self.consumer.poll(timeout_ms=200, max_records=20000).values():
             for r in records:
                 fresh.append(Record(r.partition, r.offset, json.loads(r.key) if r.key else None,
-                                    json.loads(r.value) if r.value is not None else None, r.value))
+                                    json.loads(r.value) if r.value is not None else None, r.value,
+                                    dict(r.headers or [])))
         self.records.extend(fresh)
         return fresh
 

@@ -13,6 +13,7 @@ from bridge.errors import ConfigError
 from bridge.model import UNAVAILABLE
 from capture_support import insert_dossier
 from connectors.capture import PgCapture
+from waiting import wait_for
 
 pytestmark = pytest.mark.services
 
@@ -123,7 +124,8 @@ def test_add_column_mid_stream_appears_in_after(capture_db, start_capture, reade
 
 
 def test_drop_column_and_a_primary_key_change_mid_stream(capture_db, start_capture, reader) -> None:
-    """debezium.md §4 problem 9: no DDL in pgoutput; the next Relation message tells."""
+    """debezium.md §4 problem 9 (no DDL in pgoutput: the next Relation message tells) and
+    §1.4 (a key change is a delete of the old key and a create of the new, with headers)."""
     conn = capture_db.connect()
     capture = start_capture(capture_db.settings())
     topic = reader()
@@ -136,13 +138,18 @@ def test_drop_column_and_a_primary_key_change_mid_stream(capture_db, start_captu
     records = topic.wait(lambda r: len(r) >= 4, message="delete, tombstone, create")
     by_key: dict[int, list] = {}
     for r in records:
-        by_key.setdefault(r.key["id"], []).append(r.value)
+        by_key.setdefault(r.key["id"], []).append(r)
     created, deleted, tombstone = by_key[old]  # one key: one partition, in order
-    assert (created["op"], created["after"]["note"]) == ("c", "Bổ sung bản sao CCCD")
-    assert deleted["op"] == "d" and deleted["before"] == {"id": old} and tombstone is None
+    assert (created.value["op"], created.value["after"]["note"]) == ("c", "Bổ sung bản sao CCCD")
+    assert deleted.value["op"] == "d" and deleted.value["before"] == {"id": old}
+    assert tombstone.value is None
+    new_key = f'{{"id":{old + 1000}}}'.encode()
+    assert deleted.headers == tombstone.headers == {"__debezium.newkey": new_key}
     [moved] = by_key[old + 1000]
-    assert moved["op"] == "c" and moved["after"]["id"] == old + 1000 and moved["after"]["status"] == 2
-    assert "note" not in moved["after"]
+    assert moved.value["op"] == "c" and moved.value["after"]["id"] == old + 1000
+    assert moved.value["after"]["status"] == 2 and "note" not in moved.value["after"]
+    assert moved.headers == {"__debezium.oldkey": f'{{"id":{old}}}'.encode()}
+    assert created.headers == {}
     conn.close()
     capture.stop()
 
@@ -157,6 +164,31 @@ def test_table_without_primary_key_is_a_clear_startup_error(capture_db) -> None:
     assert "public.history has no primary key" in str(err.value)
     assert "ALTER TABLE public.history REPLICA IDENTITY FULL" in str(err.value)
     assert capture_db.execute("SELECT count(*) FROM pg_publication")[0][0] == 0
+
+
+def test_table_without_primary_key_under_replica_identity_full_streams_whole_rows(
+        capture_db, start_capture, reader) -> None:
+    """debezium.md §4 problem 10: the guidance works — null keys, a `before` with every
+    column for updates and deletes, and no tombstone (there is no key to compact)."""
+    capture_db.execute("CREATE TABLE history (dossier_id bigint, status smallint, note text); "
+                       "ALTER TABLE history REPLICA IDENTITY FULL")
+    capture = start_capture(capture_db.settings(tables=["public.history"]))
+    topic = reader(f"{capture_db.name}.public.history")
+    wait_for(lambda: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    capture_db.execute("INSERT INTO history VALUES (7, 1, 'tiếp nhận')")
+    capture_db.execute("UPDATE history SET status = 2 WHERE dossier_id = 7")
+    capture_db.execute("DELETE FROM history WHERE dossier_id = 7")
+    records = topic.wait(lambda r: len(r) >= 3, message="c, u, d")
+    assert [r.key for r in records] == [None, None, None]
+    # Without a key the partitioner spreads the rows: their order is the source's, by LSN.
+    created, updated, deleted = sorted((r.value for r in records), key=lambda v: v["source"]["lsn"])
+    assert [created["op"], updated["op"], deleted["op"]] == ["c", "u", "d"]
+    assert updated["before"] == {"dossier_id": 7, "status": 1, "note": "tiếp nhận"}
+    assert updated["after"] == {"dossier_id": 7, "status": 2, "note": "tiếp nhận"}
+    assert deleted["before"] == {"dossier_id": 7, "status": 2, "note": "tiếp nhận"}
+    wait_for(lambda: not topic.poll() and capture.alive(), timeout=5, message="quiet")
+    assert len(topic.records) == 3  # no tombstone after the delete
+    capture.stop()
 
 
 def test_existing_publication_missing_a_table_says_what_to_run(capture_db) -> None:
