@@ -189,8 +189,7 @@ class Streamer:
             old_key, new_key = key(before), key(change.new)  # type: ignore[arg-type]
             if old_key != new_key:
                 # Primary-key change: Debezium's delete (+ tombstone) of the old key and create
-                # of the new, each naming the other key in a header (debezium.md §1.4).
-                # The key's payload as JSON (a schemaless record key), as Debezium's string header.
+                # of the new, each naming the other key's payload, as JSON, in a header (§1.4).
                 self._emit(rel, "d", before, None, lsn, [(NEW_KEY_HEADER, dumps(new_key))])
                 self._emit(rel, "c", None, change.new, lsn, [(OLD_KEY_HEADER, dumps(old_key))])
                 return
