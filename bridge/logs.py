@@ -164,11 +164,13 @@ class KafkaLog:
     Without a `logger`, librdkafka prints its own format (``%3|…|FAIL|…``) on stderr, in
     the middle of the JSON stream operators parse, and while a broker is down that is a
     line per reconnect attempt per client (hundreds a minute). Given as a client's
-    ``logger``, confluent-kafka hands us the lines when the client is polled. A line that
-    differs only in its numbers ("after 0ms") from one logged less than `window_s` ago is
-    counted instead, and the count is carried by its next logged occurrence.
+    ``logger``, confluent-kafka hands us the lines when the client is polled. A line equal,
+    but for its numbers ("after 0ms") and librdkafka's own ", 3 identical error(s)
+    suppressed", to one logged less than `window_s` ago is counted instead, and the count is
+    carried by its next logged occurrence.
     """
 
+    _SUPPRESSED = re.compile(r", \d+ identical error\(s\) suppressed")
     _NUMBERS = re.compile(r"\d+")
 
     def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -179,7 +181,7 @@ class KafkaLog:
 
     def log(self, level: int, _format: str, facility: str, client: str, text: str) -> None:
         """The method confluent-kafka calls: ``log(level, "%s [%s] %s", fac, name, buf)``."""
-        key = (facility, client, self._NUMBERS.sub("#", text))
+        key = (facility, client, self._NUMBERS.sub("#", self._SUPPRESSED.sub("", text)))
         now = self._clock()
         with self._lock:
             logged_at, held = self._last.get(key, (None, 0))
