@@ -26,7 +26,7 @@ from bridge import metrics
 from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
 from connectors import pgcatalog as cat
-from connectors.delivery import AckListener, Delivery, DeliveryFailed, KafkaUnavailable, producer_config
+from connectors.delivery import AckListener, Delivery, DeliveryFailed, kafka_failure, producer_config
 from connectors.offsets import OffsetStore
 from connectors.pgoutput import int_to_lsn
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
@@ -56,7 +56,7 @@ def _transient(exc: BaseException) -> bool:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, SlotBusy):
         return "slot_busy"
-    if isinstance(exc, (KafkaUnavailable, KafkaException)):
+    if kafka_failure(exc):
         return "kafka"
     if isinstance(exc, SnapshotAborted):
         return "snapshot"

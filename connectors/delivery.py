@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from bridge import metrics
 from bridge.errors import TransportError
@@ -35,6 +35,11 @@ class KafkaUnavailable(TransportError):
 
 class DeliveryFailed(KafkaUnavailable):
     """Kafka refused or timed out a record: replay from the last confirmed position."""
+
+
+def kafka_failure(exc: BaseException | None) -> bool:
+    """Kafka, not the source, ended the session: what `reconnects{reason="kafka"}` counts."""
+    return isinstance(exc, (KafkaUnavailable, KafkaException))
 
 
 class Batch:

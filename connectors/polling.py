@@ -27,7 +27,7 @@ from tenacity import Retrying, retry_if_exception, wait_random_exponential
 from bridge import metrics
 from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
-from connectors.delivery import Delivery, KafkaUnavailable, producer_config
+from connectors.delivery import Delivery, KafkaUnavailable, kafka_failure, producer_config
 from connectors.envelope import CONNECTOR_VERSION, Column, TableSchema, envelope_bytes
 from connectors.pgcatalog import TableRef
 from connectors.polling_state import PollState
@@ -91,7 +91,7 @@ class PollingCapture:
 
     def _before_sleep(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        reason = "kafka" if isinstance(exc, (KafkaUnavailable, KafkaException)) else "connection"
+        reason = "kafka" if kafka_failure(exc) else "connection"
         metrics.capture_reconnects.labels(reason=reason).inc()
         log.warning("polling failed (%s: %s); retrying", reason,
                     str(exc).splitlines()[0] if exc else "?")
