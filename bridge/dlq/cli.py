@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onestop-bridge dlq: {exc}", file=sys.stderr)
         return 2
     topic = args.topic or settings.source.topic + settings.kafka.dlq_topic_suffix
-    records = list(read_topic(_kafka(settings), topic, _pipeline(settings)))
+    records = list(read_topic(reader_config(settings), topic, _pipeline(settings)))
     if args.command == "show":
         return _show(records, args.position)
     filters = Filters(args.kind, args.error, args.dossier, args.since, args.until)
@@ -85,10 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     return _replay(settings, selected, args)
 
 
-def _kafka(settings: Settings) -> dict[str, Any]:
-    extra = {k: v for k, v in settings.kafka.extra.items()
-             if k.startswith(("security.", "sasl.", "ssl."))}
-    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers, **extra})
+def reader_config(settings: Settings) -> dict[str, Any]:
+    """The DLQ reader's client settings: `kafka.extra` as `run` and `capture` take it, so a
+    cluster that needs, say, `client.dns.lookup` is reachable by this tool too."""
+    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                           **settings.kafka.extra_for("consumer")})
+
+
+def replay_producer_config(settings: Settings) -> dict[str, Any]:
+    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                           **settings.kafka.extra_for("producer"),
+                           "acks": "all", "enable.idempotence": True})
 
 
 def _pipeline(settings: Settings) -> Any:
@@ -146,7 +153,7 @@ def _replay(settings: Settings, records: list[DlqRecord], args: argparse.Namespa
     if not args.dry_run:
         from confluent_kafka import Producer
 
-        producer = Producer({**_kafka(settings), "acks": "all", "enable.idempotence": True})
+        producer = Producer(replay_producer_config(settings))
     try:
         result = replay(records, producer, settings.source.topic, dry_run=args.dry_run,
                         audit=audit.write, progress=Progress(len(records)))

@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
+from bridge.dlq.cli import reader_config, replay_producer_config
 from bridge.run import admin_config, consumer_config, producer_config
 from bridge.settings import load_settings
 from connectors.delivery import producer_config as capture_producer_config
@@ -56,6 +57,8 @@ CLIENTS = {
     "bridge admin": (AdminClient, admin_config),
     "capture producer": (Producer, lambda s: capture_producer_config(s.kafka)),
     "capture offsets reader": (Consumer, _capture_reader_config),
+    "dlq reader": (Consumer, lambda s: {**reader_config(s), "group.id": "onestop-dlq-reader"}),
+    "dlq replay producer": (Producer, replay_producer_config),
 }
 
 
@@ -79,3 +82,14 @@ def test_the_check_itself_sees_a_warning() -> None:
     lines = _log_lines(Consumer, {"bootstrap.servers": UNREACHABLE, "group.id": "g",
                                   "linger.ms": 5})
     assert any("CONFWARN" in line and "producer property" in line for line in lines)
+
+
+def test_the_dlq_tool_reaches_the_cluster_the_way_run_and_capture_do() -> None:
+    """It used to pass on only security./sasl./ssl. keys: with a cluster that needs any
+    other client setting, `run` and `capture` worked and the DLQ tool could not connect."""
+    settings = _settings()
+    reader, replay = reader_config(settings), replay_producer_config(settings)
+    assert reader["socket.keepalive.enable"] is replay["socket.keepalive.enable"] is True
+    assert reader["fetch.wait.max.ms"] == 20 and "linger.ms" not in reader
+    assert replay["linger.ms"] == 50 and "session.timeout.ms" not in replay
+    assert replay["acks"] == "all" and replay["enable.idempotence"] is True
