@@ -153,6 +153,8 @@ class PgCapture:
             tables = cat.check_tables(catalog, self.src.tables)
             cat.ensure_publication(catalog, self.src.publication, tables)
             db = catalog.info.dbname
+            if self.src.snapshot_mode != "no_data":  # where a snapshot's completion is recorded
+                self.offsets.prepare(stop=self.stop)
             repl = self.connect(replication=True)
             cursor = repl.cursor()
             start, switch = self._prepare_slot(catalog, cursor, tables, db)

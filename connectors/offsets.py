@@ -7,8 +7,12 @@ position itself is not stored here: it is the replication slot's confirmed_flush
 advanced only for acknowledged transactions.
 
 Record layout follows Kafka Connect's offset topic: key ``["onestop-capture",
-{"server": <prefix>}]``, value a JSON object. The latest record for the key wins; the
-topic should be compacted in production (it receives a handful of records per slot).
+{"server": <prefix>}]``, value a JSON object. The latest record for the key wins.
+
+Like Kafka Connect's internal topics, the topic is created compacted (one partition, the
+broker's replication factor) and an existing one must keep its records: under a
+time-based `cleanup.policy=delete` (what auto-creation gives, 7 days by default) the
+completion record expires, and the first restart after that snapshots every table again.
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import TopicMetadata
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
 
+from bridge.errors import ConfigError
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
 from connectors.delivery import KafkaUnavailable
 
 log = logging.getLogger("onestop.capture.offsets")
 CONNECTOR_NAME = "onestop-capture"
+KAFKA_DEFAULT_RETENTION_MS = 604_800_000  # what a topic without its own retention.ms keeps
 
 
 class OffsetStore:
@@ -40,6 +46,72 @@ class OffsetStore:
             **kafka.extra_for("consumer"),
             "group.id": f"{CONNECTOR_NAME}-offsets-reader", "enable.auto.commit": False,
             "enable.partition.eof": True})
+        self._admin_conf = with_kafka_log({"bootstrap.servers": kafka.bootstrap_servers,
+                                           "client.id": producer_conf["client.id"],
+                                           **kafka.extra_for("producer")})
+        self._prepared = False
+
+    def prepare(self, timeout: float = 15.0, stop: threading.Event | None = None) -> None:
+        """Create the topic compacted if it is missing; refuse one whose record would expire.
+
+        Raises KafkaUnavailable while Kafka cannot be reached, ConfigError for a topic that
+        deletes old records or cannot be created.
+        """
+        if self._prepared:
+            return
+        consumer = Consumer(self._reader_conf)
+        try:
+            topic = self._describe(consumer, timeout, stop)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"cannot describe {self.topic}: {exc}") from exc
+        finally:
+            consumer.close()
+        admin = AdminClient(self._admin_conf)
+        if topic is None or (topic.error is not None
+                             and topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            self._create(admin, timeout)
+        elif topic.error is not None:
+            raise KafkaUnavailable(f"cannot describe {self.topic}: {topic.error}")
+        else:
+            self._check_retention(admin, timeout)
+        self._prepared = True
+
+    def _create(self, admin: AdminClient, timeout: float) -> None:
+        new = NewTopic(self.topic, num_partitions=1, replication_factor=-1,
+                       config={"cleanup.policy": "compact"})
+        try:
+            admin.create_topics([new], request_timeout=timeout)[self.topic].result(timeout)
+            log.info("created topic %s (compacted, 1 partition)", self.topic)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                self._check_retention(admin, timeout)  # created meanwhile, by whom and how?
+                return
+            if isinstance(error, KafkaError) and error.retriable():
+                raise KafkaUnavailable(f"cannot create {self.topic}: {exc}") from exc
+            raise ConfigError(
+                f"cannot create topic {self.topic} ({exc}); create it compacted: kafka-topics.sh "
+                f"--create --topic {self.topic} --partitions 1 --config cleanup.policy=compact"
+            ) from None
+
+    def _check_retention(self, admin: AdminClient, timeout: float) -> None:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self.topic)
+        try:
+            configs = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+        except KafkaException as exc:  # e.g. no DescribeConfigs permission: say so, go on
+            log.warning("cannot check that topic %s keeps its records (%s): it must be compacted, "
+                        "or the snapshot is redone once its record expires", self.topic, exc)
+            return
+        policy = configs["cleanup.policy"].value if "cleanup.policy" in configs else "delete"
+        retention = configs["retention.ms"].value if "retention.ms" in configs else None
+        retention_ms = int(retention) if retention else KAFKA_DEFAULT_RETENTION_MS
+        if {p.strip() for p in policy.split(",")} == {"compact"} or retention_ms < 0:
+            return
+        raise ConfigError(
+            f"topic {self.topic} deletes records after {retention_ms / 86_400_000:g} days "
+            f"(cleanup.policy={policy}): the snapshot-completion record would expire and the next "
+            f"restart would snapshot every table again. Make it compacted: kafka-configs.sh --alter "
+            f"--entity-type topics --entity-name {self.topic} --add-config cleanup.policy=compact")
 
     def load(self, timeout: float = 15.0, stop: threading.Event | None = None) -> dict[str, Any] | None:
         """The latest offsets record for this connector, or None if there is none."""
