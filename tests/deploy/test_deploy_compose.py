@@ -141,8 +141,10 @@ def test_kafka_init_creates_the_topics_the_bridge_uses(services: dict[str, dict[
     script = services["kafka-init"]["command"][0]
     created = set(re.findall(r"--topic (\S+)", script))
     topic = settings.source.topic
+    offsets = f"{settings.source.topic_prefix}.offsets"  # the builtin connector's (compacted)
     assert created == {topic, topic + settings.kafka.retry_topic_suffix,
-                       topic + settings.kafka.dlq_topic_suffix}
+                       topic + settings.kafka.dlq_topic_suffix, offsets}
+    assert re.search(rf"--topic {re.escape(offsets)} .*--config cleanup.policy=compact\n", script)
 
 
 def test_stop_grace_period_covers_the_graceful_shutdown(services: dict[str, dict[str, Any]]) -> None:
