@@ -27,7 +27,7 @@ from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
 from connectors import pgcatalog as cat
 from connectors.delivery import AckListener, Delivery, DeliveryFailed, kafka_failure, producer_config
-from connectors.offsets import OffsetStore
+from connectors.offsets import ConfirmLimit, OffsetStore
 from connectors.pgoutput import int_to_lsn
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
 from connectors.stream import Streamer, StreamOptions
@@ -82,6 +82,7 @@ class PgCapture:
         conf = producer_config(settings.kafka)
         self.delivery = Delivery(conf, ack_listener=ack_listener)
         self.offsets = OffsetStore(settings.kafka, conf, src.topic_prefix)
+        self.limit = ConfirmLimit(self.offsets, enabled=src.snapshot_mode != "no_data")
         self._snapshotted = False
         self._switch_lsn = 0
         self._busy_since: float | None = None
@@ -163,7 +164,7 @@ class PgCapture:
                                  self.src.heartbeat_table,
                                  tables=frozenset(str(t.ref) for t in tables),
                                  messages=cat.server_version(catalog) >= 140000)
-            streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop)
+            streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop, self.limit)
             try:
                 self._streaming_since = time.monotonic()
                 streamer.run(start, switch)
@@ -225,8 +226,11 @@ class PgCapture:
     def _snapshot(self, name: str, point: int, tables: list[cat.TableInfo], db: str) -> None:
         read_tables(self.connect, name, tables, point, self.src.topic_prefix, db,
                     self.src.schemas_enable, self.delivery, self.stop)
+        # The slot is at or before the snapshot's point: that is its first confirmation bound.
         self.offsets.save({"slot": self.src.slot, "snapshot_completed": True, "switch_lsn": point,
-                           "switch_lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000})
+                           "switch_lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000,
+                           "confirm_limit": point, "confirm_limit_text": int_to_lsn(point)})
+        self.limit.loaded(self.offsets.record)
         self._snapshotted, self._switch_lsn = True, point
 
     def _needs_snapshot(self, state: cat.SlotState | None) -> bool:
@@ -234,21 +238,38 @@ class PgCapture:
         if mode == "no_data":
             return False
         if self._snapshotted and state is not None:
-            return False
+            return self._slot_moved(state)
         if mode == "always":
             return True
         record = self.offsets.load(stop=self.stop)
         done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
         self._snapshotted = done
         self._switch_lsn = int(record.get("switch_lsn", 0)) if done and record else 0
-        if done and state is None:
+        if not done:
+            if state is not None:
+                log.warning("slot %s exists but no completed snapshot is recorded in %s: "
+                            "redoing the snapshot", self.src.slot, self.offsets.topic)
+            return True
+        self.limit.loaded(record)
+        if state is None:
             log.error("snapshot was completed earlier but slot %s is gone (dropped, or lost in a "
                       "failover): changes made meanwhile cannot be streamed; snapshotting again",
                       self.src.slot)
-        elif not done and state is not None:
-            log.warning("slot %s exists but no completed snapshot is recorded in %s: "
-                        "redoing the snapshot", self.src.slot, self.offsets.topic)
-        return not done or state is None
+            return True
+        return self._slot_moved(state)
+
+    def _slot_moved(self, state: cat.SlotState) -> bool:
+        """The slot is past every bound this connector let it be confirmed to
+        (offsets.ConfirmLimit): someone else created or advanced it, and what it skipped
+        is missing from Kafka. A new snapshot publishes the current rows."""
+        if not self.limit.passed_by(state.confirmed_flush):
+            return False
+        log.error("replication slot %s is at %s, past %s, the furthest this connector let it be "
+                  "confirmed: it was re-created (by hand, or at a failover) or advanced by someone "
+                  "else, and changes it skipped cannot be streamed; snapshotting again",
+                  self.src.slot, int_to_lsn(state.confirmed_flush or 0), int_to_lsn(self.limit.acked))
+        self._snapshotted = False
+        return True
 
     def _free(self, catalog: Any, state: cat.SlotState) -> None:
         """A walsender still holds the slot: wait for it, terminate it once it is stale."""

@@ -4,7 +4,9 @@ Why Kafka and not a local file: the record then lives and dies with the data it
 describes (a wiped cluster means "snapshot again", which is exactly right), and a
 container restarted without a volume does not redo a finished snapshot. The streaming
 position itself is not stored here: it is the replication slot's confirmed_flush_lsn,
-advanced only for acknowledged transactions.
+advanced only for acknowledged transactions. What is stored is a bound on it
+(`ConfirmLimit`): the slot is never confirmed past the last bound Kafka acknowledged, so a
+slot found ahead of it was moved, or re-created, by someone else.
 
 Record layout follows Kafka Connect's offset topic: key ``["onestop-capture",
 {"server": <prefix>}]``, value a JSON object. The latest record for the key wins.
@@ -21,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -29,7 +32,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMe
 from bridge.errors import ConfigError
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
-from connectors.delivery import KafkaUnavailable
+from connectors.delivery import ANY_PARTITION, KafkaUnavailable
+from connectors.pgoutput import int_to_lsn
 
 log = logging.getLogger("onestop.capture.offsets")
 CONNECTOR_NAME = "onestop-capture"
@@ -50,6 +54,7 @@ class OffsetStore:
                                            "client.id": producer_conf["client.id"],
                                            **kafka.extra_for("producer")})
         self._prepared = False
+        self.record: dict[str, Any] | None = None  # the latest one read or written
 
     def prepare(self, timeout: float = 15.0, stop: threading.Event | None = None) -> None:
         """Create the topic compacted if it is missing; refuse one whose record would expire.
@@ -123,6 +128,7 @@ class OffsetStore:
             latest: dict[str, Any] | None = None
             for partition in topic.partitions:
                 latest = self._read_partition(consumer, partition, timeout) or latest
+            self.record = latest
             return latest
         except KafkaException as exc:
             raise KafkaUnavailable(f"cannot read {self.topic}: {exc}") from exc
@@ -147,24 +153,35 @@ class OffsetStore:
                                                    timeout=timeout)
         if high <= low:
             return None
-        consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)])
-        latest = None
+        # The last record is ours in a topic of its own: no need to read a long history of bounds.
+        seen, latest = self._scan(consumer, partition, high - 1, high, timeout)
+        if not seen:
+            seen, latest = self._scan(consumer, partition, OFFSET_BEGINNING, high, timeout)
+        return latest
+
+    def _scan(self, consumer: Consumer, partition: int, start: int, high: int,
+              timeout: float) -> tuple[bool, dict[str, Any] | None]:
+        """(seen, value) of this connector's last record in [start, high); a tombstone (how
+        an operator deletes the record) counts as none."""
+        consumer.assign([TopicPartition(self.topic, partition, start)])
+        seen, latest = False, None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == -191:  # _PARTITION_EOF
+            error, value, offset = msg.error(), msg.value(), msg.offset()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     break
-                raise KafkaUnavailable(f"reading {self.topic}: {msg.error()}")
-            if msg.key() == self.key and msg.value():
-                latest = json.loads(msg.value())
-            if msg.offset() >= high - 1:
+                raise KafkaUnavailable(f"reading {self.topic}: {error}")
+            if msg.key() == self.key:
+                seen, latest = True, json.loads(value) if value else None
+            if offset is not None and offset >= high - 1:
                 break
         else:
             raise KafkaUnavailable(f"timed out reading {self.topic}[{partition}]")
-        return latest
+        return seen, latest
 
     def save(self, value: dict[str, Any], timeout: float = 30.0) -> None:
         """Write synchronously: returns only once Kafka acknowledged the record."""
@@ -175,4 +192,83 @@ class OffsetStore:
         remaining = producer.flush(timeout)
         if remaining or errors[0] is not None:
             raise KafkaUnavailable(f"could not write {self.topic}: {errors or 'timeout'}")
+        self.record = value
         log.info("offsets saved to %s: %s", self.topic, value)
+
+    def save_limit(self, producer: Producer, limit: int, on_done: Callable[[int | None], None]) -> None:
+        """Without waiting: the latest record with a new confirmation bound. `on_done(limit)`
+        once Kafka has it, `on_done(None)` if it refused; `producer` is the connector's own,
+        whose callbacks the stream polls."""
+        value = {**(self.record or {}), "confirm_limit": limit, "confirm_limit_text": int_to_lsn(limit)}
+
+        def report(err: KafkaError | None, _msg: Any) -> None:
+            if err is None:
+                self.record = value
+            else:
+                log.warning("could not write the confirmation bound to %s: %s", self.topic, err)
+            on_done(None if err else limit)
+
+        producer.produce(self.topic, json.dumps(value).encode(), self.key, ANY_PARTITION, report)
+
+
+class ConfirmLimit:
+    """How far the replication slot may be confirmed: a bound Kafka holds before the slot
+    is told.
+
+    A slot re-created under the connector's name — by hand, or at a failover by Patroni's
+    permanent slots (PostgreSQL ≤ 16 does not copy logical slots to standbys) — starts at
+    the server's position of that moment, and the changes made in between would be missing
+    from Kafka without a trace (debezium.md §4, problem 4). Confirming only up to a bound
+    written first makes that visible: our slot is never ahead of the last acknowledged bound.
+    """
+
+    ANSWER_WITHIN_S = 30.0  # a bound unanswered this long (producer replaced) is asked again
+
+    def __init__(self, store: OffsetStore, enabled: bool = True) -> None:
+        self.store = store
+        self.enabled = enabled  # snapshot_mode=no_data keeps no record to hold the bound
+        self.acked = 0  # the bound Kafka has; 0 = none known
+        self._asked_at: float | None = None  # while a bound is on its way
+
+    def loaded(self, record: dict[str, Any] | None) -> None:
+        """The bound of a record read at start-up or written after a snapshot. One written by
+        an earlier version has none: nothing is known until the first bound is written."""
+        self.acked = int((record or {}).get("confirm_limit") or 0)
+
+    def passed_by(self, slot_position: int | None) -> bool:
+        """The slot is ahead of every bound this connector wrote: someone else moved it."""
+        return self.enabled and self.acked > 0 and slot_position is not None and slot_position > self.acked
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.store.record is not None
+
+    def allow(self, position: int, producer: Producer) -> int:
+        """`position` capped at the acknowledged bound; when it passes the bound, asks Kafka
+        to hold `position` as the next one. The bound is exact, not the server's WAL end:
+        a slot re-created anywhere past what Kafka has must be noticed, even in a backlog."""
+        if not self.active:
+            return position
+        if position > self.acked:
+            now = time.monotonic()
+            # One bound at a time: the slot trails Kafka by one round trip (~linger.ms), and
+            # a kill -9 re-sends only that much more.
+            if self._asked_at is None or now - self._asked_at >= self.ANSWER_WITHIN_S:
+                self._asked_at = now
+                self.store.save_limit(producer, position, self._answered)
+        return min(position, self.acked)
+
+    def settle(self, position: int, producer: Producer, timeout: float = 5.0) -> int:
+        """At a stop: the bound for `position` written and waited for, so the last
+        confirmation covers everything Kafka acknowledged (no needless re-sends)."""
+        if not self.active:
+            return position
+        if position > self.acked:
+            self.store.save_limit(producer, position, self._answered)
+            producer.flush(timeout)
+        return min(position, self.acked)
+
+    def _answered(self, limit: int | None) -> None:
+        self._asked_at = None
+        if limit is not None:
+            self.acked = max(self.acked, limit)

@@ -36,6 +36,7 @@ from connectors.envelope import (
     pg_source,
 )
 from connectors.handoff import CatchUp
+from connectors.offsets import ConfirmLimit
 from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
 from connectors.rowjson import NEW_TUPLE, row_encoder
 from connectors.types import TOAST_PLACEHOLDER, pg_codec
@@ -79,8 +80,9 @@ class _Rel:
 
 class Streamer:
     def __init__(self, opts: StreamOptions, cursor: ReplicationCursor, catalog: PgConnection,
-                 delivery: Delivery, stop: threading.Event) -> None:
+                 delivery: Delivery, stop: threading.Event, limit: ConfirmLimit | None = None) -> None:
         self.opts, self.cur, self.catalog, self.delivery, self.stop = opts, cursor, catalog, delivery, stop
+        self.limit = limit
         self.rels: dict[int, _Rel] = {}
         self.batch: Batch | None = None
         self.begin: po.Begin | None = None
@@ -280,12 +282,18 @@ class Streamer:
             acked = max(acked, self.cur.wal_end or 0)
         return acked
 
+    def _allowed(self, position: int) -> int:
+        """`position` within the bound Kafka holds (offsets.ConfirmLimit)."""
+        if self.limit is None:
+            return position
+        return self.limit.allow(position, self.delivery.producer)
+
     def housekeeping(self) -> None:
         self.delivery.poll(0)
         if self.catchup is not None and self.begin is None and self.catchup.passed(self.cur.wal_end or 0):
             self._finish_catchup()
         now = time.monotonic()
-        position = self.position()
+        position = self._allowed(self.position())
         idle = self.begin is None and self.delivery.idle()
         if position > self.confirmed or now - self._last_feedback >= FEEDBACK_INTERVAL_S:
             self._confirm(position, reply=idle)
@@ -310,7 +318,7 @@ class Streamer:
     def _keep_alive(self) -> None:
         """While blocked on a full Kafka queue: the walsender must still hear from us."""
         if time.monotonic() - self._last_feedback >= FEEDBACK_INTERVAL_S:
-            self._confirm(self.delivery.acked_position())
+            self._confirm(self._allowed(self.delivery.acked_position()))
 
     def _heartbeat(self) -> None:
         topic, key, value = heartbeat_record(self.opts.prefix, self.opts.schemas)
@@ -332,7 +340,10 @@ class Streamer:
             log.warning("stopping with %d records unacknowledged; they will be re-sent",
                         self.delivery.in_flight())
         try:
-            self._confirm(self.position())
+            position = self.position()
+            if self.limit is not None:
+                position = self.limit.settle(position, self.delivery.producer)
+            self._confirm(position)
         finally:
             metrics.capture_connected.set(0)
         log.info("stopped; slot %s confirmed at %s", self.opts.slot, po.int_to_lsn(self.confirmed))

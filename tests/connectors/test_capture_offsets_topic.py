@@ -87,3 +87,17 @@ def test_capture_refuses_to_start_on_a_deleting_offsets_topic(capture_db, broker
     assert capture_db.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
                               (capture_db.name,)) == [(0,)]
 
+
+
+def test_the_last_record_wins_and_a_tombstone_deletes_it(broker, unique_name) -> None:
+    """Start-up reads only the last record (the topic holds a bound per confirmation); a
+    tombstone for the key — how an operator forces a new snapshot — counts as none."""
+    store = _store(broker, unique_name)
+    store.prepare()
+    for n in range(3):
+        store.save({"slot": "s", "snapshot_completed": True, "n": n})
+    assert _store(broker, unique_name).load() == {"slot": "s", "snapshot_completed": True, "n": 2}
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(store.topic, None, store.key)
+    assert producer.flush(15) == 0
+    assert _store(broker, unique_name).load() is None

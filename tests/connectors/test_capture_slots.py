@@ -1,4 +1,4 @@
-"""A slot lost while the connector was away (debezium.md §4, problems 3 and 4).
+"""A slot lost or re-created behind the connector's back (debezium.md §4, problems 3 and 4).
 
 Debezium's users hit both: a failover to a standby without the logical slot, or a slot
 invalidated by `max_slot_wal_keep_size`. A connector that simply creates a new slot
@@ -6,6 +6,11 @@ starts at the server's current position, and every change made in between is sil
 missing from Kafka. This one notices (the offsets topic says a snapshot was completed
 under that slot name), logs an error and snapshots again: the rows are published as
 reads (`op: "r"`) instead of being lost.
+
+A slot re-created under the same name (by hand, or by Patroni's permanent slots at a
+failover) is the quieter variant: it exists, so nothing looks wrong. The connector never
+confirms its slot past a bound it first wrote to `<prefix>.offsets`; a slot found ahead
+of that bound was moved by someone else.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import logging
 import pytest
 
 from capture_support import insert_dossier
+from connectors.delivery import producer_config
+from connectors.offsets import OffsetStore
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -92,3 +99,78 @@ def test_a_slot_invalidated_by_max_slot_wal_keep_size_is_recreated_with_a_new_sn
                                (capture_db.name,))
     assert state and state[0][0] != "lost"
     capture.stop()
+
+
+def _recreate_slot(capture_db) -> None:
+    """What Patroni's permanent slots do at a failover on PostgreSQL ≤ 16, or an operator by
+    hand: the slot comes back under its name, at the server's position of that moment."""
+    wait_for(lambda: capture_db.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                                        (capture_db.name,)) == [(False,)], message="slot released")
+    capture_db.execute("SELECT pg_drop_replication_slot(%s)", (capture_db.name,))
+    conn = capture_db.connect()
+    insert_dossier(conn, "WHILE-RECREATED")  # before the new slot: it will never stream this
+    conn.close()
+    capture_db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (capture_db.name,))
+
+
+def _assert_noticed_and_snapshotted_again(capture_db, topic, caplog) -> None:
+    topic.wait(lambda r: "WHILE-RECREATED" in _codes(r, "r"), timeout=60,
+               message="the skipped row published by a new snapshot")
+    assert any(f"replication slot {capture_db.name} is at" in r.getMessage()
+               and "re-created" in r.getMessage() for r in caplog.records)
+    conn = capture_db.connect()
+    insert_dossier(conn, "AFTER-RECREATED")
+    conn.close()
+    topic.wait(lambda r: "AFTER-RECREATED" in _codes(r, "c"), message="streaming resumed")
+
+
+def test_a_slot_recreated_while_the_connector_was_away_is_noticed(
+        capture_db, start_capture, reader, caplog) -> None:
+    """Without the bound the connector would stream from the new slot: WHILE-RECREATED
+    would be missing from Kafka, and nothing would say so."""
+    topic = reader()
+    _stream_one_row_and_stop(capture_db, start_capture, topic)
+    _recreate_slot(capture_db)
+    caplog.set_level(logging.ERROR, logger="onestop.capture")
+    capture = start_capture(capture_db.settings())
+    _assert_noticed_and_snapshotted_again(capture_db, topic, caplog)
+    capture.stop()
+
+
+def test_a_slot_recreated_at_a_failover_while_streaming_is_noticed(
+        capture_db, start_capture, reader, caplog) -> None:
+    """The connector keeps running: its session ends, and the next one finds the new slot."""
+    topic = reader()
+    capture = start_capture(capture_db.settings())
+    capture.runner._jitter = lambda _attempt: 5.0  # room to re-create the slot before it reconnects
+    wait_for(lambda: capture.alive() and capture_db.confirmed_flush() is not None, message="slot created")
+    conn = capture_db.connect()
+    insert_dossier(conn, "BEFORE-FAILOVER")
+    conn.close()
+    topic.wait(lambda r: "BEFORE-FAILOVER" in _codes(r, "c"), message="the row streamed")
+    caplog.set_level(logging.ERROR, logger="onestop.capture")
+    capture_db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                       "WHERE slot_name = %s", (capture_db.name,))
+    _recreate_slot(capture_db)
+    _assert_noticed_and_snapshotted_again(capture_db, topic, caplog)
+    capture.stop()
+
+
+def test_a_plain_restart_keeps_streaming_without_a_new_snapshot(
+        capture_db, start_capture, reader, caplog, broker) -> None:
+    """The bound is never behind the slot, so an ordinary restart is not taken for a
+    re-created slot (which would re-send every row)."""
+    topic = reader()
+    _stream_one_row_and_stop(capture_db, start_capture, topic)
+    kafka = capture_db.settings().kafka
+    record = OffsetStore(kafka, producer_config(kafka), capture_db.name).load()
+    assert record is not None and record["confirm_limit"] >= capture_db.confirmed_flush()
+    caplog.set_level(logging.WARNING, logger="onestop.capture")
+    capture = start_capture(capture_db.settings())
+    conn = capture_db.connect()
+    insert_dossier(conn, "AFTER-RESTART")
+    conn.close()
+    records = topic.wait(lambda r: "AFTER-RESTART" in _codes(r, "c"), message="streaming resumed")
+    capture.stop()
+    assert _codes(records, "r") == set()  # BEFORE-LOSS was inserted after the first snapshot
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
