@@ -11,8 +11,8 @@ slot found ahead of it was moved, or re-created, by someone else.
 Record layout follows Kafka Connect's offset topic: key ``["onestop-capture",
 {"server": <prefix>}]``, value a JSON object. The latest record for the key wins.
 
-Like Kafka Connect's internal topics, the topic is created compacted (one partition, the
-broker's replication factor) and an existing one must keep its records: under a
+Like Kafka Connect's offsets topic, the topic is created compacted, with 25 partitions
+and the broker's replication factor, and an existing one must keep its records: under a
 time-based `cleanup.policy=delete` (what auto-creation gives, 7 days by default) the
 completion record expires, and the first restart after that snapshots every table again.
 """
@@ -38,6 +38,10 @@ from connectors.pgoutput import int_to_lsn
 log = logging.getLogger("onestop.capture.offsets")
 CONNECTOR_NAME = "onestop-capture"
 KAFKA_DEFAULT_RETENTION_MS = 604_800_000  # what a topic without its own retention.ms keeps
+# Kafka Connect's default for its offsets topic. One key needs one partition; with one, the
+# tansu broker the tests and bench run on fell into a slow mode in most capacity rounds
+# (bench/capture.py: ~70,000 instead of ~170,000 rows/s; unexplained, see docs/connectors.md).
+PARTITIONS = 25
 
 
 class OffsetStore:
@@ -82,11 +86,11 @@ class OffsetStore:
         self._prepared = True
 
     def _create(self, admin: AdminClient, timeout: float) -> None:
-        new = NewTopic(self.topic, num_partitions=1, replication_factor=-1,
+        new = NewTopic(self.topic, num_partitions=PARTITIONS, replication_factor=-1,
                        config={"cleanup.policy": "compact"})
         try:
             admin.create_topics([new], request_timeout=timeout)[self.topic].result(timeout)
-            log.info("created topic %s (compacted, 1 partition)", self.topic)
+            log.info("created topic %s (compacted, %d partitions)", self.topic, PARTITIONS)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
@@ -96,7 +100,7 @@ class OffsetStore:
                 raise KafkaUnavailable(f"cannot create {self.topic}: {exc}") from exc
             raise ConfigError(
                 f"cannot create topic {self.topic} ({exc}); create it compacted: kafka-topics.sh "
-                f"--create --topic {self.topic} --partitions 1 --config cleanup.policy=compact"
+                f"--create --topic {self.topic} --partitions {PARTITIONS} --config cleanup.policy=compact"
             ) from None
 
     def _check_retention(self, admin: AdminClient, timeout: float) -> None:
@@ -157,6 +161,9 @@ class OffsetStore:
         seen, latest = self._scan(consumer, partition, high - 1, high, timeout)
         if not seen:
             seen, latest = self._scan(consumer, partition, OFFSET_BEGINNING, high, timeout)
+        # An assigned partition keeps a long-poll fetch in flight, which the next partition's
+        # watermark request would wait behind (~0.5 s each, 25 partitions).
+        consumer.unassign()
         return latest
 
     def _scan(self, consumer: Consumer, partition: int, start: int, high: int,
