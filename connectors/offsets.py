@@ -261,8 +261,11 @@ class ConfirmLimit:
             # One bound at a time: the slot trails Kafka by one round trip (~linger.ms), and
             # a kill -9 re-sends only that much more.
             if self._asked_at is None or now - self._asked_at >= self.ANSWER_WITHIN_S:
-                self._asked_at = now
-                self.store.save_limit(producer, position, self._answered)
+                try:
+                    self.store.save_limit(producer, position, self._answered)
+                    self._asked_at = now
+                except BufferError:  # a backlog filled librdkafka's queue: ask at the next turn
+                    pass
         return min(position, self.acked)
 
     def settle(self, position: int, producer: Producer, timeout: float = 5.0) -> int:
@@ -271,8 +274,12 @@ class ConfirmLimit:
         if not self.active:
             return position
         if position > self.acked:
-            self.store.save_limit(producer, position, self._answered)
-            producer.flush(timeout)
+            producer.flush(timeout)  # room in the queue, and the last records' answers
+            try:
+                self.store.save_limit(producer, position, self._answered)
+                producer.flush(timeout)
+            except BufferError:  # Kafka stalled: stop at the last bound; the rest is re-sent
+                pass
         return min(position, self.acked)
 
     def _answered(self, limit: int | None) -> None:

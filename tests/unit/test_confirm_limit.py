@@ -21,8 +21,11 @@ class FakeProducer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any], Any]] = []
+        self.full = False  # librdkafka's queue: produce() raises BufferError
 
     def produce(self, topic: str, value: bytes, _key: bytes, _partition: int, callback: Any) -> None:
+        if self.full:
+            raise BufferError("Local: Queue full")
         self.sent.append((topic, json.loads(value), callback))
 
     def answer(self, error: Any = None) -> None:
@@ -105,3 +108,11 @@ def test_a_stop_writes_the_last_bound_and_waits_for_it() -> None:
     limit, producer = _limit({**COMPLETED, "confirm_limit": 100}), FakeProducer()
     assert limit.settle(250, producer) == 250
     assert limit.settle(250, producer) == 250 and producer.sent == []  # nothing more to write
+
+
+def test_a_full_queue_in_a_backlog_delays_the_bound_and_ends_nothing() -> None:
+    limit, producer = _limit(), FakeProducer()
+    producer.full = True
+    assert limit.allow(100, producer) == 0  # no exception: streaming goes on
+    producer.full = False
+    assert limit.allow(100, producer) == 0 and len(producer.sent) == 1  # asked at the next turn
