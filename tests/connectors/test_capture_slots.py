@@ -142,7 +142,7 @@ def test_a_slot_recreated_at_a_failover_while_streaming_is_noticed(
     """The connector keeps running: its session ends, and the next one finds the new slot."""
     topic = reader()
     capture = start_capture(capture_db.settings())
-    capture.runner._jitter = lambda _attempt: 5.0  # room to re-create the slot before it reconnects
+    capture.runner._jitter = lambda _attempt: 8.0  # room to re-create the slot before it reconnects
     wait_for(lambda: capture.alive() and capture_db.confirmed_flush() is not None, message="slot created")
     conn = capture_db.connect()
     insert_dossier(conn, "BEFORE-FAILOVER")
