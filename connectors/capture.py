@@ -154,7 +154,7 @@ class PgCapture:
             tables = cat.check_tables(catalog, self.src.tables)
             cat.ensure_publication(catalog, self.src.publication, tables)
             db = catalog.info.dbname
-            if self.src.snapshot_mode != "no_data":  # where a snapshot's completion is recorded
+            if self.limit.enabled:  # the offsets topic is in use (not snapshot_mode=no_data)
                 self.offsets.prepare(stop=self.stop)
             repl = self.connect(replication=True)
             cursor = repl.cursor()

@@ -80,7 +80,7 @@ class _Rel:
 
 class Streamer:
     def __init__(self, opts: StreamOptions, cursor: ReplicationCursor, catalog: PgConnection,
-                 delivery: Delivery, stop: threading.Event, limit: ConfirmLimit | None = None) -> None:
+                 delivery: Delivery, stop: threading.Event, limit: ConfirmLimit) -> None:
         self.opts, self.cur, self.catalog, self.delivery, self.stop = opts, cursor, catalog, delivery, stop
         self.limit = limit
         self.rels: dict[int, _Rel] = {}
@@ -284,8 +284,6 @@ class Streamer:
 
     def _allowed(self, position: int) -> int:
         """`position` within the bound Kafka holds (offsets.ConfirmLimit)."""
-        if self.limit is None:
-            return position
         return self.limit.allow(position, self.delivery.producer)
 
     def housekeeping(self) -> None:
@@ -340,10 +338,7 @@ class Streamer:
             log.warning("stopping with %d records unacknowledged; they will be re-sent",
                         self.delivery.in_flight())
         try:
-            position = self.position()
-            if self.limit is not None:
-                position = self.limit.settle(position, self.delivery.producer)
-            self._confirm(position)
+            self._confirm(self.limit.settle(self.position(), self.delivery.producer))
         finally:
             metrics.capture_connected.set(0)
         log.info("stopped; slot %s confirmed at %s", self.opts.slot, po.int_to_lsn(self.confirmed))

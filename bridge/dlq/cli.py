@@ -24,7 +24,6 @@ from bridge.dlq import headers as h
 from bridge.dlq.reader import DlqRecord, Filters, read_topic
 from bridge.dlq.replay import Progress, json_line, replay
 from bridge.errors import ConfigError
-from bridge.logs import with_kafka_log
 from bridge.settings import Settings, load_settings
 
 CONFIRM_ABOVE = 10
@@ -88,14 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 def reader_config(settings: Settings) -> dict[str, Any]:
     """The DLQ reader's client settings: `kafka.extra` as `run` and `capture` take it, so a
     cluster that needs, say, `client.dns.lookup` is reachable by this tool too."""
-    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                           **settings.kafka.extra_for("consumer")})
+    from bridge.run import kafka_common
 
-
-def replay_producer_config(settings: Settings) -> dict[str, Any]:
-    return with_kafka_log({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                           **settings.kafka.extra_for("producer"),
-                           "acks": "all", "enable.idempotence": True})
+    return kafka_common(settings) | settings.kafka.extra_for("consumer")
 
 
 def _pipeline(settings: Settings) -> Any:
@@ -153,7 +147,9 @@ def _replay(settings: Settings, records: list[DlqRecord], args: argparse.Namespa
     if not args.dry_run:
         from confluent_kafka import Producer
 
-        producer = Producer(replay_producer_config(settings))
+        from bridge.run import producer_config  # the bridge's own: idempotent, acks=all
+
+        producer = Producer(producer_config(settings))
     try:
         result = replay(records, producer, settings.source.topic, dry_run=args.dry_run,
                         audit=audit.write, progress=Progress(len(records)))

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from bridge.dlq.cli import reader_config, replay_producer_config
+from bridge.dlq.cli import reader_config
 from bridge.run import admin_config, consumer_config, producer_config
 from bridge.settings import load_settings
 from connectors.delivery import producer_config as capture_producer_config
@@ -58,7 +58,6 @@ CLIENTS = {
     "capture producer": (Producer, lambda s: capture_producer_config(s.kafka)),
     "capture offsets reader": (Consumer, _capture_reader_config),
     "dlq reader": (Consumer, lambda s: {**reader_config(s), "group.id": "onestop-dlq-reader"}),
-    "dlq replay producer": (Producer, replay_producer_config),
 }
 
 
@@ -88,7 +87,7 @@ def test_the_dlq_tool_reaches_the_cluster_the_way_run_and_capture_do() -> None:
     """It used to pass on only security./sasl./ssl. keys: with a cluster that needs any
     other client setting, `run` and `capture` worked and the DLQ tool could not connect."""
     settings = _settings()
-    reader, replay = reader_config(settings), replay_producer_config(settings)
+    reader, replay = reader_config(settings), producer_config(settings)  # replay uses run's
     assert reader["socket.keepalive.enable"] is replay["socket.keepalive.enable"] is True
     assert reader["fetch.wait.max.ms"] == 20 and "linger.ms" not in reader
     assert replay["linger.ms"] == 50 and "session.timeout.ms" not in replay
