@@ -39,6 +39,12 @@ def _stream_one_row_and_stop(capture_db, start_capture, topic) -> None:
     conn.close()
     topic.wait(lambda r: "BEFORE-LOSS" in _codes(r, "c"), message="the row streamed")
     capture.stop()
+    _wait_released(capture_db)  # its walsender exits moments after the connection closes
+
+
+def _wait_released(capture_db) -> None:
+    wait_for(lambda: capture_db.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                                        (capture_db.name,)) == [(False,)], message="slot released")
 
 
 def test_a_slot_missing_after_failover_is_recreated_with_a_new_snapshot(
@@ -104,8 +110,7 @@ def test_a_slot_invalidated_by_max_slot_wal_keep_size_is_recreated_with_a_new_sn
 def _recreate_slot(capture_db) -> None:
     """What Patroni's permanent slots do at a failover on PostgreSQL ≤ 16, or an operator by
     hand: the slot comes back under its name, at the server's position of that moment."""
-    wait_for(lambda: capture_db.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
-                                        (capture_db.name,)) == [(False,)], message="slot released")
+    _wait_released(capture_db)
     capture_db.execute("SELECT pg_drop_replication_slot(%s)", (capture_db.name,))
     conn = capture_db.connect()
     insert_dossier(conn, "WHILE-RECREATED")  # before the new slot: it will never stream this
@@ -173,4 +178,6 @@ def test_a_plain_restart_keeps_streaming_without_a_new_snapshot(
     records = topic.wait(lambda r: "AFTER-RESTART" in _codes(r, "c"), message="streaming resumed")
     capture.stop()
     assert _codes(records, "r") == set()  # BEFORE-LOSS was inserted after the first snapshot
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    # The connector's own loggers: clients of earlier tests may still log about the broker.
+    assert not [r for r in caplog.records if r.name.startswith("onestop.capture")
+                and r.levelno >= logging.WARNING], caplog.records
