@@ -45,6 +45,8 @@ log = logging.getLogger("onestop.capture.stream")
 FEEDBACK_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 5.0
 BURST = 512
+# Drained with records in flight: how long to wait for Kafka's answers before reading again.
+ACK_WAIT_S = 0.005
 NEW_KEY_HEADER = "__debezium.newkey"  # on the delete of a primary-key change
 OLD_KEY_HEADER = "__debezium.oldkey"  # on the create
 
@@ -119,8 +121,11 @@ class Streamer:
                     break
                 handle(msg.payload, msg.data_start)
             self.housekeeping()
-            if msg is None:  # drained: records still in flight wake us soon for their acknowledgements
-                select.select([self.cur], [], [], 0.01 if self.delivery.waiting() else 0.2)
+            if msg is None:  # drained: nothing more to batch with for now
+                if self.delivery.waiting():
+                    self.delivery.send_now(ACK_WAIT_S)
+                else:
+                    select.select([self.cur], [], [], 0.2)
         self.shutdown()
 
     # --- messages ------------------------------------------------------------------------

@@ -225,3 +225,23 @@ def test_least_privilege_role_is_told_what_to_run_then_streams(capture_db, start
     finally:
         capture_db.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
         capture_db.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+def test_a_lone_change_is_not_held_for_linger_ms(capture_db, start_capture, reader) -> None:
+    """linger.ms batches a backlog; once the connector has read all the server sent, what
+    waits goes out at once: the record and the slot's confirmation come in seconds, not
+    after the 20 s a producer lingering that long would hold them."""
+    settings = capture_db.settings()
+    settings.kafka.extra.update({"linger.ms": 20000})
+    capture = start_capture(settings)
+    topic = reader()
+    topic.wait(lambda _r: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    conn = capture_db.connect()
+    insert_dossier(conn, "LONE-CHANGE")
+    (written,) = capture_db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")[0]
+    conn.close()
+    (record,) = topic.wait(lambda r: len(r) >= 1, timeout=10, message="record within 10 s")
+    assert record.value["after"]["code"] == "LONE-CHANGE"
+    wait_for(lambda: (capture_db.confirmed_flush() or 0) >= written, timeout=10,
+             message="slot confirmed past the change within 10 s")
+    capture.stop()
