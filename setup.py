@@ -38,8 +38,9 @@ HOT_PATH = [
     "connectors/delivery.py",
     "connectors/rowjson.py",
 ]
-# Hand-written C, built and dropped together with the mypyc extensions (connectors/rowjson.py).
-NATIVE = {"connectors._rowjson": "connectors/_rowjson.c"}
+# Hand-written C, built and dropped together with the mypyc extensions (connectors/rowjson.py,
+# connectors/wire.py).
+NATIVE = {"connectors._rowjson": "connectors/_rowjson.c", "connectors._pgwire": "connectors/_pgwire.c"}
 # One shared library holds all the compiled code, at the top level as mypyc expects (it
 # derives each module's __file__ from the library's place), under a fixed name rather than
 # mypyc's `<hash>__mypyc`. Editable installs map top-level extensions like packages.

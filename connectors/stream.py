@@ -40,12 +40,13 @@ from connectors.offsets import ConfirmLimit
 from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
 from connectors.rowjson import NEW_TUPLE, row_encoder
 from connectors.types import TOAST_PLACEHOLDER, pg_codec
+from connectors.wire import DRAINED, REPLY, StreamReader
 
 log = logging.getLogger("onestop.capture.stream")
 FEEDBACK_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 5.0
 BURST = 512
-# Drained with records in flight: how long to wait for Kafka's answers before reading again.
+# Caught up with records in flight: how long to wait for Kafka's answers before reading again.
 ACK_WAIT_S = 0.005
 NEW_KEY_HEADER = "__debezium.newkey"  # on the delete of a primary-key change
 OLD_KEY_HEADER = "__debezium.oldkey"  # on the create
@@ -85,6 +86,7 @@ class Streamer:
                  delivery: Delivery, stop: threading.Event, limit: ConfirmLimit) -> None:
         self.opts, self.cur, self.catalog, self.delivery, self.stop = opts, cursor, catalog, delivery, stop
         self.limit = limit
+        self.reader = StreamReader(cursor)
         self.rels: dict[int, _Rel] = {}
         self.batch: Batch | None = None
         self.begin: po.Begin | None = None
@@ -112,20 +114,17 @@ class Streamer:
         metrics.capture_connected.set(1)
         log.info("streaming from slot %s at %s", self.opts.slot,
                  po.int_to_lsn(start_lsn) if start_lsn else "its confirmed position")
-        read, handle = self.cur.read_message, self.handle
+        burst, handle = self.reader.burst, self.handle
         while not self.stop.is_set():
             # Up to BURST messages between housekeeping (and stop checks) while they flow.
-            for _ in range(BURST):
-                msg = read()
-                if msg is None:
-                    break
-                handle(msg.payload, msg.data_start)
-            self.housekeeping()
-            if msg is None:  # drained: nothing more to batch with for now
-                if self.delivery.waiting():
-                    self.delivery.send_now(ACK_WAIT_S)
-                else:
-                    select.select([self.cur], [], [], 0.2)
+            status = burst(handle, BURST)
+            self.housekeeping(answer=status == REPLY)
+            if status != DRAINED:
+                continue
+            if self.reader.caught_up and self.delivery.waiting():
+                self.delivery.send_now(ACK_WAIT_S)  # nothing more to batch with: no lingering
+            else:  # records in flight: their answers are polled at the next housekeeping
+                select.select([self.cur], [], [], 0.01 if self.delivery.waiting() else 0.2)
         self.shutdown()
 
     # --- messages ------------------------------------------------------------------------
@@ -284,21 +283,22 @@ class Streamer:
     def position(self) -> int:
         acked = self.delivery.acked_position()
         if self.begin is None and self.delivery.idle():
-            acked = max(acked, self.cur.wal_end or 0)
+            acked = max(acked, self.reader.wal_end)
         return acked
 
     def _allowed(self, position: int) -> int:
         """`position` within the bound Kafka holds (offsets.ConfirmLimit)."""
         return self.limit.allow(position, self.delivery.producer)
 
-    def housekeeping(self) -> None:
+    def housekeeping(self, answer: bool = False) -> None:
+        """`answer`: the server asked for a status update (a keepalive wanting a reply)."""
         self.delivery.poll(0)
-        if self.catchup is not None and self.begin is None and self.catchup.passed(self.cur.wal_end or 0):
+        if self.catchup is not None and self.begin is None and self.catchup.passed(self.reader.wal_end):
             self._finish_catchup()
         now = time.monotonic()
         position = self._allowed(self.position())
         idle = self.begin is None and self.delivery.idle()
-        if position > self.confirmed or now - self._last_feedback >= FEEDBACK_INTERVAL_S:
+        if answer or position > self.confirmed or now - self._last_feedback >= FEEDBACK_INTERVAL_S:
             self._confirm(position, reply=idle)
         if self.opts.heartbeat_interval_s > 0 and now - self._last_heartbeat >= self.opts.heartbeat_interval_s:
             self._heartbeat()

@@ -1,0 +1,105 @@
+"""Reading the replication stream (connectors/wire.py): the native reader and psycopg2's
+read_message() give the same changes, say when the server has sent all there is, and raise
+what psycopg2 raises when the server ends the stream — the reconnect decision reads it."""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+import pytest
+from psycopg2.extras import LogicalReplicationConnection
+
+from capture_support import insert_dossier
+from connectors import wire
+from connectors.capture import _transient
+from waiting import wait_for
+
+pytestmark = pytest.mark.services
+READERS = ["native", "psycopg2"]
+
+
+@pytest.fixture()
+def stream(capture_db: Any, request: pytest.FixtureRequest) -> Iterator[wire.StreamReader]:
+    if request.param == "native" and wire._read is None:
+        pytest.fail("the native reader is not built: rebuild with `.venv/bin/pip install -e .`")
+    capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
+    capture_db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (capture_db.name,))
+    conn = psycopg2.connect(capture_db.dsn, connection_factory=LogicalReplicationConnection)
+    cursor = conn.cursor()
+    cursor.start_replication(slot_name=capture_db.name, decode=False,
+                             options={"proto_version": "1", "publication_names": capture_db.name})
+    reader = wire.StreamReader(cursor)
+    if request.param == "psycopg2":
+        reader._pgconn = None  # noqa: SLF001 - the pure-Python install's path
+    yield reader
+    conn.close()
+
+
+def _read_commits(reader: wire.StreamReader, commits: int) -> list[tuple[int, int]]:
+    """(pgoutput tag, lsn) of each message, until `commits` transactions have come."""
+    got: list[tuple[int, int]] = []
+
+    def more() -> bool:
+        if reader.burst(lambda payload, lsn: got.append((payload[0], lsn)), 512) == wire.DRAINED:
+            select.select([reader.cursor], [], [], 0.1)
+        return sum(tag == ord("C") for tag, _ in got) >= commits
+
+    wait_for(more, timeout=15, interval=0, message=f"{commits} transactions")
+    return got
+
+
+@pytest.mark.parametrize("stream", READERS, indirect=True)
+def test_both_readers_hand_over_each_change_with_its_lsn(capture_db, stream) -> None:
+    conn = capture_db.connect()
+    insert_dossier(conn, "WIRE-1")
+    insert_dossier(conn, "WIRE-2")
+    conn.close()
+    messages = _read_commits(stream, 2)
+    assert bytes(tag for tag, _ in messages) == b"BRICBIC"  # the relation is described once
+    commits = [lsn for tag, lsn in messages if tag == ord("C")]
+    assert 0 < commits[0] < commits[1] <= stream.wal_end
+    wait_for(lambda: _drained_and_caught_up(stream), timeout=15, interval=0,
+             message="the server's word that it has sent all there is")
+
+
+def _drained_and_caught_up(reader: wire.StreamReader) -> bool:
+    status = reader.burst(lambda payload, lsn: None, 512)
+    if status == wire.DRAINED and not reader.caught_up:
+        select.select([reader.cursor], [], [], 0.1)
+    return status == wire.DRAINED and reader.caught_up
+
+
+@pytest.mark.parametrize("stream", READERS, indirect=True)
+def test_a_terminated_walsender_raises_admin_shutdown_which_reconnects(capture_db, stream) -> None:
+    capture_db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                       "WHERE slot_name = %s", (capture_db.name,))
+
+    def raised() -> BaseException | None:
+        try:
+            if stream.burst(lambda payload, lsn: None, 512) == wire.DRAINED:
+                select.select([stream.cursor], [], [], 0.1)
+        except psycopg2.Error as exc:
+            return exc
+        return None
+
+    error = wait_for(raised, timeout=15, interval=0, message="the stream's end")
+    assert isinstance(error, psycopg2.OperationalError), error
+    if error.pgcode is not None:  # the server's ErrorResponse reached us before the socket closed
+        assert isinstance(error, psycopg2.errors.AdminShutdown) and error.pgcode == "57P01"
+        assert "terminating connection" in error.pgerror
+    assert _transient(error)
+
+
+def test_a_server_error_keeps_its_class_and_sqlstate() -> None:
+    """What decides between reconnecting and stopping (capture._transient) reads both."""
+    shutdown = wire._server_error(("57P01", "FATAL:  terminating connection due to administrator command"))
+    assert isinstance(shutdown, psycopg2.errors.AdminShutdown) and shutdown.pgcode == "57P01"
+    internal = wire._server_error(("XX000", "ERROR:  could not map filenode"))
+    assert isinstance(internal, psycopg2.errors.InternalError_) and not _transient(internal)
+    unknown = wire._server_error(("ZZ999", "ERROR:  new in a later PostgreSQL"))
+    assert isinstance(unknown, psycopg2.DatabaseError) and unknown.pgcode == "ZZ999"
+    assert isinstance(wire._server_error((None, "no SQLSTATE")), psycopg2.OperationalError)
