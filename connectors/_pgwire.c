@@ -146,8 +146,9 @@ static PyObject *read_stream(PyObject *self, PyObject *const *args, Py_ssize_t n
         if (len < 0)
             return broken(conn, &seen);
         if (buf[0] == 'w' && len >= XLOGDATA_HEADER) {
-            uint64_t start = be64(buf + 1);
-            seen.wal_end = be64(buf + 9);
+            uint64_t start = be64(buf + 1), end = be64(buf + 9);
+            if (end != 0) /* 0: a Relation message, sent ahead of its change */
+                seen.wal_end = end;
             seen.last = DATA;
             PyObject *call[2] = {
                 PyBytes_FromStringAndSize(buf + XLOGDATA_HEADER, len - XLOGDATA_HEADER),

@@ -64,7 +64,7 @@ class StreamReader:
             return self._read_messages(handle, limit)
         status, wal_end, last, detail = _read(self._pgconn, handle, limit)
         if last:
-            self.wal_end, self.caught_up = wal_end, last == _KEEPALIVE
+            self.wal_end, self.caught_up = max(self.wal_end, wal_end), last == _KEEPALIVE
         if status == _ENDED:
             raise _server_error(detail) if detail else psycopg2.OperationalError(
                 "the server ended the replication stream")
