@@ -162,9 +162,19 @@ def test_prometheus_keeps_the_30_days_the_dashboard_shows(services: dict[str, di
 def test_dockerfile_builds_the_package_on_python_3_11_slim() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
-    assert re.search(r"pip install \.$", dockerfile, re.M)
+    assert re.search(r"pip install \.( |$)", dockerfile, re.M)
     assert "/opt/onestop-bridge/.venv" in dockerfile  # same path as the systemd units
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.M), "image must not run as root"
     for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M):
         for source in line.split()[:-1]:
             assert (ROOT / source).exists(), f"COPY source {source} missing from the repository"
+
+
+def test_the_image_runs_the_compiled_hot_path_without_a_compiler() -> None:
+    """setup.py and gcc in the build stage (else `pip install .` silently installs plain
+    Python), a check that fails the build if it did not compile, no gcc in the runtime."""
+    _, build, runtime = re.split(r"^FROM ", (DEPLOY / "Dockerfile").read_text(encoding="utf-8"), flags=re.M)
+    assert re.search(r"^COPY .*\bsetup\.py\b", build, re.M)
+    assert re.search(r"apt-get install .*\bgcc\b", build)
+    assert "bridge.compiled()" in build
+    assert "gcc" not in runtime and "COPY --from=build /opt/onestop-bridge/.venv" in runtime
