@@ -20,3 +20,11 @@ def test_the_hot_path_is_compiled_where_a_compiler_is_present() -> None:
         "the hot path was not compiled: run `.venv/bin/pip install -v -e .` and look for "
         "'onestop-bridge: … installing pure Python' (a mypy error in a module of setup.py's "
         "HOT_PATH is the usual cause); set ONESTOP_PURE_PYTHON=1 to test a pure install")
+
+
+def test_a_compiled_install_reads_the_replication_stream_natively() -> None:
+    """The native reader binds to psycopg2's own libpq at import; if that ever fails (a
+    psycopg2 built another way), capture quietly reads through read_message() instead."""
+    from connectors import wire
+
+    assert (wire._read is not None) == bridge.compiled()
