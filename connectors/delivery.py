@@ -91,7 +91,7 @@ def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dic
         # 20 ms, not librdkafka's 5: at a backlog's 150,000 rows/s the batches are four times
         # larger, and librdkafka and the broker spend ~2 µs less CPU per row (bench/capture.py:
         # 0.5 + 2.0 µs against 1.5 + 3.0). Beside the database that is CPU the walsender
-        # needs. It costs no latency: once the stream is drained, `send_now` sends at once.
+        # needs. It costs no latency: once the server has sent all there is, `send_now` sends.
         "linger.ms": 20,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 100000,
