@@ -24,6 +24,7 @@ from bridge.dlq import headers as h
 from bridge.dlq.reader import DlqRecord, Filters, read_topic
 from bridge.dlq.replay import Progress, json_line, replay
 from bridge.errors import ConfigError
+from bridge.logs import setup_logging
 from bridge.settings import Settings, load_settings
 
 CONFIRM_ABOVE = 10
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"onestop-bridge dlq: {exc}", file=sys.stderr)
         return 2
+    # As `run` and `capture`: the clients' and the replay's log lines, phones and secrets masked.
+    setup_logging(settings.log, secrets=settings)
     topic = args.topic or settings.source.topic + settings.kafka.dlq_topic_suffix
     records = list(read_topic(reader_config(settings), topic, _pipeline(settings)))
     if args.command == "show":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 
 import jsonschema
@@ -166,3 +167,18 @@ def test_replay_after_a_fix_delivers_exactly_once(broker, unique_name, tmp_path,
     finally:
         running.stop()
     assert sorted(fake.sent_codes()) == ["000.00.23.H39-240612-0001", "000.00.23.H39-240612-0002"]
+
+
+def test_the_tools_log_lines_are_masked_like_the_services(dlq, capsys) -> None:
+    """A replay's warnings (and librdkafka's, through the same logger) name dossiers, not
+    phones: the tool installs the services' redacting handler."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        assert run_cli(["--config", dlq[1], "list"], capsys)[0] == 0
+        logging.getLogger("bridge.dlq.replay").warning("could not replay for 0912345678")
+        err = capsys.readouterr().err
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    assert "could not replay" in err and "0912345678" not in err
