@@ -100,13 +100,9 @@ static PyObject *result(int status, const Seen *seen, PyObject *detail) {
 /* The stream ended: the server's error, as psycopg2's read_message() would raise it. */
 static PyObject *ended(void *conn, const Seen *seen) {
     void *res = get_result(conn);
-    PyObject *detail = Py_None;
-    Py_INCREF(detail);
-    if (res != NULL && result_status(res) == PGRES_FATAL_ERROR) {
-        const char *state = result_error_field(res, PG_DIAG_SQLSTATE);
-        Py_DECREF(detail);
-        detail = Py_BuildValue("(zs)", state, result_error_message(res));
-    }
+    PyObject *detail = res != NULL && result_status(res) == PGRES_FATAL_ERROR
+        ? Py_BuildValue("(zs)", result_error_field(res, PG_DIAG_SQLSTATE), result_error_message(res))
+        : Py_NewRef(Py_None);
     if (res != NULL)
         clear(res);
     return result(ENDED, seen, detail);

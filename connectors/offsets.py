@@ -261,11 +261,7 @@ class ConfirmLimit:
             # One bound at a time: the slot trails Kafka by one round trip (~linger.ms), and
             # a kill -9 re-sends only that much more.
             if self._asked_at is None or now - self._asked_at >= self.ANSWER_WITHIN_S:
-                try:
-                    self.store.save_limit(producer, position, self._answered)
-                    self._asked_at = now
-                except BufferError:  # a backlog filled librdkafka's queue: ask at the next turn
-                    pass
+                self._ask(position, producer)
         return min(position, self.acked)
 
     def settle(self, position: int, producer: Producer, timeout: float = 5.0) -> int:
@@ -275,12 +271,20 @@ class ConfirmLimit:
             return position
         if position > self.acked:
             producer.flush(timeout)  # room in the queue, and the last records' answers
-            try:
-                self.store.save_limit(producer, position, self._answered)
+            if self._ask(position, producer):
                 producer.flush(timeout)
-            except BufferError:  # Kafka stalled: stop at the last bound; the rest is re-sent
-                pass
         return min(position, self.acked)
+
+    def _ask(self, position: int, producer: Producer) -> bool:
+        """Write `position` as the next bound; False when librdkafka's queue is full (a
+        backlog, or Kafka stalled): asked again at the next turn, or the slot stops at the
+        last bound and the rest is re-sent."""
+        try:
+            self.store.save_limit(producer, position, self._answered)
+        except BufferError:
+            return False
+        self._asked_at = time.monotonic()
+        return True
 
     def _answered(self, limit: int | None) -> None:
         self._asked_at = None

@@ -121,10 +121,11 @@ class Streamer:
             self.housekeeping(answer=status == REPLY)
             if status != DRAINED:
                 continue
-            if self.reader.caught_up and self.delivery.waiting():
+            waiting = self.delivery.waiting()
+            if self.reader.caught_up and waiting:
                 self.delivery.send_now(ACK_WAIT_S)  # nothing more to batch with: no lingering
             else:  # records in flight: their answers are polled at the next housekeeping
-                select.select([self.cur], [], [], 0.01 if self.delivery.waiting() else 0.2)
+                select.select([self.cur], [], [], 0.01 if waiting else 0.2)
         self.shutdown()
 
     # --- messages ------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extras import ReplicationCursor
 
-log = logging.getLogger("onestop.capture.stream")
+log = logging.getLogger("onestop.capture.wire")
 
 try:
     import psycopg2._psycopg as _psycopg
@@ -73,15 +73,15 @@ class StreamReader:
         return status
 
     def _read_messages(self, handle: Handler, limit: int) -> int:
-        read = self.cursor.read_message
+        read, drained = self.cursor.read_message, False
         for _ in range(limit):
             msg = read()
             if msg is None:
-                self.wal_end, self.caught_up = self.cursor.wal_end or self.wal_end, True
-                return DRAINED
+                drained = True
+                break
             handle(msg.payload, msg.data_start)
-        self.wal_end, self.caught_up = self.cursor.wal_end or self.wal_end, False
-        return MORE
+        self.wal_end, self.caught_up = self.cursor.wal_end or self.wal_end, drained
+        return DRAINED if drained else MORE
 
 
 _ERROR_TYPES: dict[str, type[psycopg2.Error]] = {}

@@ -43,13 +43,20 @@ def stream(capture_db: Any, request: pytest.FixtureRequest) -> Iterator[wire.Str
     conn.close()
 
 
+def _step(reader: wire.StreamReader, handle: wire.Handler = lambda payload, lsn: None) -> int:
+    """One burst, then, if drained, a short wait for the socket (as the stream's loop does)."""
+    status = reader.burst(handle, 512)
+    if status == wire.DRAINED:
+        select.select([reader.cursor], [], [], 0.1)
+    return status
+
+
 def _read_commits(reader: wire.StreamReader, commits: int) -> list[tuple[int, int]]:
     """(pgoutput tag, lsn) of each message, until `commits` transactions have come."""
     got: list[tuple[int, int]] = []
 
     def more() -> bool:
-        if reader.burst(lambda payload, lsn: got.append((payload[0], lsn)), 512) == wire.DRAINED:
-            select.select([reader.cursor], [], [], 0.1)
+        _step(reader, lambda payload, lsn: got.append((payload[0], lsn)))
         return sum(tag == ord("C") for tag, _ in got) >= commits
 
     wait_for(more, timeout=15, interval=0, message=f"{commits} transactions")
@@ -71,10 +78,7 @@ def test_both_readers_hand_over_each_change_with_its_lsn(capture_db, stream) -> 
 
 
 def _drained_and_caught_up(reader: wire.StreamReader) -> bool:
-    status = reader.burst(lambda payload, lsn: None, 512)
-    if status == wire.DRAINED and not reader.caught_up:
-        select.select([reader.cursor], [], [], 0.1)
-    return status == wire.DRAINED and reader.caught_up
+    return _step(reader) == wire.DRAINED and reader.caught_up
 
 
 @pytest.mark.parametrize("stream", READERS, indirect=True)
@@ -84,8 +88,7 @@ def test_a_terminated_walsender_raises_admin_shutdown_which_reconnects(capture_d
 
     def raised() -> BaseException | None:
         try:
-            if stream.burst(lambda payload, lsn: None, 512) == wire.DRAINED:
-                select.select([stream.cursor], [], [], 0.1)
+            _step(stream)
         except psycopg2.Error as exc:
             return exc
         return None
