@@ -73,19 +73,19 @@ def _events(table: TableSchema, schemas: bool, commit_lsn: int | None = 24023119
 
 
 def _python_path(table: TableSchema, payload: bytes, schemas: bool = False,
-                 commit_lsn: int | None = 24023119) -> tuple[bytes, bytes | None]:
+                 commit_lsn: int | None = 24023119, now: int = NOW_NS) -> tuple[bytes, bytes | None]:
     change = po.decode_change(payload, _Rel(table).read, [])
     assert change.new is not None
-    with patch("time.time_ns", return_value=NOW_NS):
+    with patch("time.time_ns", return_value=now):
         event = _events(table, schemas, commit_lsn).event(None, change.new, change.op, LSN)
     return event, table.key_for(change.new, schemas)
 
 
 def _native_path(table: TableSchema, payload: bytes, schemas: bool = False,
-                 commit_lsn: int | None = 24023119) -> tuple[bytes, bytes | None] | None:
+                 commit_lsn: int | None = 24023119, now: int = NOW_NS) -> tuple[bytes, bytes | None] | None:
     encoder = row_encoder(table, TOAST_PLACEHOLDER)
     assert encoder is not None, "the native event path is built with the compiled hot path"
-    with patch("time.time_ns", return_value=NOW_NS):
+    with patch("time.time_ns", return_value=now):
         encoded = encoder(payload, _events(table, schemas, commit_lsn), LSN)
     return None if encoded is None else (encoded[0], table.key_json(encoded[1], schemas))
 
@@ -153,6 +153,39 @@ def test_escapes_and_characters_are_written_as_orjson_writes_them() -> None:
     native = _native_path(table, payload)
     assert native == _python_path(table, payload)
     assert native is not None and _after(native[0])["code"] == text
+
+
+@pytest.mark.parametrize("special", ['"', "\\", "\x00", "\x1f", "\x7f", "ồ", "😀"])
+def test_a_character_to_escape_or_check_is_found_at_every_place_of_an_ascii_run(special: str) -> None:
+    """Plain ASCII is copied eight bytes at a time: a quote, a control character or a
+    multi-byte character must be noticed wherever it falls in or after such a word."""
+    table = _table()
+    for place in range(18):
+        text = "a" * place + special + "b" * (17 - place)
+        payload = _insert(["1", text, None, None, None, None, None, None, None, None, None, None, None])
+        native = _native_path(table, payload)
+        assert native == _python_path(table, payload), (place, text)
+        assert native is not None and _after(native[0])["code"] == text
+
+
+@pytest.mark.parametrize("now", [0, 999, 999_999, 1_000_000, 1_000_001, NOW_NS])
+def test_ts_ms_ts_us_and_ts_ns_agree_for_any_clock(now: int) -> None:
+    """The native pass writes ts_ms and ts_us as ts_ns's leading digits."""
+    table = _table()
+    payload = _insert(["1", "x", None, None, None, None, None, None, None, None, None, None, None])
+    native = _native_path(table, payload, now=now)
+    assert native == _python_path(table, payload, now=now)
+    assert native is not None
+    event = orjson.loads(native[0])
+    assert (event["ts_ms"], event["ts_us"], event["ts_ns"]) == (now // 10**6, now // 1000, now)
+
+
+def test_invalid_utf8_after_an_ascii_run_is_declined() -> None:
+    table = _table()
+    for place in range(18):
+        payload = _insert(["1", b"a" * place + b"\xff" + b"b" * 8, None, None, None, None, None, None,
+                           None, None, None, None, None])
+        assert _native_path(table, payload) is None, place
 
 
 @pytest.mark.parametrize("fee, expected", [
