@@ -24,6 +24,7 @@ from bridge.dlq import headers as h
 from bridge.dlq.reader import DlqRecord, Filters, read_topic
 from bridge.dlq.replay import Progress, json_line, replay
 from bridge.errors import ConfigError
+from bridge.kafka_clients import kafka_common, producer_config
 from bridge.logs import setup_logging
 from bridge.settings import Settings, load_settings
 
@@ -90,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
 def reader_config(settings: Settings) -> dict[str, Any]:
     """The DLQ reader's client settings: `kafka.extra` as `run` and `capture` take it, so a
     cluster that needs, say, `client.dns.lookup` is reachable by this tool too."""
-    from bridge.run import kafka_common
-
     return kafka_common(settings) | settings.kafka.extra_for("consumer")
 
 
@@ -150,9 +149,7 @@ def _replay(settings: Settings, records: list[DlqRecord], args: argparse.Namespa
     if not args.dry_run:
         from confluent_kafka import Producer
 
-        from bridge.run import producer_config  # the bridge's own: idempotent, acks=all
-
-        producer = Producer(producer_config(settings))
+        producer = Producer(producer_config(settings))  # the service's own: idempotent, acks=all
     try:
         result = replay(records, producer, settings.source.topic, dry_run=args.dry_run,
                         audit=audit.write, progress=Progress(len(records)))

@@ -23,7 +23,7 @@ from bridge.dlq.producer import dlq_topic, retry_topic
 from bridge.ledger import Ledger
 from bridge.model import Notification
 from bridge.pipeline import Pipeline
-from bridge.run import consumer_config, producer_config
+from bridge.kafka_clients import consumer_config, producer_config
 from bridge.settings import Settings, load_settings
 
 Script = Callable[[Notification, int], DeliveryOutcome | None]

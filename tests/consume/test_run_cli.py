@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from bridge.embedded import free_port
-from bridge.run import consumer_config, main, producer_config
+from bridge.kafka_clients import consumer_config, producer_config
+from bridge.run import main
 from bridge.settings import load_settings
 from waiting import wait_for
 

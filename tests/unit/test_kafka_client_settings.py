@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from bridge.dlq.cli import reader_config
-from bridge.run import admin_config, consumer_config, producer_config
+from bridge.kafka_clients import admin_config, consumer_config, producer_config
 from bridge.settings import load_settings
 from connectors.delivery import producer_config as capture_producer_config
 from connectors.offsets import OffsetStore
