@@ -1,17 +1,18 @@
 """Reading the replication stream: pgoutput messages off the slot, a burst at a time.
 
-Where `connectors/_pgwire.c` is built (setup.py) it reads psycopg2's connection with libpq
-directly, sparing a ReplicationMessage per change (~0.4 µs of the connector thread's
-~3.5 µs per row); otherwise `ReplicationCursor.read_message()` does. Both stop where
-read_message() returns None, report the server's WAL position, and raise what psycopg2
-raises when the stream ends or the connection fails.
+libpq's PQgetCopyData is called on psycopg2's own connection: by `connectors/_pgwire.c`
+where it is built (setup.py), by `connectors/pgwire.py` through ctypes in a pure-Python
+install. Both see the server's keepalives; the C one also spares a ReplicationMessage per
+change (~0.4 µs of the connector thread's ~3.5 µs per row). Only where neither can reach
+psycopg2's libpq does `ReplicationCursor.read_message()` read, with two flaws `pgwire.py`
+names. All stop where read_message() would return None, report the server's WAL position,
+and raise what psycopg2 raises when the stream ends or the connection fails.
 
 `caught_up` says the server has sent all there is: a walsender that has decoded all the
-WAL sends a keepalive before it waits for more, and the native reader sees it. Through
-read_message() keepalives are invisible, so there any drained stream counts as caught
-up — that reader is slower than the walsender, and drains at the end of a burst.
+WAL sends a keepalive before it waits for more, and the libpq readers see it. Through
+read_message() keepalives are invisible, so there any drained stream counts as caught up.
 
-The native reader leaves out one thing read_message() does on its own: answering a
+The libpq readers leave out one thing read_message() does on its own: answering a
 keepalive with a flush position moved up to the server's WAL end. The connector confirms
 only what Kafka holds (`offsets.ConfirmLimit`), so it answers those itself.
 """
@@ -20,33 +21,39 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import psycopg2
+import psycopg2._psycopg as _psycopg
 import psycopg2.errors
 from psycopg2.extras import ReplicationCursor
 
+from connectors import pgwire
+from connectors.pgwire import BROKEN, DRAINED, ENDED, KEEPALIVE, MORE, REPLY
+
 log = logging.getLogger("onestop.capture.wire")
 
-try:
-    import psycopg2._psycopg as _psycopg
-
-    from connectors._pgwire import bind as _bind
-    from connectors._pgwire import read as _read
-
-    _bind(_psycopg.__file__)
-except ImportError as exc:  # a pure-Python install, or a psycopg2 whose libpq is out of reach
-    log.debug("reading the replication stream with psycopg2 (%s)", exc)
-    _read = None
-
-MORE: Final = 0  # the burst's limit was reached
-DRAINED: Final = 1  # nothing more for now: wait on the socket
-REPLY: Final = 2  # the server asked for a status update
-_ENDED: Final = 3
-_BROKEN: Final = 4
-_KEEPALIVE: Final = 2  # the kind of the last message read (0: none, 1: data)
-
+__all__ = ["DRAINED", "MORE", "REPLY", "Handler", "StreamReader"]
 Handler = Callable[[bytes, int], None]
+
+
+def _libpq_reader() -> tuple[Callable[[int, Handler, int], pgwire.Result] | None, str]:
+    """The fastest reader that binds to psycopg2's libpq, or None and why not."""
+    path = _psycopg.__file__
+    try:
+        from connectors._pgwire import bind, read
+
+        bind(path)
+        return read, ""
+    except ImportError as exc:  # a pure-Python install, or psycopg2's libpq out of reach
+        log.debug("no native replication reader (%s)", exc)
+    try:
+        return pgwire.Reader(path), ""
+    except (OSError, AttributeError) as exc:  # a psycopg2 without a loadable libpq
+        return None, str(exc)
+
+
+_read, _unreachable = _libpq_reader()
 
 
 class StreamReader:
@@ -57,18 +64,24 @@ class StreamReader:
         self.cursor = cursor
         self.wal_end = 0
         self.caught_up = False
-        self._pgconn = cursor.connection.pgconn_ptr if _read is not None else None
+        self._read = _read
+        self._pgconn = cursor.connection.pgconn_ptr
+        if _read is None:
+            log.warning("reading the replication stream with psycopg2's read_message() (%s): it "
+                        "confirms keepalive positions on its own, past the bound Kafka holds, so "
+                        "a crash can lead to a new snapshot at the next start", _unreachable)
 
     def burst(self, handle: Handler, limit: int) -> int:
-        if self._pgconn is None:
+        read = self._read
+        if read is None:
             return self._read_messages(handle, limit)
-        status, wal_end, last, detail = _read(self._pgconn, handle, limit)
+        status, wal_end, last, detail = read(self._pgconn, handle, limit)
         if last:
-            self.wal_end, self.caught_up = max(self.wal_end, wal_end), last == _KEEPALIVE
-        if status == _ENDED:
+            self.wal_end, self.caught_up = max(self.wal_end, wal_end), last == KEEPALIVE
+        if status == ENDED:
             raise _server_error(detail) if detail else psycopg2.OperationalError(
                 "the server ended the replication stream")
-        if status == _BROKEN:
+        if status == BROKEN:
             raise psycopg2.OperationalError(detail)
         return status
 

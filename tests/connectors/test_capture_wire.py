@@ -1,14 +1,19 @@
-"""Reading the replication stream (connectors/wire.py): the native reader and psycopg2's
-read_message() give the same changes, say when the server has sent all there is, and raise
-what psycopg2 raises when the server ends the stream — the reconnect decision reads it."""
+"""Reading the replication stream (connectors/wire.py): the native reader, its ctypes twin
+for pure-Python installs and psycopg2's read_message() give the same changes, say when the
+server has sent all there is, and raise what psycopg2 raises when the server ends the
+stream — the reconnect decision reads it. The two libpq readers confirm nothing on their own."""
 
 from __future__ import annotations
 
+import logging
 import select
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg2
+import psycopg2._psycopg
 import psycopg2.errors
 import pytest
 from psycopg2.extras import LogicalReplicationConnection
@@ -16,29 +21,35 @@ from psycopg2.extras import LogicalReplicationConnection
 import bridge
 
 from capture_support import insert_dossier
-from connectors import wire
+from connectors import pgwire, wire
 from connectors.capture import _transient
+from connectors.stream import FEEDBACK_INTERVAL_S
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
 # The native reader is built with the rest of the hot path (tests/unit/test_build.py).
-READERS = [pytest.param("native", marks=pytest.mark.skipif(
-    not bridge.compiled(), reason="pure-Python install: no native reader")), "psycopg2"]
+LIBPQ_READERS = [pytest.param("native", marks=pytest.mark.skipif(
+    not bridge.compiled(), reason="pure-Python install: no native reader")), "ctypes"]
+READERS = [*LIBPQ_READERS, "psycopg2"]
 
 
 @pytest.fixture()
 def stream(capture_db: Any, request: pytest.FixtureRequest) -> Iterator[wire.StreamReader]:
     if request.param == "native":
-        assert wire._read is not None, "compiled, but the native reader could not bind to libpq"
+        assert wire._read is not None and not isinstance(wire._read, pgwire.Reader), (
+            "compiled, but the native reader could not bind to libpq")
     capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
     capture_db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (capture_db.name,))
     conn = psycopg2.connect(capture_db.dsn, connection_factory=LogicalReplicationConnection)
     cursor = conn.cursor()
     cursor.start_replication(slot_name=capture_db.name, decode=False,
-                             options={"proto_version": "1", "publication_names": capture_db.name})
+                             options={"proto_version": "1", "publication_names": capture_db.name},
+                             status_interval=FEEDBACK_INTERVAL_S)
     reader = wire.StreamReader(cursor)
-    if request.param == "psycopg2":
-        reader._pgconn = None  # noqa: SLF001 - the pure-Python install's path
+    if request.param == "ctypes":  # a pure-Python install's reader
+        reader._read = pgwire.Reader(psycopg2._psycopg.__file__)  # noqa: SLF001
+    elif request.param == "psycopg2":  # where neither reaches psycopg2's libpq
+        reader._read = None  # noqa: SLF001
     yield reader
     conn.close()
 
@@ -81,6 +92,30 @@ def _drained_and_caught_up(reader: wire.StreamReader) -> bool:
     return _step(reader) == wire.DRAINED and reader.caught_up
 
 
+@pytest.mark.parametrize("stream", LIBPQ_READERS, indirect=True)
+def test_the_slot_is_confirmed_only_as_far_as_the_connector_says(capture_db, stream) -> None:
+    """The rest of the database moves on; the walsender's keepalives report its WAL end. The
+    slot stays where the connector confirmed it: only the connector knows the bound Kafka
+    holds (offsets.ConfirmLimit). psycopg2's read_message() fails this: it confirms the
+    keepalive's WAL end itself at its next status update."""
+    conn = capture_db.connect()
+    insert_dossier(conn, "WIRE-1")
+    confirmed = _read_commits(stream, 1)[-1][1]  # the commit's end: all of it is read
+    conn.cursor().execute("CREATE TABLE elsewhere (n int)")  # not published
+    watch_until = time.monotonic() + 2.5 * FEEDBACK_INTERVAL_S
+
+    def moved_on_and_watched() -> bool:
+        conn.cursor().execute("INSERT INTO elsewhere VALUES (1)")
+        _step(stream)
+        stream.cursor.send_feedback(flush_lsn=confirmed, force=True)  # as the stream does, each second
+        return stream.wal_end > confirmed and time.monotonic() >= watch_until
+
+    wait_for(moved_on_and_watched, timeout=15, interval=0.1,
+             message="keepalives past the confirmed position, for two status intervals")
+    assert capture_db.confirmed_flush() == confirmed
+    conn.close()
+
+
 @pytest.mark.parametrize("stream", READERS, indirect=True)
 def test_a_terminated_walsender_raises_admin_shutdown_which_reconnects(capture_db, stream) -> None:
     capture_db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
@@ -110,3 +145,15 @@ def test_a_server_error_keeps_its_class_and_sqlstate() -> None:
     unknown = wire._server_error(("ZZ999", "ERROR:  new in a later PostgreSQL"))
     assert isinstance(unknown, psycopg2.DatabaseError) and unknown.pgcode == "ZZ999"
     assert isinstance(wire._server_error((None, "no SQLSTATE")), psycopg2.OperationalError)
+
+
+def test_without_psycopg2s_libpq_capture_says_what_read_message_risks(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(wire._psycopg, "__file__", "/nowhere/_psycopg.so")
+    read, why = wire._libpq_reader()
+    assert read is None and "/nowhere/_psycopg.so" in why
+    monkeypatch.setattr(wire, "_read", read)
+    monkeypatch.setattr(wire, "_unreachable", why)
+    with caplog.at_level(logging.WARNING, "onestop.capture.wire"):
+        reader = wire.StreamReader(SimpleNamespace(connection=SimpleNamespace(pgconn_ptr=0)))
+    assert reader._read is None  # noqa: SLF001
+    assert "read_message()" in caplog.text and "new snapshot" in caplog.text and why in caplog.text

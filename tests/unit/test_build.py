@@ -22,9 +22,11 @@ def test_the_hot_path_is_compiled_where_a_compiler_is_present() -> None:
         "HOT_PATH is the usual cause); set ONESTOP_PURE_PYTHON=1 to test a pure install")
 
 
-def test_a_compiled_install_reads_the_replication_stream_natively() -> None:
-    """The native reader binds to psycopg2's own libpq at import; if that ever fails (a
-    psycopg2 built another way), capture quietly reads through read_message() instead."""
-    from connectors import wire
+def test_the_replication_stream_is_read_through_psycopg2s_own_libpq() -> None:
+    """Compiled: the native reader; pure Python: its ctypes twin (connectors/pgwire.py). Both
+    bind to psycopg2's libpq at import; if that ever fails (a psycopg2 built another way),
+    capture warns and reads through read_message(), which confirms keepalives on its own."""
+    from connectors import pgwire, wire
 
-    assert (wire._read is not None) == bridge.compiled()
+    assert wire._read is not None
+    assert isinstance(wire._read, pgwire.Reader) == (not bridge.compiled())
