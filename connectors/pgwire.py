@@ -44,7 +44,9 @@ class Reader:
 
     def __init__(self, path: str) -> None:
         # RTLD_NOLOAD: the extension psycopg2 already loaded; dlsym follows its dependencies.
-        lib = ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_NOLOAD)
+        # PyDLL keeps the GIL across calls, as _pgwire.c does: libpq's socket is non-blocking,
+        # so no call waits, and three calls per message need not hand the GIL around.
+        lib = ctypes.PyDLL(path, mode=os.RTLD_NOW | os.RTLD_NOLOAD)
         p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
         self._get_copy_data = _fn(lib.PQgetCopyData, i, p, ctypes.POINTER(p), i)
         self._consume_input = _fn(lib.PQconsumeInput, i, p)
