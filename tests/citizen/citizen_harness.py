@@ -72,6 +72,25 @@ class Bridge:
     def say(self, user_id: str, text: str) -> None:
         self.user_event("user_send_text", user_id, text=text)
 
+    def follow(self, user_id: str) -> None:
+        """Follow the OA and take its two greetings."""
+        seq = self.last_seq()
+        self.user_event("follow", user_id)
+        self.replies(user_id, 2, after=seq)
+
+    def link(self, user_id: str, phone: str = PHONE) -> None:
+        """Follow, then share the phone number the dossiers carry."""
+        self.follow(user_id)
+        seq = self.last_seq()
+        self.user_event("user_submit_info", user_id, phone=phone)
+        self.replies(user_id, 1, after=seq)
+
+    def ask(self, user_id: str, text: str, count: int = 1) -> list[dict[str, Any]]:
+        """Say `text`; the OA's `count` replies."""
+        seq = self.last_seq()
+        self.say(user_id, text)
+        return self.replies(user_id, count, after=seq)
+
     def messages(self, **filters: str) -> list[dict[str, Any]]:
         return self.sb.get("/sandbox/messages", params=filters).json()
 

@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import json
 
-from citizen_harness import CODE, PHONE, Bridge, metric
+from citizen_harness import CODE, Bridge, metric
 from events import event, row
 from sqlalchemy import select
 
 from bridge.citizen.tables import feedback, ratings, subscriptions
 
 
-def follow(oa: Bridge, user: str, phone: str | None = None) -> None:
-    seq = oa.last_seq()
-    oa.user_event("follow", user)
-    oa.replies(user, 2, after=seq)
-    if phone:
-        seq = oa.last_seq()
-        oa.user_event("user_submit_info", user, phone=phone)
-        oa.replies(user, 1, after=seq)
-
-
-def ask(oa: Bridge, user: str, text: str, count: int = 1) -> list[dict]:
-    seq = oa.last_seq()
-    oa.say(user, text)
-    return oa.replies(user, count, after=seq)
-
-
 def test_procedure_search_is_accent_insensitive(oa: Bridge) -> None:
-    follow(oa, "u-proc")
+    oa.follow("u-proc")
     for typed in ("thủ tục khai sinh", "THU TUC khai sinh", "Thủ tục: làm giấy khai sinh cho con"):
-        reply = ask(oa, "u-proc", typed)[0]
+        reply = oa.ask("u-proc", typed)[0]
         text = reply["text"]
         assert text.startswith("Đăng ký khai sinh") and "Mã thủ tục: 1.001193" in text
         assert "Thời hạn giải quyết:" in text and "Phí, lệ phí:" in text
@@ -39,11 +23,11 @@ def test_procedure_search_is_accent_insensitive(oa: Bridge) -> None:
         buttons = reply["attachment"]["payload"]["buttons"]
         assert buttons[0]["type"] == "oa.open.url" and "1.001193" in buttons[0]["payload"]["url"]
         assert all(len(b["title"]) <= 40 for b in buttons) and len(buttons) <= 5
-    other = ask(oa, "u-proc", "thủ tục sang tên sổ đỏ")[0]["text"]
+    other = oa.ask("u-proc", "thủ tục sang tên sổ đỏ")[0]["text"]
     assert other.startswith("Đăng ký biến động quyền sử dụng đất")
-    none = ask(oa, "u-proc", "thủ tục xyzzy plugh")[0]["text"]
+    none = oa.ask("u-proc", "thủ tục xyzzy plugh")[0]["text"]
     assert "Chưa tìm thấy thủ tục phù hợp" in none
-    menu = ask(oa, "u-proc", "Tra cứu thủ tục")[0]["text"]
+    menu = oa.ask("u-proc", "Tra cứu thủ tục")[0]["text"]
     assert "thủ tục khai sinh" in menu
 
 
@@ -52,9 +36,9 @@ def test_support_lists_hotline_and_hours_with_a_call_button(make_bridge) -> None
         {"name": "Trung tâm Phục vụ hành chính công tỉnh", "hotline": "0272 3550 055"},
         {"name": "Trung tâm Phục vụ hành chính công xã Cần Giuộc", "hotline": "0272 3874 123",
          "hours": "Thứ Hai – Thứ Bảy, 7:00–17:00"}])
-    follow(oa, "u-help")
+    oa.follow("u-help")
     for typed in ("hỗ trợ", "Ho tro", "Hỗ trợ"):
-        reply = ask(oa, "u-help", typed)[0]
+        reply = oa.ask("u-help", typed)[0]
         assert "0272 3550 055" in reply["text"] and "Thứ Hai – Thứ Bảy, 7:00–17:00" in reply["text"]
         buttons = reply["attachment"]["payload"]["buttons"]
         assert [b["type"] for b in buttons] == ["oa.open.phone", "oa.open.phone"]
@@ -62,7 +46,7 @@ def test_support_lists_hotline_and_hours_with_a_call_button(make_bridge) -> None
 
 
 def test_result_returned_brings_a_rating_prompt_and_the_answer_is_recorded(oa: Bridge) -> None:
-    follow(oa, "u-rate", PHONE)
+    oa.link("u-rate")
     oa.dossier(status=9)
     seq = oa.last_seq()
     done = oa.admit(event("u", row(status=10, finished_at="2024-06-19T03:00:00Z"), row(status=9)))
@@ -73,11 +57,11 @@ def test_result_returned_brings_a_rating_prompt_and_the_answer_is_recorded(oa: B
     assert len(buttons) == 5 and {b["type"] for b in buttons} == {"oa.query.hide"}
     assert buttons[0]["payload"] == f"#danh-gia {CODE} 5"
     before = metric("onestop_ratings_total", score="2")
-    thanks = ask(oa, "u-rate", buttons[3]["payload"])[0]["text"]    # "2 – Không hài lòng"
+    thanks = oa.ask("u-rate", buttons[3]["payload"])[0]["text"]    # "2 – Không hài lòng"
     assert "2/5" in thanks and "góp ý" in thanks
     assert metric("onestop_ratings_total", score="2") == before + 1
     count = metric("onestop_feedback_total")
-    ask(oa, "u-rate", "góp ý: phải chờ ở quầy hơn một tiếng")
+    oa.ask("u-rate", "góp ý: phải chờ ở quầy hơn một tiếng")
     assert metric("onestop_feedback_total") == count + 1
     with oa.ledger.engine.connect() as conn:
         assert conn.execute(select(ratings.c.dossier_code, ratings.c.user_id, ratings.c.score)
@@ -86,8 +70,8 @@ def test_result_returned_brings_a_rating_prompt_and_the_answer_is_recorded(oa: B
             (CODE, "phải chờ ở quầy hơn một tiếng")]
     # A second receipt of the same notice does not prompt twice; a forged rating is refused.
     oa.citizen.receipts.prompt_rating(oa.citizen.receipts._match(done[0].key, None))  # type: ignore[arg-type]
-    assert "Không tìm thấy yêu cầu đánh giá" in ask(
-        oa, "u-rate", "#danh-gia 000.00.23.H39-240612-0777 1")[0]["text"]
+    forged = oa.ask("u-rate", "#danh-gia 000.00.23.H39-240612-0777 1")[0]["text"]
+    assert "Không tìm thấy yêu cầu đánh giá" in forged
     prompts = [m for m in oa.messages(user_id="u-rate") if "#danh-gia" in json.dumps(m)]
     assert len(prompts) == 1
 
@@ -108,10 +92,10 @@ def test_delivery_receipts_are_recorded_with_latency(oa: Bridge) -> None:
 
 
 def test_feedback_without_a_dossier_and_empty_feedback(oa: Bridge) -> None:
-    follow(oa, "u-fb")
-    assert "kèm nội dung" in ask(oa, "u-fb", "góp ý")[0]["text"]
-    ask(oa, "u-fb", "Góp ý nhà vệ sinh của trung tâm cần sạch hơn")
-    ask(oa, "u-fb", f"phản ánh hồ sơ {CODE} bị chậm")
+    oa.follow("u-fb")
+    assert "kèm nội dung" in oa.ask("u-fb", "góp ý")[0]["text"]
+    oa.ask("u-fb", "Góp ý nhà vệ sinh của trung tâm cần sạch hơn")
+    oa.ask("u-fb", f"phản ánh hồ sơ {CODE} bị chậm")
     with oa.ledger.engine.connect() as conn:
         assert conn.execute(select(feedback.c.dossier_code, feedback.c.text)
                             .order_by(feedback.c.id)).all() == [
@@ -119,15 +103,15 @@ def test_feedback_without_a_dossier_and_empty_feedback(oa: Bridge) -> None:
 
 
 def test_subscriptions_by_chat_command(oa: Bridge) -> None:
-    follow(oa, "u-sub")
-    assert "đã đăng ký nhận tin tức" in ask(oa, "u-sub", "Đăng ký tin tức")[0]["text"]
-    assert "thông báo khẩn cấp" in ask(oa, "u-sub", "dang ky khan cap")[0]["text"]
+    oa.follow("u-sub")
+    assert "đã đăng ký nhận tin tức" in oa.ask("u-sub", "Đăng ký tin tức")[0]["text"]
+    assert "thông báo khẩn cấp" in oa.ask("u-sub", "dang ky khan cap")[0]["text"]
 
     def topics() -> set[str]:
         with oa.ledger.engine.connect() as conn:
             return set(conn.execute(select(subscriptions.c.topic)).scalars())
     assert topics() == {"tin-tuc", "khan-cap"}
-    assert "đã hủy đăng ký" in ask(oa, "u-sub", "Huỷ đăng ký tin tức")[0]["text"]
+    assert "đã hủy đăng ký" in oa.ask("u-sub", "Huỷ đăng ký tin tức")[0]["text"]
     assert topics() == {"khan-cap"}
     oa.user_event("unfollow", "u-sub")
     oa.settle()
@@ -135,8 +119,8 @@ def test_subscriptions_by_chat_command(oa: Bridge) -> None:
 
 
 def test_anything_else_gets_the_help_text_and_menus(oa: Bridge) -> None:
-    follow(oa, "u-hi")
-    reply = ask(oa, "u-hi", "xin chào")[0]
+    oa.follow("u-hi")
+    reply = oa.ask("u-hi", "xin chào")[0]
     assert "Ông/Bà có thể gửi" in reply["text"]
     assert len(reply["attachment"]["payload"]["buttons"]) == 5
     assert json.dumps(reply, ensure_ascii=False).count("Tra cứu hồ sơ") >= 1

@@ -11,29 +11,10 @@ from bridge.ledger.tables import dossier_state, notifications
 NAME, PROCEDURE = "Nguyễn Văn An", "Cấp giấy chứng nhận quyền sử dụng đất lần đầu"
 
 
-def follow(oa: Bridge, user: str) -> None:
-    seq = oa.last_seq()
-    oa.user_event("follow", user)
-    oa.replies(user, 2, after=seq)
-
-
-def link(oa: Bridge, user: str, phone: str = PHONE) -> None:
-    follow(oa, user)
-    seq = oa.last_seq()
-    oa.user_event("user_submit_info", user, phone=phone)
-    oa.replies(user, 1, after=seq)
-
-
-def ask(oa: Bridge, user: str, text: str, count: int = 1) -> list[dict]:
-    seq = oa.last_seq()
-    oa.say(user, text)
-    return oa.replies(user, count, after=seq)
-
-
 def test_linked_owner_sees_status_appointment_and_next_step(oa: Bridge) -> None:
     oa.dossier()
-    link(oa, "u-owner")
-    reply = ask(oa, "u-owner", f"Cho tôi hỏi hồ sơ {CODE} ạ")[0]["text"]
+    oa.link("u-owner")
+    reply = oa.ask("u-owner", f"Cho tôi hỏi hồ sơ {CODE} ạ")[0]["text"]
     assert CODE in reply and PROCEDURE in reply
     assert "Được tiếp nhận" in reply and "Ngày hẹn trả kết quả: 20/06/2024" in reply
     assert "Việc cần làm:" in reply and len(reply) <= 2000
@@ -42,64 +23,64 @@ def test_linked_owner_sees_status_appointment_and_next_step(oa: Bridge) -> None:
 def test_unlinked_user_must_give_the_last_four_digits(oa: Bridge) -> None:
     oa.dossier(status=5, note="Bản sao giấy tờ tùy thân")
     before = metric("onestop_lookups_total", result="challenged")
-    follow(oa, "u-stranger")
-    question = ask(oa, "u-stranger", CODE)[0]["text"]
+    oa.follow("u-stranger")
+    question = oa.ask("u-stranger", CODE)[0]["text"]
     assert "4 chữ số cuối" in question and CODE in question
     for secret in (NAME, PROCEDURE, "Bản sao giấy tờ", "20/06/2024", "0909"):
         assert secret not in question, "nothing about the dossier before the second factor"
     assert metric("onestop_lookups_total", result="challenged") == before + 1
-    details = ask(oa, "u-stranger", "3456")[0]["text"]
+    details = oa.ask("u-stranger", "3456")[0]["text"]
     assert "Yêu cầu bổ sung giấy tờ" in details and "Bản sao giấy tờ tùy thân" in details
     # Unlocked for a while: asking again needs no new question.
-    again = ask(oa, "u-stranger", CODE)[0]["text"]
+    again = oa.ask("u-stranger", CODE)[0]["text"]
     assert "Yêu cầu bổ sung giấy tờ" in again
 
 
 def test_wrong_digits_are_limited_and_refusals_counted(oa: Bridge) -> None:
     oa.dossier()
     refused = metric("onestop_lookups_total", result="refused")
-    follow(oa, "u-guess")
-    follow(oa, "u-other")
-    ask(oa, "u-guess", CODE)
-    first = ask(oa, "u-guess", "0000")[0]["text"]
+    oa.follow("u-guess")
+    oa.follow("u-other")
+    oa.ask("u-guess", CODE)
+    first = oa.ask("u-guess", "0000")[0]["text"]
     assert "chưa đúng" in first and "còn 2 lần" in first
-    assert "còn 1 lần" in ask(oa, "u-guess", "1111")[0]["text"]
-    locked = ask(oa, "u-guess", "2222")[0]["text"]                 # third failure: max is 3
+    assert "còn 1 lần" in oa.ask("u-guess", "1111")[0]["text"]
+    locked = oa.ask("u-guess", "2222")[0]["text"]                 # third failure: max is 3
     assert "tạm khóa" in locked and "0272 3550 055" in locked
     # Even the right digits, or a fresh question, are refused while locked.
-    assert "tạm khóa" in ask(oa, "u-guess", CODE)[0]["text"]
-    assert "tạm khóa" in ask(oa, "u-guess", "3456")[0]["text"]
+    assert "tạm khóa" in oa.ask("u-guess", CODE)[0]["text"]
+    assert "tạm khóa" in oa.ask("u-guess", "3456")[0]["text"]
     assert metric("onestop_lookups_total", result="refused") >= refused + 2
     # Another citizen is not affected, and the owner always sees their own dossier.
-    assert "4 chữ số cuối" in ask(oa, "u-other", CODE)[0]["text"]
+    assert "4 chữ số cuối" in oa.ask("u-other", CODE)[0]["text"]
     oa.user_event("user_submit_info", "u-guess", phone=PHONE)
     oa.settle()
-    assert "Được tiếp nhận" in ask(oa, "u-guess", CODE)[0]["text"]
+    assert "Được tiếp nhận" in oa.ask("u-guess", CODE)[0]["text"]
 
 
 def test_codes_with_odd_spacing_case_and_separators_are_found(oa: Bridge) -> None:
     oa.dossier()
     oa.dossier(id=2, code="000.00.23.H39-240613-0002")
-    link(oa, "u-odd")
+    oa.link("u-odd")
     for typed in ("000.00.23.h39 - 240612 - 0001", "000.00.23.H39 240612 0001",
                   "000.00.23.H392406120001", "mã hồ sơ: 000 . 00 . 23 . H39-240612–0001",
                   "https://zalo.me/1032900368640139458?tra-cuu=000.00.23.H39-240612-0001"):
-        reply = ask(oa, "u-odd", typed)[0]["text"]
+        reply = oa.ask("u-odd", typed)[0]["text"]
         assert CODE in reply and "Được tiếp nhận" in reply, typed
-    both = ask(oa, "u-odd", f"{CODE}, 000.00.23.h39-240613-0002", count=2)
+    both = oa.ask("u-odd", f"{CODE}, 000.00.23.h39-240613-0002", count=2)
     texts = "\n".join(m["text"] for m in both)
     assert CODE in texts and "000.00.23.H39-240613-0002" in texts
 
 
 def test_an_unknown_code_is_answered_and_counts_as_a_failure(oa: Bridge) -> None:
-    follow(oa, "u-miss")
-    reply = ask(oa, "u-miss", "000.00.23.H39-240612-9999")[0]["text"]
+    oa.follow("u-miss")
+    reply = oa.ask("u-miss", "000.00.23.H39-240612-9999")[0]["text"]
     assert "Không tìm thấy hồ sơ mã số 000.00.23.H39-240612-9999" in reply
 
 
 def test_sql_and_template_injection_strings_are_inert(oa: Bridge) -> None:
     oa.dossier(status=5, note="{kinh_gui} {{7*7}}")  # even the database's own text is data
-    link(oa, "u-inj")
+    oa.link("u-inj")
     attacks = [f"{CODE}'; DROP TABLE notifications;--",
                "000.00.23.H39-240612-0001' OR '1'='1",
                "thủ tục ' OR 1=1; DELETE FROM dossier_state; --",
@@ -107,11 +88,11 @@ def test_sql_and_template_injection_strings_are_inert(oa: Bridge) -> None:
                "góp ý {0} {{config}} '); DROP TABLE feedback; --",
                "thủ tục {__import__('os').system('id')}"]
     for text in attacks:
-        for message in ask(oa, "u-inj", text):
+        for message in oa.ask("u-inj", text):
             assert "49" not in message["text"] and "__class__" not in message["text"].replace(
                 text, "") and "uid=" not in message["text"]
     with oa.ledger.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(notifications)).scalar() == 1
         assert conn.execute(select(func.count()).select_from(dossier_state)).scalar() == 1
-    details = ask(oa, "u-inj", CODE)[0]["text"]
+    details = oa.ask("u-inj", CODE)[0]["text"]
     assert "Nội dung cần bổ sung" in details or "bổ sung: {kinh_gui} {{7*7}}" in details
