@@ -65,7 +65,7 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
     stack.callback(broker.stop)
     pg = EmbeddedPostgres().start()
     stack.callback(pg.stop)
-    dsn = _create_database(pg)
+    dsn = pg.create_database("onestop", ROOT_SQL.read_text(encoding="utf-8"))
     _create_topic(broker.bootstrap, "onestop.public.dossiers")
     plan = DayPlan(seed=args.seed, dossiers=args.dossiers)
     changes = list(day_of_changes(plan))
@@ -89,17 +89,6 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
     _wait_quiet(sandbox.url, seen)
     print_summary(workdir / "ledger.db", plan)
     return 0
-
-
-def _create_database(pg: EmbeddedPostgres) -> str:
-    admin = pg.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("CREATE DATABASE onestop")
-    admin.close()
-    with pg.connect("onestop") as conn, conn.cursor() as cur:
-        cur.execute(ROOT_SQL.read_text(encoding="utf-8"))
-    return f"postgresql://{pg.superuser}@127.0.0.1:{pg.port}/onestop"
 
 
 def _create_topic(bootstrap: str, topic: str) -> None:

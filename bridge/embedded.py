@@ -13,10 +13,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
+from psycopg2 import sql
 
 
 def free_port() -> int:
@@ -88,11 +90,25 @@ class EmbeddedPostgres:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/postgres"
+        return self.url("postgres")
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
 
     def connect(self, dbname: str = "postgres", **kwargs: object) -> psycopg2.extensions.connection:
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.superuser,
                                 dbname=dbname, **kwargs)
+
+    def create_database(self, name: str, script: str | None = None) -> str:
+        """A new database, with the SQL `script` run in it; its URL."""
+        with closing(self.connect()) as admin:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if script:
+            with closing(self.connect(name)) as conn, conn, conn.cursor() as cur:
+                cur.execute(script)
+        return self.url(name)
 
     def start(self) -> EmbeddedPostgres:
         if self.data_dir is None:

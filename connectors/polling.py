@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
 from bridge import metrics
+from bridge.dburl import engine_url
 from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
 from connectors.delivery import Delivery, KafkaUnavailable, kafka_failure, producer_config
@@ -62,7 +63,7 @@ class PollingCapture:
             raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN): a SQLAlchemy URL")
         self.src, self.stop = src, stop
         try:
-            self.engine: Engine = sa.create_engine(_url(src.dsn.get_secret_value()), pool_pre_ping=True)
+            self.engine: Engine = sa.create_engine(engine_url(src.dsn.get_secret_value()), pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise ConfigError(f"source.dsn is not a usable SQLAlchemy URL: {exc}") from None
         self.delivery = Delivery(producer_config(settings.kafka), ack_listener=ack_listener)
@@ -224,17 +225,6 @@ class PollingCapture:
         if moment.tzinfo is None:  # a naive column holds the database's local wall clock
             moment = moment.replace(tzinfo=self.zone)
         return int(moment.timestamp() * 1_000_000)
-
-
-def _url(dsn: str) -> sa.URL:
-    """A bare postgresql:// URL uses psycopg2 (installed) when psycopg 3 is not."""
-    url = sa.make_url(dsn)
-    if url.drivername in ("postgresql", "postgres"):
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            url = url.set(drivername="postgresql+psycopg2")
-    return url
 
 
 def _after(columns: list[sa.Column[Any]], values: tuple[Any, ...]) -> Any:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, column, create_engine, func, literal, select, table
 from sqlalchemy.sql.expression import ColumnElement
 
+from bridge.dburl import engine_url
 from bridge.errors import BadInputError
 from bridge.ledger.tables import dossier_state, notifications
 from bridge.mapping import SourceMapping
@@ -142,10 +143,11 @@ class DatabaseDossiers:
 
 
 def read_only_engine(dsn: str) -> Engine:
+    url = engine_url(dsn)
     connect_args: dict[str, Any] = {}
-    if dsn.startswith("postgresql"):
+    if url.get_backend_name() == "postgresql":
         connect_args["options"] = "-c default_transaction_read_only=on -c statement_timeout=5000"
-    return create_engine(dsn, pool_size=4, max_overflow=2, pool_pre_ping=True,
+    return create_engine(url, pool_size=4, max_overflow=2, pool_pre_ping=True,
                          connect_args=connect_args)
 
 

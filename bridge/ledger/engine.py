@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
 
+from bridge.dburl import engine_url
 from bridge.errors import ConfigError
 
 SQLITE_CACHE_KIB = 512
@@ -29,13 +29,13 @@ READ_ONLY = "onestop_read_only"
 def make_engine(url: str, *, pool_size: int = 12) -> Engine:
     """Create the engine for `ledger.url`; ConfigError for an unusable URL."""
     try:
-        parsed = make_url(url)
+        parsed = engine_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError
         raise ConfigError(f"ledger.url is not a database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, pool_size)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
+        return create_engine(parsed, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
                              future=True)
     raise ConfigError(f"ledger.url: unsupported database {parsed.get_backend_name()!r} "
                       "(use sqlite:///FILE or postgresql://…)")

@@ -24,10 +24,10 @@ def one_stop_db(pg: Any, rows: list[tuple[Any, ...]], *, ddl: str | None = None,
                 columns: str = LOOKUP_COLUMNS, table: str = "dossiers") -> str:
     """A fresh database with the dossiers and a role that may only read the lookup columns."""
     name, role = f"onestop_{uuid.uuid4().hex[:8]}", f"lookup_{uuid.uuid4().hex[:8]}"
+    pg.create_database(name)
     admin = pg.connect()
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
         cur.execute(f"CREATE ROLE {role} LOGIN")
     admin.close()
     conn = pg.connect(dbname=name)
@@ -38,7 +38,7 @@ def one_stop_db(pg: Any, rows: list[tuple[Any, ...]], *, ddl: str | None = None,
             cur.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(values))})", values)
         cur.execute(f"GRANT SELECT ({columns}) ON {table} TO {role}")
     conn.close()
-    return f"postgresql+psycopg2://{role}@127.0.0.1:{pg.port}/{name}"
+    return f"postgresql://{role}@127.0.0.1:{pg.port}/{name}"  # as deploy/env writes it
 
 
 def reference_row(id_: int, code: str, phone: str, status: int, note: str | None = None) -> tuple:

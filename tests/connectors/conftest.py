@@ -15,13 +15,8 @@ from waiting import wait_for
 
 @pytest.fixture()
 def capture_db(pg: Any, broker: Any, unique_name: str) -> Iterator[CaptureDb]:
-    admin = pg.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{unique_name}"')
-    admin.close()
+    pg.create_database(unique_name, REFERENCE_SQL)
     db = CaptureDb(pg, unique_name, broker.bootstrap)
-    db.execute(REFERENCE_SQL)
     yield db
     admin = pg.connect()  # fresh: a test may have restarted the server
     admin.autocommit = True

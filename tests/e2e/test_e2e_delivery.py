@@ -18,19 +18,10 @@ pytestmark = pytest.mark.services
 FOLLOWER, ZNS_PHONE, NO_ZALO = "84909000001", "84909000002", "84909000003"
 
 
-def pg_ledger_url(pg, name: str) -> str:
-    conn = pg.connect()
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    return f"postgresql+psycopg2://{pg.superuser}@127.0.0.1:{pg.port}/{name}"
-
-
 def test_each_notice_arrives_once_on_the_cheapest_channel(broker, pg, tmp_path) -> None:
     topic = unique_topic("e2e")
     create_topic(broker.bootstrap, topic, 3)
-    ledger_url = pg_ledger_url(pg, "e2e_" + topic.split(".")[0])
+    ledger_url = pg.create_database("e2e_" + topic.split(".")[0])
     ledger = Ledger.open(ledger_url)
     LedgerFollowers(ledger.engine).link("user-e2e-1", FOLLOWER)  # linked via the OA earlier
     ledger.close()

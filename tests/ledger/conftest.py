@@ -12,13 +12,7 @@ from bridge.ledger import Ledger
 
 
 def _pg_database(pg) -> str:  # type: ignore[no-untyped-def]
-    name = f"ledger_{uuid.uuid4().hex[:10]}"
-    conn = pg.connect()
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    return f"postgresql+psycopg2://{pg.superuser}@127.0.0.1:{pg.port}/{name}"
+    return pg.create_database(f"ledger_{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])

@@ -142,14 +142,7 @@ class System:
         return False
 
     def _create_source_db(self) -> str:
-        admin = self.pg.connect()
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {self.prefix}")
-        admin.close()
-        with self.pg.connect(self.prefix) as conn, conn.cursor() as cur:
-            cur.execute(REFERENCE_SQL.read_text(encoding="utf-8"))
-        return f"postgresql://{self.pg.superuser}@127.0.0.1:{self.pg.port}/{self.prefix}"
+        return self.pg.create_database(self.prefix, REFERENCE_SQL.read_text(encoding="utf-8"))
 
     # --- the one-stop desk: dossier rows ----------------------------------------------------
     def insert(self, *, status: int, phone: str | None, code_suffix: str | None = None) -> tuple[int, str]:

@@ -19,6 +19,7 @@ import pytest
 from ledger_fill import FillResult, fill
 from sqlalchemy import create_engine, text
 
+from bridge.dburl import engine_url
 from bridge.report import build_report, main
 from bridge.report import text as text_report
 from bridge.report.fmt import number, percent, vnd
@@ -43,7 +44,7 @@ def filled(sandbox: SandboxHandle,
 
 
 def sql(url: str, query: str) -> list[tuple]:
-    engine = create_engine(url)
+    engine = create_engine(engine_url(url))
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.execute(text(query))]
@@ -190,13 +191,7 @@ def test_vietnamese_percent_format() -> None:
 @pytest.mark.services
 def test_postgresql_ledger_gives_the_same_figures(pg, sandbox: SandboxHandle) -> None:  # type: ignore[no-untyped-def]
     """Production keeps the ledger in PostgreSQL: same queries, same totals as direct SQL."""
-    name = f"report_{uuid.uuid4().hex[:8]}"
-    admin = pg.connect()
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    url = f"postgresql+psycopg2://{pg.superuser}@127.0.0.1:{pg.port}/{name}"
+    url = pg.create_database(f"report_{uuid.uuid4().hex[:8]}")
     result = fill(url, sandbox.url, DayPlan(dossiers=12, seed=5, missing_phone=0.2))
     r = report_of(url)
     assert r.sent == result.outcomes["sent"] and r.dead == result.outcomes.get("dead", 0)
