@@ -119,3 +119,14 @@ def promtool() -> str:
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([promtool(), *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
+
+
+def assert_engines_build(settings: Settings) -> None:
+    """The ledger and the lookup database open with the drivers this install has: building
+    an engine loads its driver, so a URL naming an absent one fails here, not at start-up."""
+    from bridge.citizen.dossiers import read_only_engine
+    from bridge.ledger.engine import make_engine
+
+    make_engine(settings.ledger.url).dispose()
+    if settings.oa.lookup_dsn is not None:
+        read_only_engine(settings.oa.lookup_dsn.get_secret_value()).dispose()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.settings import load_settings
-from deploy_helpers import DEPLOY, ROOT, load_yaml, read_env_file, settings_env_names
+from deploy_helpers import DEPLOY, ROOT, assert_engines_build, load_yaml, read_env_file, settings_env_names
 
 COMPOSE = DEPLOY / "compose.yaml"
 CONFIG = DEPLOY / "config" / "onestop-bridge.toml"
@@ -123,6 +123,7 @@ def test_env_templates_are_accepted_by_the_settings(template: str,
         monkeypatch.setenv(key, value)
     settings = load_settings(CONFIG)
     assert settings.kafka.bootstrap_servers == "kafka:9092"
+    assert_engines_build(settings)
 
 
 def test_config_file_loads_and_matches_the_ports_prometheus_scrapes(

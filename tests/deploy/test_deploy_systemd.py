@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.settings import load_settings
-from deploy_helpers import DEPLOY, read_env_file, settings_env_names
+from deploy_helpers import DEPLOY, assert_engines_build, read_env_file, settings_env_names
 
 UNITS = {
     "run": DEPLOY / "systemd" / "onestop-bridge-run.service",
@@ -88,6 +88,7 @@ def test_env_example_names_real_settings_and_loads(monkeypatch: pytest.MonkeyPat
     settings = load_settings(DEPLOY / "config" / "onestop-bridge.toml")
     assert settings.source.dsn is not None and settings.oa.lookup_dsn is not None
     assert settings.ledger.url.startswith("postgresql")
+    assert_engines_build(settings)
 
 
 def _analyze() -> str:
