@@ -10,6 +10,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -112,6 +113,17 @@ class SourceSettings(Section):
         # Kafka's legal topic characters, as Debezium's topic.prefix; room for ".schema.table".
         if not _TOPIC_CHARS.fullmatch(value):
             raise ValueError(f"{value!r}: a topic prefix is 1-200 of the characters a-z A-Z 0-9 . _ -")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Dates in citizens' messages are written in it: an unknown name must stop start-up
+        # with its fix, not as a ZoneInfoNotFoundError from deep inside the first event.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone name, e.g. Asia/Ho_Chi_Minh") from None
         return value
 
     @field_validator("status_map")

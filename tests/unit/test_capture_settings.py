@@ -24,6 +24,8 @@ from connectors.capture import PgCapture
     ({"tables": ""}, "source.tables"),  # ONESTOP_SOURCE__TABLES= left empty
     ({"topic_prefix": "một cửa"}, "source.topic_prefix"),
     ({"topic_prefix": ""}, "source.topic_prefix"),
+    ({"timezone": "Asia/Hanoi"}, "source.timezone"),  # not an IANA name
+    ({"timezone": "../../etc/passwd"}, "source.timezone"),
 ])
 def test_a_value_the_server_or_kafka_would_refuse_is_a_configuration_error(
         source: dict[str, object], named: str) -> None:
@@ -33,7 +35,8 @@ def test_a_value_the_server_or_kafka_would_refuse_is_a_configuration_error(
 
 def test_the_names_in_use_are_accepted() -> None:
     settings = load_settings(None, source={"slot": "onestop_bridge_2", "topic_prefix": "long-an.onestop_1",
-                                           "tables": "public.dossiers,public.dossier_history"})
+                                           "tables": "public.dossiers,public.dossier_history",
+                                           "timezone": "Asia/Saigon"})  # the old name, still a link
     assert settings.source.tables == ["public.dossiers", "public.dossier_history"]
 
 
