@@ -1,25 +1,43 @@
-"""Database URLs as operators write them, for SQLAlchemy.
+"""Database URLs as operators write them, for SQLAlchemy: the ledger, the OA lookup and the
+polling connector open theirs here.
 
 SQLAlchemy 2.1 made psycopg 3 the driver of a bare ``postgresql://`` URL; this package
 installs psycopg2. Without this, the URLs libpq, the deploy examples and most operators
 write — ``postgresql://…``, or Heroku's ``postgres://…`` — fail at start-up with "No module
 named 'psycopg'". A bare URL therefore means psycopg2 unless psycopg 3 is installed.
+A URL that does not parse, or names a driver this installation lacks, is a ConfigError
+that names the setting (and never quotes the URL: it may hold a password).
 """
 
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import sqlalchemy as sa
 
+from bridge.errors import ConfigError
 
-def engine_url(url: str | sa.URL) -> sa.URL:
-    """`url` parsed, with a PostgreSQL driver this installation has; ArgumentError if it
-    is not a database URL."""
-    parsed = sa.make_url(url)
+
+def engine_url(url: str | sa.URL, setting: str = "the database URL") -> sa.URL:
+    """`url` parsed, with a PostgreSQL driver this installation has."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"{setting} is not a database URL (dialect+driver://user:password@host/"
+                          "database, e.g. postgresql://…)") from None
     if parsed.drivername not in ("postgresql", "postgres"):
         return parsed
     return parsed.set(drivername="postgresql" if _psycopg3_installed() else "postgresql+psycopg2")
+
+
+def create_engine(setting: str, url: sa.URL, **options: Any) -> sa.Engine:
+    """`sqlalchemy.create_engine`, with a ConfigError when the URL's driver is missing."""
+    try:
+        return sa.create_engine(url, **options)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"{setting}: no usable driver for {url.drivername!r} here ({exc}); "
+                          "install it, or use postgresql:// (psycopg2 is installed)") from None
 
 
 def _psycopg3_installed() -> bool:

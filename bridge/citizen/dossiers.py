@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, column, create_engine, func, literal, select, table
+from sqlalchemy import Engine, column, func, literal, select, table
 from sqlalchemy.sql.expression import ColumnElement
 
+from bridge import dburl
 from bridge.dburl import engine_url
 from bridge.errors import BadInputError
 from bridge.ledger.tables import dossier_state, notifications
@@ -143,12 +144,12 @@ class DatabaseDossiers:
 
 
 def read_only_engine(dsn: str) -> Engine:
-    url = engine_url(dsn)
+    url = engine_url(dsn, "oa.lookup_dsn")
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         connect_args["options"] = "-c default_transaction_read_only=on -c statement_timeout=5000"
-    return create_engine(url, pool_size=4, max_overflow=2, pool_pre_ping=True,
-                         connect_args=connect_args)
+    return dburl.create_engine("oa.lookup_dsn", url, pool_size=4, max_overflow=2,
+                               pool_pre_ping=True, connect_args=connect_args)
 
 
 def make_source(settings: Settings, ledger_engine: Engine) -> DossierSource:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from bridge import dburl
 from bridge.dburl import engine_url
 from bridge.errors import ConfigError
 
@@ -28,15 +29,12 @@ READ_ONLY = "onestop_read_only"
 
 def make_engine(url: str, *, pool_size: int = 12) -> Engine:
     """Create the engine for `ledger.url`; ConfigError for an unusable URL."""
-    try:
-        parsed = engine_url(url)
-    except Exception as exc:  # sqlalchemy.exc.ArgumentError
-        raise ConfigError(f"ledger.url is not a database URL: {exc}") from None
+    parsed = engine_url(url, "ledger.url")
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, pool_size)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_size=pool_size, max_overflow=4, pool_pre_ping=True,
-                             future=True)
+        return dburl.create_engine("ledger.url", parsed, pool_size=pool_size, max_overflow=4,
+                                   pool_pre_ping=True, future=True)
     raise ConfigError(f"ledger.url: unsupported database {parsed.get_backend_name()!r} "
                       "(use sqlite:///FILE or postgresql://…)")
 

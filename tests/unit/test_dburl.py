@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bridge import dburl
+from bridge.errors import ConfigError
 from bridge.citizen.dossiers import read_only_engine
 from bridge.ledger.engine import make_engine
 
@@ -38,3 +39,15 @@ def test_the_ledger_and_the_lookup_open_the_documented_bare_urls(monkeypatch) ->
     monkeypatch.setattr(dburl, "_psycopg3_installed", lambda: False)
     assert make_engine("postgresql://onestop_ledger:pw@db/onestop_ledger").dialect.driver == "psycopg2"
     assert read_only_engine("postgresql://onestop_lookup:pw@db/onestop").dialect.driver == "psycopg2"
+
+
+@pytest.mark.parametrize(("open_", "setting", "url"), [
+    (make_engine, "ledger.url", "onestop_ledger:s3cret@db/onestop_ledger"),     # no scheme
+    (make_engine, "ledger.url", "postgresql+pg8000://u:s3cret@db/x"),           # driver absent
+    (read_only_engine, "oa.lookup_dsn", "host=db user=u password=s3cret"),      # libpq's form
+    (read_only_engine, "oa.lookup_dsn", "postgresql+nosuch://u:s3cret@db/x"),   # no such driver
+])
+def test_an_unusable_url_is_a_configuration_error_that_names_the_setting(open_, setting, url) -> None:
+    with pytest.raises(ConfigError, match=setting.replace(".", r"\.")) as err:
+        open_(url)
+    assert "s3cret" not in str(err.value)
