@@ -18,7 +18,6 @@ from sqlalchemy import Engine, column, func, literal, select, table
 from sqlalchemy.sql.expression import ColumnElement
 
 from bridge import dburl
-from bridge.dburl import engine_url
 from bridge.errors import BadInputError
 from bridge.ledger.tables import dossier_state, notifications
 from bridge.mapping import SourceMapping
@@ -144,7 +143,7 @@ class DatabaseDossiers:
 
 
 def read_only_engine(dsn: str) -> Engine:
-    url = engine_url(dsn, "oa.lookup_dsn")
+    url = dburl.engine_url(dsn, "oa.lookup_dsn")
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         connect_args["options"] = "-c default_transaction_read_only=on -c statement_timeout=5000"

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from bridge import dburl
-from bridge.dburl import engine_url
 from bridge.errors import ConfigError
 
 SQLITE_CACHE_KIB = 512
@@ -29,7 +28,7 @@ READ_ONLY = "onestop_read_only"
 
 def make_engine(url: str, *, pool_size: int = 12) -> Engine:
     """Create the engine for `ledger.url`; ConfigError for an unusable URL."""
-    parsed = engine_url(url, "ledger.url")
+    parsed = dburl.engine_url(url, "ledger.url")
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, pool_size)
     if parsed.get_backend_name() == "postgresql":
