@@ -31,12 +31,14 @@ def engine_url(url: str | sa.URL, setting: str = "the database URL") -> sa.URL:
     return parsed.set(drivername="postgresql" if _psycopg3_installed() else "postgresql+psycopg2")
 
 
-def create_engine(setting: str, url: sa.URL, **options: Any) -> sa.Engine:
-    """`sqlalchemy.create_engine`, with a ConfigError when the URL's driver is missing."""
+def create_engine(setting: str, url: str | sa.URL, **options: Any) -> sa.Engine:
+    """`sqlalchemy.create_engine` on `engine_url(url)`, with a ConfigError naming `setting`
+    when the URL does not parse or its driver is missing."""
+    parsed = engine_url(url, setting)
     try:
-        return sa.create_engine(url, **options)
+        return sa.create_engine(parsed, **options)
     except (sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"{setting}: no usable driver for {url.drivername!r} here ({exc}); "
+        raise ConfigError(f"{setting}: no usable driver for {parsed.drivername!r} here ({exc}); "
                           "install it, or use postgresql:// (psycopg2 is installed)") from None
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
 from bridge import metrics
-from bridge.dburl import create_engine, engine_url
+from bridge.dburl import create_engine
 from bridge.errors import ConfigError, TransportError
 from bridge.settings import Settings
 from connectors.delivery import Delivery, KafkaUnavailable, kafka_failure, producer_config
@@ -62,8 +62,7 @@ class PollingCapture:
         if src.dsn is None:
             raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN): a SQLAlchemy URL")
         self.src, self.stop = src, stop
-        self.engine: Engine = create_engine(
-            "source.dsn", engine_url(src.dsn.get_secret_value(), "source.dsn"), pool_pre_ping=True)
+        self.engine: Engine = create_engine("source.dsn", src.dsn.get_secret_value(), pool_pre_ping=True)
         self.delivery = Delivery(producer_config(settings.kafka), ack_listener=ack_listener)
         self.state = PollState(src.state_path)
         self.zone = ZoneInfo(src.timezone)

@@ -30,7 +30,7 @@ class CaptureDb:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg.port}/{self.name}"
+        return self.pg.url(self.name)
 
     @property
     def topic(self) -> str:
