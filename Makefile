@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 HOT_PATH := $(shell sed -n 's/^ *"\(\(bridge\|connectors\)\/[^"]*\.py\)",$$/\1/p' setup.py)
 NATIVE   := $(wildcard connectors/*.c)
 
-.PHONY: demo test unit bench check-rules system-deps clean
+.PHONY: demo test unit bench check-rules typecheck system-deps clean
 
 $(STAMP): pyproject.toml setup.py $(HOT_PATH) $(NATIVE)
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ check-rules: system-deps
 	promtool check rules deploy/prometheus/*.rules.yml
 	promtool test rules deploy/prometheus/tests/*.test.yml
 
-test: $(STAMP) system-deps check-rules
+# The annotations are also what mypyc compiles the hot path from (setup.py).
+typecheck: $(STAMP)
+	$(PY) -m mypy --ignore-missing-imports bridge connectors
+
+test: $(STAMP) system-deps check-rules typecheck
 	$(PY) -m pytest -q
 
 unit: $(STAMP)

@@ -102,7 +102,7 @@ def _create_topic(bootstrap: str, topic: str) -> None:
 
 def _scenario(changes: list[RowChange]) -> dict[str, Any]:
     """Every seventh applicant's number has no Zalo account: those notices go by SMS."""
-    phones = {normalise_phone(c.row["applicant_phone"]) for c in changes} - {None}
+    phones = {p for c in changes if (p := normalise_phone(c.row["applicant_phone"]))}
     return {"phones": {p: {"has_zalo": False} for p in sorted(phones) if int(p[-2:]) % 7 == 0}}
 
 

@@ -57,14 +57,14 @@ def tansu_binary() -> Path:
     return path
 
 
-def _run_as_postgres_user() -> dict[str, object]:
-    """initdb refuses to run as root; drop to 'nobody'-like uid when we are root."""
+def _run_as_postgres_user() -> tuple[int | None, int | None]:
+    """initdb refuses to run as root: as root, the uid and gid of 'postgres' (or 'nobody')."""
     if os.geteuid() != 0:
-        return {}
+        return None, None
     import pwd
 
     user = pwd.getpwnam("postgres") if _has_user("postgres") else pwd.getpwnam("nobody")
-    return {"user": user.pw_uid, "group": user.pw_gid}
+    return user.pw_uid, user.pw_gid
 
 
 def _has_user(name: str) -> bool:
@@ -115,23 +115,24 @@ class EmbeddedPostgres:
             self._tmp = tempfile.mkdtemp(prefix="onestop-pg-")
             os.chmod(self._tmp, 0o777)
             self.data_dir = Path(self._tmp) / "data"
-            ids = _run_as_postgres_user()
+            uid, gid = _run_as_postgres_user()
             subprocess.run(
                 [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", self.superuser,
                  "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
-                check=True, capture_output=True, **ids)  # type: ignore[arg-type]
+                check=True, capture_output=True, user=uid, group=gid)
         self._launch()
         return self
 
     def _launch(self) -> None:
-        ids = _run_as_postgres_user()
+        assert self.data_dir is not None, "start() sets it"
+        uid, gid = _run_as_postgres_user()
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c wal_level=logical "
                 f"-c max_replication_slots=20 -c max_wal_senders=20 -c fsync=off "
                 f"-c unix_socket_directories={self.data_dir} -c wal_sender_timeout=10s")
-        log = open(Path(self.data_dir).parent / "postgres.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir.parent / "postgres.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), *opts.split()],
-            stdout=log, stderr=subprocess.STDOUT, **ids)  # type: ignore[arg-type]
+            stdout=log, stderr=subprocess.STDOUT, user=uid, group=gid)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -140,7 +141,7 @@ class EmbeddedPostgres:
             except psycopg2.OperationalError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("PostgreSQL did not start; see "
-                                       f"{Path(self.data_dir).parent / 'postgres.log'}") from None
+                                       f"{self.data_dir.parent / 'postgres.log'}") from None
                 time.sleep(0.1)
 
     def restart(self, *, immediate: bool = False) -> None:

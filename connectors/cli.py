@@ -54,9 +54,12 @@ def main(argv: list[str]) -> int:
     setup_logging(settings.log, secrets=settings)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("signal %s: stopping", signum)
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _frame: (log.info("signal %s: stopping", signum),
-                                                       stop.set()))
+            signal.signal(sig, on_signal)
     try:
         runner = build_runner(settings, args.mode, stop)
         if args.metrics_port:

@@ -75,7 +75,7 @@ class PollingCapture:
     def run(self) -> None:
         retrying = Retrying(retry=retry_if_exception(_transient),
                             wait=wait_random_exponential(multiplier=0.5, max=30, min=0.2),
-                            stop=lambda _rs: self.stop.is_set(), sleep=self.stop.wait,
+                            stop=lambda _rs: self.stop.is_set(), sleep=self._sleep,
                             before_sleep=self._before_sleep, reraise=True)
         try:
             retrying(self._loop)
@@ -86,6 +86,9 @@ class PollingCapture:
             self.delivery.drain(30)
             self.delivery.shutdown()
             self.state.close()
+
+    def _sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)
 
     def _before_sleep(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None

@@ -22,6 +22,7 @@ import hashlib
 import sys
 from collections import Counter
 from datetime import datetime, time, timezone
+from typing import TextIO
 
 from bridge.citizen import messages
 from bridge.citizen.replies import Replier
@@ -56,7 +57,7 @@ def broadcast_id(topic: str, body: str) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, stream: object) -> None:
+    def __init__(self, total: int, stream: TextIO) -> None:
         self.total = max(total, 1)
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -83,7 +84,7 @@ def _night_message(settings: Settings) -> str:
 
 
 def run(settings: Settings, topic: str, body: str, *, dry_run: bool, rate_per_minute: int | None,
-        out: object = None, err: object = None) -> int:
+        out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     start, end = parse_hhmm(settings.dispatch.night_start), parse_hhmm(settings.dispatch.night_end)
     text = compose(topic, body)
@@ -114,8 +115,8 @@ def run(settings: Settings, topic: str, body: str, *, dry_run: bool, rate_per_mi
 
 
 def _send(settings: Settings, ledger: Ledger, store: CitizenStore, bid: str, topic: str,
-          text: str, todo: list[str], skipped: int, rate_per_minute: int | None, out: object,
-          err: object) -> int:
+          text: str, todo: list[str], skipped: int, rate_per_minute: int | None, out: TextIO,
+          err: TextIO) -> int:
     rate = rate_per_minute or max(1, settings.zalo.oa_rate_per_minute // 2)
     tuned = settings.model_copy(update={"zalo": settings.zalo.model_copy(
         update={"oa_rate_per_minute": rate})})

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select, update
 
 from bridge.citizen.tables import webhook_inbox
+from bridge.ledger.fastsql import dialect_insert
 
 NEW, DONE, FAILED = "new", "done", "failed"
 _MAX_ERROR = 2000
@@ -123,11 +124,7 @@ class Inbox:
 def _insert_stmt(dialect: str) -> Any:
     """Built once: a statement object reused with parameters hits SQLAlchemy's compiled
     cache (building `.values(...)` per row would compile every time)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(webhook_inbox).on_conflict_do_nothing(
+    return dialect_insert(dialect, webhook_inbox).on_conflict_do_nothing(
         index_elements=["event_key"]).returning(webhook_inbox.c.seq)
 
 

@@ -62,7 +62,8 @@ class Receipts:
 
     def handle(self, event: InboxEvent, attempt: int) -> None:
         body = event.body
-        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        raw = body.get("message")
+        message: dict[str, Any] = raw if isinstance(raw, dict) else {}
         msg_id = message.get("msg_id")
         msg_id = str(msg_id) if isinstance(msg_id, (str, int)) else None
         tracking = message.get("tracking_id")

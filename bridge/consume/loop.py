@@ -8,6 +8,7 @@ partition's contiguous prefix of records whose outcome is durable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,11 +19,10 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from bridge import metrics
-from bridge.consume import kafka_ops
+from bridge.consume import kafka_ops, rebalance
 from bridge.consume.gate import RetryGate
 from bridge.consume.inflight import InFlight
 from bridge.consume.offsets import OffsetTracker
-from bridge.consume.rebalance import RebalanceHandlers
 from bridge.consume.records import SourceRecord
 from bridge.consume.completions import Completions
 from bridge.consume.parked import Parked
@@ -49,7 +49,7 @@ class LoopTimers:
     events_retention_s: float = 30 * 86400.0
 
 
-class ConsumerLoop(RebalanceHandlers):
+class ConsumerLoop:
     def __init__(self, settings: Settings, pipeline: Any, ledger: Ledger, dispatcher: Any,
                  consumer: Any, producer: Any, *, partitions: Callable[[str], int | None],
                  timers: LoopTimers | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -77,9 +77,9 @@ class ConsumerLoop(RebalanceHandlers):
             report=self.completions.settled, on_skipped=self.completions.skipped,
             is_current=self._is_current, confirm_parked=ledger.earlier_parked, clock=clock)
         self.workers = WorkerPool(settings.dispatch.workers, self.settler.handle)
-        self._bp_paused = False
+        self.paused_when_full = False
         self._full_since: float | None = None
-        self._rebalances = 0
+        self.rebalances = 0
         self._next = {"commit": 0.0, "lag": 0.0, "prune": 0.0}
         self._db_backoff = 0.0
         self._beat = metrics.loop_heartbeat.labels(loop="consumer")
@@ -89,8 +89,10 @@ class ConsumerLoop(RebalanceHandlers):
     def run(self, stop: threading.Event) -> None:
         self.parked.reload(self.ledger.parked())
         self.workers.start()
-        self.consumer.subscribe([self.source, self.retry], on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self.consumer.subscribe([self.source, self.retry],
+                                on_assign=functools.partial(rebalance.on_assign, self),
+                                on_revoke=functools.partial(rebalance.on_revoke, self),
+                                on_lost=functools.partial(rebalance.on_lost, self))
         log.info("consuming", extra={"topics": [self.source, self.retry]})
         while not stop.is_set():
             self.step()
@@ -101,7 +103,7 @@ class ConsumerLoop(RebalanceHandlers):
         self.completions.drain()
         self.outcomes.service(0)
         for tp in self.gate.due(int(self.clock() * 1000)):
-            if tp in self.assigned and not self._bp_paused:
+            if tp in self.assigned and not self.paused_when_full:
                 self.consumer.resume([TopicPartition(*tp)])
         room = self.max_in_flight - self.tracker.outstanding()
         if self._backpressure(room):
@@ -113,13 +115,13 @@ class ConsumerLoop(RebalanceHandlers):
         self._periodic()
 
     def _poll(self, room: int) -> None:
-        before = self._rebalances
+        before = self.rebalances
         # consume() returns when it has `num_messages` or at the timeout: take what is
         # there now, and on a quiet topic wait for the first record only — waiting for a
         # batch added the whole timeout to a lone notice's latency.
         messages = (self.consumer.consume(num_messages=max(1, min(MAX_BATCH, room)), timeout=0)
                     or self.consumer.consume(num_messages=1, timeout=POLL_WAIT_S))
-        if self._rebalances != before:
+        if self.rebalances != before:
             self._refetch(messages)  # the batch may mix records from before the rebalance
         elif messages:
             self._handle(messages)
@@ -130,9 +132,9 @@ class ConsumerLoop(RebalanceHandlers):
         deadline = time.monotonic() + budget
         margin = min(3.0, budget * 0.25)
         self._pause(self.assigned)
-        self._wait_idle(None, deadline - margin * 2)
+        self.wait_idle(None, deadline - margin * 2)
         self.stopping.set()  # workers skip what they have not started
-        self._wait_idle(None, deadline - margin)
+        self.wait_idle(None, deadline - margin)
         kafka_ops.commit(self.consumer, self.tracker)
         try:
             self.consumer.close()
@@ -273,7 +275,7 @@ class ConsumerLoop(RebalanceHandlers):
         return (not self.stopping.is_set() and item.tp not in self.revoking
                 and self.inflight.current(item.tp, item.epoch))
 
-    def _wait_idle(self, tps: set[TP] | None, deadline: float) -> None:
+    def wait_idle(self, tps: set[TP] | None, deadline: float) -> None:
         """Serve completions until no work of `tps` (all if None) is out, or the deadline."""
         while time.monotonic() < deadline:
             self.completions.drain(force=True)
@@ -299,18 +301,18 @@ class ConsumerLoop(RebalanceHandlers):
         """
         if room >= max(1, self.max_in_flight // 4):
             self._full_since = None
-            if self._bp_paused and room >= self.max_in_flight // 2:
-                self._bp_paused = False
+            if self.paused_when_full and room >= self.max_in_flight // 2:
+                self.paused_when_full = False
                 self.consumer.resume([TopicPartition(*tp) for tp in self.assigned
                                       if not self.gate.holds(tp)])
             return False
         now = time.monotonic()
         if self._full_since is None:
             self._full_since = now
-        if not self._bp_paused and now - self._full_since >= PAUSE_AFTER_S:
-            self._bp_paused = True
+        if not self.paused_when_full and now - self._full_since >= PAUSE_AFTER_S:
+            self.paused_when_full = True
             self._pause(self.assigned)
-        return not self._bp_paused
+        return not self.paused_when_full
 
     def _pause(self, tps: set[TP]) -> None:
         if tps:

@@ -123,11 +123,12 @@ def read_topic(bootstrap: dict[str, Any], topic: str, pipeline: Any = None,
             if reached and not messages:
                 return
             for msg in messages:
-                if msg.error() is not None or msg.partition() not in ends:
+                partition, offset = msg.partition(), msg.offset()
+                if msg.error() is not None or partition not in ends or offset is None:
                     continue
                 yield _record(msg, pipeline)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    ends[msg.partition()] = -1
+                if offset + 1 >= ends[partition]:
+                    ends[partition] = -1
             reached = all(end < 0 for end in ends.values())
         raise TimeoutError(f"could not read {topic} to its end within {timeout_s:.0f} s")
     finally:

@@ -77,13 +77,13 @@ def replay(records: list[DlqRecord], producer: Producer | None, default_target: 
             metrics.replayed.labels(result="dry_run").inc()
         else:
             outcome = _produce(producer, record, target, timeout_s)
-            ok = isinstance(outcome, int)
-            result.replayed += ok
-            result.failed += not ok
+            offset = outcome if isinstance(outcome, int) else None
+            result.replayed += offset is not None
+            result.failed += offset is None
             audit(audit_line(record, target, dry_run=False, operator=operator,
-                             result="replayed" if ok else f"failed: {outcome}",
-                             target_offset=outcome if ok else None))
-            metrics.replayed.labels(result="replayed" if ok else "failed").inc()
+                             result="replayed" if offset is not None else f"failed: {outcome}",
+                             target_offset=offset))
+            metrics.replayed.labels(result="replayed" if offset is not None else "failed").inc()
         if progress is not None:
             progress.step()
     return result
@@ -96,8 +96,8 @@ def _produce(producer: Producer, record: DlqRecord, target: str, timeout_s: floa
     def done(err: Any, msg: Any) -> None:
         report["err"], report["offset"] = err, (msg.offset() if msg is not None else None)
 
-    headers = h.foreign(record.raw_headers) + [(h.REPLAYED_FROM,
-                                                 record.position.encode("utf-8"))]
+    headers: list[tuple[str, str | bytes | None]] = [
+        *h.foreign(record.raw_headers), (h.REPLAYED_FROM, record.position.encode("utf-8"))]
     producer.produce(target, key=record.key, value=record.value, headers=headers,
                      on_delivery=done)
     deadline = time.monotonic() + timeout_s

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, select, update
 
 from bridge.errors import BadInputError
-from bridge.ledger.fastsql import executemany
+from bridge.ledger.fastsql import dialect_insert, executemany
 from bridge.ledger.records import StoredNotification, notification_values, stored_from_row
 from bridge.ledger.tables import (DEAD, PENDING, UNSENT_STATUSES, dossier_state, events_seen,
                                   notifications)
@@ -159,7 +159,7 @@ def _insert_notifications(conn: Connection, pairs: list[tuple[Notification, str]
         return {}
     values = {n.idempotency_key: (n, notification_values(n, key, PENDING, now_ms))
               for n, key in pairs}
-    stmt = (_dialect_insert(conn, notifications)
+    stmt = (dialect_insert(conn.dialect.name, notifications)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(notifications.c.id, notifications.c.idempotency_key))
     rows = _padded([v for _, v in values.values()])  # duplicates are conflicts: ignored
@@ -188,8 +188,8 @@ def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], no
                               list({item.event_id for _, item in wanted})):
         by_event.setdefault(stored.notification.event_id, []).append(stored)
     for index, item in wanted:
-        stored = sorted(by_event.get(item.event_id, []), key=lambda s: s.seq)
-        results[index].to_send = [s for s in stored if s.status in UNSENT_STATUSES]
+        rows = sorted(by_event.get(item.event_id, []), key=lambda s: s.seq)
+        results[index].to_send = [s for s in rows if s.status in UNSENT_STATUSES]
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -235,14 +235,6 @@ def _rows_where(conn: Connection, column: Any, values: list[Any]) -> list[Stored
     return rows
 
 
-def _dialect_insert(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
 _UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
 
@@ -251,7 +243,7 @@ def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], keys
     cache_key = (conn.dialect.name, table.name, tuple(rows[0]))
     stmt = _UPSERTS.get(cache_key)
     if stmt is None:  # built once per shape, so the fast executemany can cache its SQL
-        base = _dialect_insert(conn, table)
+        base = dialect_insert(conn.dialect.name, table)
         stmt = base.on_conflict_do_update(index_elements=keys,
                                           set_={c: getattr(base.excluded, c) for c in columns})
         _UPSERTS[cache_key] = stmt
@@ -263,7 +255,7 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[st
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
-    conn.execute(_dialect_insert(conn, table).on_conflict_do_nothing(index_elements=keys), [values])
+    conn.execute(dialect_insert(conn.dialect.name, table).on_conflict_do_nothing(index_elements=keys), [values])
 
 
 __all__ = ["Admission", "BatchStateStore", "Incoming", "Notify", "SqlStateStore", "admit",

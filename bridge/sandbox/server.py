@@ -73,8 +73,8 @@ class SandboxHandle:
             raise self._error
         if self._sandbox is None:
             raise RuntimeError("sandbox did not start within 30 s")
-        self.url = self._sandbox.url
-        self.state = self._sandbox.state
+        self.url: str = self._sandbox.url
+        self.state: SandboxState = self._sandbox.state
 
     def _run(self, kwargs: dict[str, Any]) -> None:
         asyncio.set_event_loop(self._loop)

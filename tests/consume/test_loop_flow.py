@@ -128,7 +128,7 @@ def test_a_stall_longer_than_the_poll_interval_keeps_the_partitions(
         time.sleep(9.0)  # the condition under test: stalled past max.poll.interval.ms
         upstream_back.set()
         wait_for(lambda: len(stalled.sent) >= 30, timeout=60, message="30 deliveries")
-        rebalances = running.loop._rebalances  # noqa: SLF001 - the join's assignment only
+        rebalances = running.loop.rebalances  # the join's assignment only
     finally:
         running.stop()
     assert sorted(stalled.sent_codes()) == sorted(doc(i)["after"]["code"] for i in range(1, 31))
