@@ -39,7 +39,7 @@ check-rules: system-deps
 
 # The annotations are also what mypyc compiles the hot path from (setup.py).
 typecheck: $(STAMP)
-	$(PY) -m mypy --ignore-missing-imports bridge connectors
+	$(PY) -m mypy --ignore-missing-imports bridge connectors bench
 
 test: $(STAMP) system-deps check-rules typecheck
 	$(PY) -m pytest -q

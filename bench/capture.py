@@ -198,7 +198,7 @@ def settle_slot(conn, timeout: float = 60.0) -> None:
 def throughput(conn, acks: Acks, rows: int, per_tx: int, offset: int = 0) -> dict[str, float]:
     acks.reset()
     warm_memory()
-    first_commit = None
+    first_commit = 0.0
     for start in range(offset, offset + rows, per_tx):
         insert_rows(conn, start, per_tx)
         first_commit = first_commit or time.time()
@@ -363,11 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         raws: list[float] = []
         records: list[tuple[bytes | None, bytes | None]] = []
         config = producer_config(settings.kafka, "bench-ceiling")
+        assert broker.proc is not None, "started above"
+        broker_pid = broker.proc.pid
         for round_ in range(1, args.rounds + 1):
             running, rate, cpu = capacity(conn, settings, acks, running, n, offset=(round_ + 1) * n,
-                                          broker_pid=broker.proc.pid)
+                                          broker_pid=broker_pid)
             records = records or read_back(broker.bootstrap, f"{SLOT}.public.dossiers", n)
-            raw, raw_cpu = ceiling(config, records, broker.proc.pid)
+            raw, raw_cpu = ceiling(config, records, broker_pid)
             rates.append(rate)
             raws.append(raw)
             print(f"round {round_}: capacity {rate:,.0f} rows/s (the same volume waiting in the slot, "

@@ -47,7 +47,7 @@ from bridge.dispatch.http import ThreadClients  # noqa: E402
 from bridge.embedded import free_port, wait_port  # noqa: E402
 from bridge.model import Notification  # noqa: E402
 from bridge.pipeline import Pipeline  # noqa: E402
-from bridge.settings import Settings  # noqa: E402
+from bridge.settings import DispatchSettings, Settings, SmsSettings, ZaloSettings  # noqa: E402
 from bridge.transitions import MemoryStateStore  # noqa: E402
 
 SCENARIO = {
@@ -198,8 +198,8 @@ def aiohttp_rate(url: str, concurrency: int, seconds: float) -> float:
 
 def deliver_rate(url: str, threads: int, seconds: float, workers: int) -> float:
     settings = sandbox_settings(Settings(
-        zalo={"oa_rate_per_minute": 0}, sms={"rate_per_second": 0},
-        dispatch={"workers": workers}), url)
+        zalo=ZaloSettings(oa_rate_per_minute=0), sms=SmsSettings(rate_per_second=0),
+        dispatch=DispatchSettings(workers=workers)), url)
     # Seed the live refresh token: the raw runs above already rotated the initial one.
     refresh = httpx.get(f"{url}/sandbox/refresh-token").json()["refresh_token"]
     dispatcher = build_dispatcher(settings, token_store=MemoryTokenStore(TokenState("", refresh, 0)))
@@ -235,7 +235,7 @@ def overhead_us(n: int = 10_000) -> tuple[float, float]:
                                              "expires_in": "90000"})
         return httpx.Response(200, content=ok.content, headers={"content-type": "application/json"})
 
-    settings = sandbox_settings(Settings(zalo={"oa_rate_per_minute": 0}), "http://bench.invalid")
+    settings = sandbox_settings(Settings(zalo=ZaloSettings(oa_rate_per_minute=0)), "http://bench.invalid")
     dispatcher = build_dispatcher(settings, transport=httpx.MockTransport(handler))
     notes = [Notification(
         dossier_code=f"H-{i}", dossier_id=i, kind="RECEIVED", phone="84900000001", text="x",
