@@ -83,9 +83,8 @@ static void format_int64(Digits *d, long long value) {
         d->text[--d->start] = '-';
 }
 
-/* The number, without its last `drop` digits: n // 10**drop for n >= 10**drop. */
-static int put_digits(Buf *b, const Digits *d, int drop) {
-    return put(b, d->text + d->start, (Py_ssize_t)sizeof d->text - d->start - drop);
+static int put_digits(Buf *b, const Digits *d) {
+    return put(b, d->text + d->start, (Py_ssize_t)sizeof d->text - d->start);
 }
 
 static int put_part(Buf *b, PyObject *frame, Py_ssize_t i) {
@@ -393,26 +392,16 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     int result = put_part(&b, frame, 0);
     if (result == OK && (result = put(&b, "null", 4)) == OK && (result = put_part(&b, frame, 1)) == OK)
         result = put_row(&b, buf, size, pos, args[2], key_index, args[4], args[5], &key_start, &key_end);
-    /* The parts after the row: the LSN twice, the op, then ts_ms, ts_us and ts_ns, which
-     * are now_ns's digits without the last 6, 3 and 0 (one conversion instead of four). */
-    Digits lsn_text, now_text, ms_text, us_text;
+    /* The parts after the row: the LSN twice (formatted once), the op, ts_ms, ts_us, ts_ns. */
+    Digits lsn_text, ms_text, us_text, ns_text;
     format_int64(&lsn_text, lsn);
-    format_int64(&now_text, now_ns);
-    int clock_digits = now_ns >= 1000000;  /* always, but for a clock set before 1970 */
-    if (!clock_digits) {
-        format_int64(&ms_text, now_ns / 1000000);
-        format_int64(&us_text, now_ns / 1000);
-    }
+    format_int64(&ms_text, now_ns / 1000000);
+    format_int64(&us_text, now_ns / 1000);
+    format_int64(&ns_text, now_ns);
+    const Digits *numbers[] = {&lsn_text, &lsn_text, NULL, &ms_text, &us_text, &ns_text};
     for (int i = 0; i < 6 && result == OK; i++) {
-        if ((result = put_part(&b, frame, 2 + i)) != OK)
-            break;
-        switch (i) {
-        case 0: case 1: result = put_digits(&b, &lsn_text, 0); break;
-        case 2: result = put(&b, op, 1); break;
-        case 3: result = clock_digits ? put_digits(&b, &now_text, 6) : put_digits(&b, &ms_text, 0); break;
-        case 4: result = clock_digits ? put_digits(&b, &now_text, 3) : put_digits(&b, &us_text, 0); break;
-        default: result = put_digits(&b, &now_text, 0);
-        }
+        if ((result = put_part(&b, frame, 2 + i)) == OK)
+            result = numbers[i] ? put_digits(&b, numbers[i]) : put(&b, op, 1);
     }
     if (result == OK)
         result = put_part(&b, frame, 8);

@@ -255,7 +255,8 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[st
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
-    conn.execute(dialect_insert(conn.dialect.name, table).on_conflict_do_nothing(index_elements=keys), [values])
+    stmt = dialect_insert(conn.dialect.name, table).on_conflict_do_nothing(index_elements=keys)
+    conn.execute(stmt, [values])
 
 
 __all__ = ["Admission", "BatchStateStore", "Incoming", "Notify", "SqlStateStore", "admit",

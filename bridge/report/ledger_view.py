@@ -15,8 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, case, create_engine, func, select
-from sqlalchemy.engine import make_url
 
+from bridge import dburl
 from bridge.errors import ConfigError
 from bridge.ledger.engine import make_engine
 from bridge.ledger.migrate import current_version
@@ -79,9 +79,7 @@ class Followers:
 
 def open_engine(url: str) -> Engine:
     """An engine for reading; ConfigError if the ledger does not exist or is not migrated."""
-    parsed = make_url(url) if "://" in url else None
-    if parsed is None:
-        raise ConfigError(f"ledger.url is not a database URL: {url!r}")
+    parsed = dburl.engine_url(url, "ledger.url")
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database or ""
         if not path or path == ":memory:" or not Path(path).expanduser().exists():
@@ -92,7 +90,8 @@ def open_engine(url: str) -> Engine:
         engine = make_engine(url, pool_size=2)
     if current_version(engine) == 0:
         engine.dispose()
-        raise ConfigError(f"the ledger at {url!r} has no tables yet: has the bridge run?")
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"the ledger at {shown!r} has no tables yet: has the bridge run?")
     return engine
 
 

@@ -170,7 +170,7 @@ def test_a_character_to_escape_or_check_is_found_at_every_place_of_an_ascii_run(
 
 @pytest.mark.parametrize("now", [0, 999, 999_999, 1_000_000, 1_000_001, NOW_NS])
 def test_ts_ms_ts_us_and_ts_ns_agree_for_any_clock(now: int) -> None:
-    """The native pass writes ts_ms and ts_us as ts_ns's leading digits."""
+    """ts_ms and ts_us are ts_ns truncated, whatever the clock reads."""
     table = _table()
     payload = _insert(["1", "x", None, None, None, None, None, None, None, None, None, None, None])
     native = _native_path(table, payload, now=now)

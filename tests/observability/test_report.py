@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from ledger_fill import FillResult, fill
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from bridge.dburl import engine_url
+from bridge import dburl
 from bridge.report import build_report, main
 from bridge.report import text as text_report
 from bridge.report.fmt import number, percent, vnd
@@ -44,7 +44,7 @@ def filled(sandbox: SandboxHandle,
 
 
 def sql(url: str, query: str) -> list[tuple]:
-    engine = create_engine(engine_url(url))
+    engine = dburl.create_engine("ledger.url", url)
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.execute(text(query))]
