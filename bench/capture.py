@@ -6,14 +6,18 @@ connector in-process with an acknowledgement hook, and reports:
 1. live: 100,000 row changes (100 transactions × 1,000 rows) written as fast as PostgreSQL
    takes them, from the first commit to the last Kafka acknowledgement, with p50/p99
    commit-to-ack latency (this rate is bounded by how fast the database writes);
-2. rounds (5 by default), each a pair measured back to back:
+2. rounds (5 by default), each three phases measured back to back:
    - capacity: the connector stopped, 100,000 changes committed, the connector started:
      rows/s from the start of streaming to the last acknowledgement;
+   - bound: the same changes read from a second slot by an ideal connector
+     (bench/ideal_connector.py: the records ready-made, only reading and producing) —
+     what any connector could reach here, PostgreSQL's walsender included;
    - ceiling: 100,000 of the same records (read back from the topic) produced again, raw,
      with the same producer settings — what Kafka + librdkafka allow on this machine;
    the ratio capacity/ceiling of each round, their median, and the best capacity against
-   the best ceiling (target ≥ 50 %). The shared host's speed changes from one minute to
-   the next, so the median is the typical pair, best against best the strict reading;
+   the best ceiling (target ≥ 50 %), and bound/ceiling the same way. The shared host's
+   speed changes from one minute to the next, so the median is the typical pair, best
+   against best the strict reading;
 3. one 100,000-row transaction: rate, and peak RSS (rows are streamed, not buffered);
 4. paced: 200 changes/s (single-row transactions) for 15 s, p50/p99 latency (target
    p99 < 500 ms).
@@ -46,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psycopg2.errors  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 from bridge import metrics  # noqa: E402
@@ -54,7 +59,10 @@ from bridge.settings import load_settings  # noqa: E402
 from connectors.capture import PgCapture  # noqa: E402
 from connectors.delivery import producer_config  # noqa: E402
 
+import ideal_connector  # noqa: E402
+
 SLOT = "bench"  # the slot, publication and topic prefix of this run
+BOUND_SLOT = "bench_bound"  # the ideal connector's copy of each capacity phase's changes
 
 
 class Acks:
@@ -246,6 +254,39 @@ def ceiling(config: dict, records: list[tuple[bytes | None, bytes | None]],
     return len(records) / (time.time() - start), meter.per_row_us(len(records))
 
 
+def bound(conn, dsn: str, config: dict, records: list[tuple[bytes | None, bytes | None]],
+          broker_pid: int) -> tuple[float, str]:
+    """The ideal connector over BOUND_SLOT (then dropped): rows/s and CPU per row."""
+    before = set(rdkafka_threads())
+    producer = Producer(config)
+    producer.produce("bench.bound.warmup", b"x")
+    producer.flush(10)
+    fresh = [t for t in rdkafka_threads() if t not in before]
+    warm_memory()
+
+    def meter(thread: Path, walsender_pid: int) -> CpuMeter:
+        return CpuMeter({"connector thread": [thread], "librdkafka": fresh,
+                         "walsender": [Path(f"/proc/{walsender_pid}/stat")],
+                         "broker": [Path(f"/proc/{broker_pid}/stat")]})
+
+    result = ideal_connector.stream(dsn, BOUND_SLOT, SLOT, producer, records, meter)
+    conn.autocommit = True
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the walsender may outlive the closed connection by a moment
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_drop_replication_slot(%s)", (BOUND_SLOT,))
+                break
+            except psycopg2.errors.ObjectInUse:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        conn.autocommit = False
+    return result
+
+
 def paced(dsn_conn, acks: Acks, per_second: int, seconds: float) -> dict[str, float]:
     dsn_conn.autocommit = True
     acks.reset()
@@ -301,6 +342,9 @@ def capacity(conn, settings, acks: Acks, running: Running, n: int, offset: int,
     settle_slot(conn)
     running.close()
     acks.reset()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (BOUND_SLOT,))
+    conn.commit()
     for start in range(offset, offset + n, 1000):
         insert_rows(conn, start, 1000)
     with conn.cursor() as cur:  # decoding restarts at restart_lsn, not at the confirmed position
@@ -320,6 +364,14 @@ def capacity(conn, settings, acks: Acks, running: Running, n: int, offset: int,
     cpu = (f"{meter.per_row_us(n)}; the walsender decoded {reread / 2**20:.0f} MB of WAL already "
            f"confirmed (from the slot's restart_lsn) before the {backlog / 2**20:.0f} MB of new changes")
     return running, rate, cpu
+
+
+def summary(label: str, rates: list[float], raws: list[float]) -> str:
+    ratios = [rate / raw for rate, raw in zip(rates, raws)]
+    median, best = statistics.median(ratios), max(rates) / max(raws)
+    return (f"{label}: median of {len(ratios)} rounds {median:.0%} {'OK' if median >= 0.5 else 'BELOW TARGET'}; "
+            f"best / best ceiling {best:.0%} {'OK' if best >= 0.5 else 'BELOW TARGET'}; "
+            f"rounds {', '.join(f'{r:.0%}' for r in ratios)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{rss_big:.0f} MB in the {n:,}-row transaction")
 
         rates: list[float] = []
+        bounds: list[float] = []
         raws: list[float] = []
         records: list[tuple[bytes | None, bytes | None]] = []
         config = producer_config(settings.kafka, "bench-ceiling")
@@ -369,19 +422,19 @@ def main(argv: list[str] | None = None) -> int:
             running, rate, cpu = capacity(conn, settings, acks, running, n, offset=(round_ + 1) * n,
                                           broker_pid=broker_pid)
             records = records or read_back(broker.bootstrap, f"{SLOT}.public.dossiers", n)
+            ideal, ideal_cpu = bound(conn, pg.dsn, config, records, broker_pid)
             raw, raw_cpu = ceiling(config, records, broker_pid)
             rates.append(rate)
+            bounds.append(ideal)
             raws.append(raw)
             print(f"round {round_}: capacity {rate:,.0f} rows/s (the same volume waiting in the slot, "
-                  f"streaming start -> last ack); ceiling {raw:,.0f} records/s (raw produce of "
-                  f"{n:,} of the same records, right after); ratio {rate / raw:.0%}")
-            print(f"  CPU per row (us): {cpu}; raw produce: {raw_cpu}")
+                  f"streaming start -> last ack); bound {ideal:,.0f} rows/s (an ideal connector, "
+                  f"same changes); ceiling {raw:,.0f} records/s (raw produce of {n:,} of the same "
+                  f"records, right after); ratio {rate / raw:.0%}, bound/ceiling {ideal / raw:.0%}")
+            print(f"  CPU per row (us): {cpu}; bound: {ideal_cpu}; raw produce: {raw_cpu}")
         del records
-        ratios = [rate / raw for rate, raw in zip(rates, raws)]
-        median, best = statistics.median(ratios), max(rates) / max(raws)
-        print(f"capacity/ceiling (target >= 50%): median of {len(ratios)} rounds {median:.0%} "
-              f"{'OK' if median >= 0.5 else 'BELOW TARGET'}; best capacity / best ceiling {best:.0%} "
-              f"{'OK' if best >= 0.5 else 'BELOW TARGET'}; rounds {', '.join(f'{r:.0%}' for r in ratios)}")
+        print(summary("capacity/ceiling (target >= 50%)", rates, raws))
+        print(summary("bound/ceiling (an ideal connector, for reference)", bounds, raws))
 
         slow = paced(pg.connect(), acks, 200, args.paced_seconds)
         print(f"paced: {slow['count']} changes at 200/s: commit->ack p50 {slow['p50']:.1f} ms, "
