@@ -31,14 +31,20 @@ _TUPLE_DATA: Final = 6  # where that tuple starts: after the tag, the relation i
 
 
 class RowEncoder:
-    """`encoder(payload, events, lsn)` → (event, key JSON or None), or None for the Python path."""
+    """`encoder(payload, events, lsn)` → (event, record key or None), or None for the Python path."""
 
-    __slots__ = ("columns", "key_index", "toast")
+    __slots__ = ("columns", "key", "toast", "dumps")
 
-    def __init__(self, schema: TableSchema, toast: str) -> None:
+    def __init__(self, schema: TableSchema, toast: str, schemas: bool) -> None:
         names = [c.name for c in schema.columns]
-        self.key_index = names.index(schema.key_columns[0]) if schema.key_columns else -1
+        self.key: tuple[int, bytes, bytes] | None = None
+        if schema.key_columns:
+            # The key's bytes around its column's value, as TableSchema.key_json writes them
+            # (NUL cannot occur in that JSON: control characters are escaped).
+            head, _, tail = (schema.key_json(b"\0", schemas) or b"").partition(b"\0")
+            self.key = (names.index(schema.key_columns[0]), head, tail)
         self.toast = orjson.dumps(toast)
+        self.dumps = orjson.dumps
         self.columns = tuple(
             (orjson.dumps(c.name) + b":", c.codec.form,
              int(c.codec.parameters["scale"]) if c.codec.form == AS_DECIMAL else 0,
@@ -46,13 +52,13 @@ class RowEncoder:
             for c in schema.columns)
 
     def __call__(self, payload: bytes, events: TransactionEvents, lsn: int) -> Any:
-        return _encode(payload, _TUPLE_DATA, self.columns, self.key_index, self.toast, orjson.dumps,
+        return _encode(payload, _TUPLE_DATA, self.columns, self.key, self.toast, self.dumps,
                        events.frame, lsn, time.time_ns())
 
 
-def row_encoder(schema: TableSchema, toast: str) -> RowEncoder | None:
-    """The native encoder of a table's inserts and updates, where it applies (a key of at
-    most one column)."""
+def row_encoder(schema: TableSchema, toast: str, schemas: bool) -> RowEncoder | None:
+    """The native encoder of a table's inserts and updates (`schemas`: keys and events with
+    their schema), where it applies (a key of at most one column)."""
     if _encode is None or len(schema.key_columns) > 1:
         return None
-    return RowEncoder(schema, toast)
+    return RowEncoder(schema, toast, schemas)

@@ -70,13 +70,13 @@ class _Rel:
 
     __slots__ = ("schema", "read", "encode", "published", "labels")
 
-    def __init__(self, schema: TableSchema, published: bool = True) -> None:
+    def __init__(self, schema: TableSchema, published: bool = True, schemas: bool = False) -> None:
         self.schema = schema
         self.published = published
         # Text columns need no conversion: None leaves the call out of the reader.
         self.read = po.row_reader([(c.name, c.codec.text_converter()) for c in schema.columns],
                                   TOAST_PLACEHOLDER)
-        self.encode = row_encoder(schema, TOAST_PLACEHOLDER)
+        self.encode = row_encoder(schema, TOAST_PLACEHOLDER, schemas)
         # The metric labels of each op, built once instead of a tuple per record.
         self.labels = {op: (schema.full_name, op) for op in ("c", "u", "d")}
 
@@ -140,8 +140,7 @@ class Streamer:
                 # Inserts, most updates: no dict in between (`rowjson`).
                 encoded = rel.encode(payload, self._transaction(rel), lsn)
                 if encoded is not None:
-                    key = rel.schema.key_json(encoded[1], self.opts.schemas)
-                    self.delivery.send(self.batch, rel.schema.topic, key, encoded[0],
+                    self.delivery.send(self.batch, rel.schema.topic, encoded[1], encoded[0],
                                        rel.labels["c" if payload[0] == 73 else "u"])
                     return
             change = po.decode_change(payload, rel.read, self._bad)
@@ -238,7 +237,7 @@ class Streamer:
         if old is not None and [c.name for c in old.schema.columns] != names:
             log.info("table %s changed shape: columns now %s", schema.full_name, names)
         tables = self.opts.tables
-        self.rels[m.relid] = _Rel(schema, not tables or schema.full_name in tables)
+        self.rels[m.relid] = _Rel(schema, not tables or schema.full_name in tables, self.opts.schemas)
 
     def _message(self, m: po.Message) -> None:
         begin = self.begin if m.transactional else None

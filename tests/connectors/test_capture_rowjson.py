@@ -73,21 +73,23 @@ def _events(table: TableSchema, schemas: bool, commit_lsn: int | None = 24023119
 
 
 def _python_path(table: TableSchema, payload: bytes, schemas: bool = False,
-                 commit_lsn: int | None = 24023119, now: int = NOW_NS) -> tuple[bytes, bytes | None]:
+                 commit_lsn: int | None = 24023119, now: int = NOW_NS,
+                 lsn: int = LSN) -> tuple[bytes, bytes | None]:
     change = po.decode_change(payload, _Rel(table).read, [])
     assert change.new is not None
     with patch("time.time_ns", return_value=now):
-        event = _events(table, schemas, commit_lsn).event(None, change.new, change.op, LSN)
+        event = _events(table, schemas, commit_lsn).event(None, change.new, change.op, lsn)
     return event, table.key_for(change.new, schemas)
 
 
 def _native_path(table: TableSchema, payload: bytes, schemas: bool = False,
-                 commit_lsn: int | None = 24023119, now: int = NOW_NS) -> tuple[bytes, bytes | None] | None:
-    encoder = row_encoder(table, TOAST_PLACEHOLDER)
+                 commit_lsn: int | None = 24023119, now: int = NOW_NS,
+                 lsn: int = LSN) -> tuple[bytes, bytes | None] | None:
+    encoder = row_encoder(table, TOAST_PLACEHOLDER, schemas)
     assert encoder is not None, "the native event path is built with the compiled hot path"
     with patch("time.time_ns", return_value=now):
-        encoded = encoder(payload, _events(table, schemas, commit_lsn), LSN)
-    return None if encoded is None else (encoded[0], table.key_json(encoded[1], schemas))
+        encoded = encoder(payload, _events(table, schemas, commit_lsn), lsn)
+    return None if encoded is None else (encoded[0], encoded[1])
 
 
 def _after(event: bytes) -> dict[str, object]:
@@ -180,6 +182,17 @@ def test_ts_ms_ts_us_and_ts_ns_agree_for_any_clock(now: int) -> None:
     assert (event["ts_ms"], event["ts_us"], event["ts_ns"]) == (now // 10**6, now // 1000, now)
 
 
+@given(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1))
+@settings(max_examples=300, deadline=None)
+def test_clock_readings_and_lsns_of_any_length_are_written_as_python_writes_them(now: int, lsn: int) -> None:
+    """The encoder writes numbers two digits at a time: odd and even lengths, zeros inside."""
+    table = _table()
+    payload = _insert(["1", "x", None, None, None, None, None, None, None, None, None, None, None])
+    for clock, position in ((now, lsn), (now // 10 ** (now % 19), lsn // 10 ** (lsn % 19))):
+        native = _native_path(table, payload, now=clock, lsn=position)
+        assert native == _python_path(table, payload, now=clock, lsn=position)
+
+
 def test_invalid_utf8_after_an_ascii_run_is_declined() -> None:
     table = _table()
     for place in range(18):
@@ -217,7 +230,7 @@ def test_tables_without_a_key_and_with_a_composite_key() -> None:
     keyless = _table(key=())
     assert _native_path(keyless, payload) == _python_path(keyless, payload)
     assert _native_path(keyless, payload)[1] is None  # type: ignore[index]
-    assert row_encoder(_table(key=("id", "code")), TOAST_PLACEHOLDER) is None  # composite: Python path
+    assert row_encoder(_table(key=("id", "code")), TOAST_PLACEHOLDER, False) is None  # composite: Python path
 
 
 def test_updates_keep_the_same_bytes_too() -> None:
