@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 # Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 PG_EPOCH_OFFSET_US = 946_684_800_000_000
@@ -204,7 +204,7 @@ class Change:
         self.new = new
 
 
-ROW_TAGS = frozenset(b"IUD")
+ROW_TAGS: Final = frozenset(b"IUD")
 
 
 def decode_change(payload: bytes, read: RowReader, bad: list[str]) -> Change:

@@ -33,7 +33,8 @@ _TUPLE_DATA: Final = 6  # where that tuple starts: after the tag, the relation i
 class RowEncoder:
     """`encoder(payload, events, lsn)` → (event, record key or None), or None for the Python path."""
 
-    __slots__ = ("columns", "key", "toast", "dumps")
+    # The functions too: a module global or a module's attribute is a dict lookup per call.
+    __slots__ = ("columns", "key", "toast", "dumps", "encode", "clock")
 
     def __init__(self, schema: TableSchema, toast: str, schemas: bool) -> None:
         names = [c.name for c in schema.columns]
@@ -45,6 +46,8 @@ class RowEncoder:
             self.key = (names.index(schema.key_columns[0]), head, tail)
         self.toast = orjson.dumps(toast)
         self.dumps = orjson.dumps
+        self.encode = _encode
+        self.clock = time.time_ns
         self.columns = tuple(
             (orjson.dumps(c.name) + b":", c.codec.form,
              int(c.codec.parameters["scale"]) if c.codec.form == AS_DECIMAL else 0,
@@ -52,8 +55,8 @@ class RowEncoder:
             for c in schema.columns)
 
     def __call__(self, payload: bytes, events: TransactionEvents, lsn: int) -> Any:
-        return _encode(payload, _TUPLE_DATA, self.columns, self.key, self.toast, self.dumps,
-                       events.frame, lsn, time.time_ns())
+        return self.encode(payload, _TUPLE_DATA, self.columns, self.key, self.toast, self.dumps,
+                           events.frame, lsn, self.clock())
 
 
 def row_encoder(schema: TableSchema, toast: str, schemas: bool) -> RowEncoder | None:

@@ -85,9 +85,9 @@ def _python_path(table: TableSchema, payload: bytes, schemas: bool = False,
 def _native_path(table: TableSchema, payload: bytes, schemas: bool = False,
                  commit_lsn: int | None = 24023119, now: int = NOW_NS,
                  lsn: int = LSN) -> tuple[bytes, bytes | None] | None:
-    encoder = row_encoder(table, TOAST_PLACEHOLDER, schemas)
-    assert encoder is not None, "the native event path is built with the compiled hot path"
-    with patch("time.time_ns", return_value=now):
+    with patch("time.time_ns", return_value=now):  # the encoder takes its clock when made
+        encoder = row_encoder(table, TOAST_PLACEHOLDER, schemas)
+        assert encoder is not None, "the native event path is built with the compiled hot path"
         encoded = encoder(payload, _events(table, schemas, commit_lsn), lsn)
     return None if encoded is None else (encoded[0], encoded[1])
 
