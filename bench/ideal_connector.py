@@ -22,10 +22,9 @@ import psycopg2.extras
 from confluent_kafka import Producer
 
 from connectors.delivery import ANY_PARTITION, Batch
+from connectors.pgoutput import ROW_TAGS
 from connectors.pgwire import DRAINED
 from connectors.wire import StreamReader
-
-ROW_TAGS = frozenset(b"IUD")
 
 
 def stream(dsn: str, slot: str, publication: str, producer: Producer,
