@@ -50,6 +50,7 @@ unit: $(STAMP)
 bench: $(STAMP) system-deps
 	$(PY) bench/render.py
 	$(PY) bench/capture.py
+	$(PY) bench/capture_hotpath.py
 	$(PY) bench/delivery.py
 
 clean:

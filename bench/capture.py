@@ -369,7 +369,8 @@ def capacity(conn, settings, acks: Acks, running: Running, n: int, offset: int,
 def summary(label: str, rates: list[float], raws: list[float]) -> str:
     ratios = [rate / raw for rate, raw in zip(rates, raws)]
     median, best = statistics.median(ratios), max(rates) / max(raws)
-    return (f"{label}: median of {len(ratios)} rounds {median:.0%} {'OK' if median >= 0.5 else 'BELOW TARGET'}; "
+    return (f"{label}: median of {len(ratios)} rounds {median:.0%} "
+            f"{'OK' if median >= 0.5 else 'BELOW TARGET'}; "
             f"best / best ceiling {best:.0%} {'OK' if best >= 0.5 else 'BELOW TARGET'}; "
             f"rounds {', '.join(f'{r:.0%}' for r in ratios)}")
 
