@@ -8,9 +8,11 @@
  * column goes through its Python converter and orjson, so the output is byte for byte
  * what the Python path writes (tests/connectors/test_capture_rowjson.py compares the two).
  *
- * encode(payload, pos, columns, key, toast_json, dumps, frame, lsn, now_ns)
- *   columns: a tuple of (name_json: bytes, form: int, scale: int, converter) per column,
- *            name_json being the JSON key with its colon ('"id":').
+ * encode(payload, pos, columns, forms, key, toast_json, dumps, frame, lsn, now_ns)
+ *   columns: a tuple of (name_json: bytes, scale: int, converter) per column, name_json
+ *            being the JSON key with its colon, after a comma but for the first ('"id":',
+ *            ',"code":').
+ *   forms:   bytes, each column's form (codec.AS_*), one byte per column.
  *   key:     (index, head, tail): the record key is head + the JSON of column `index` +
  *            tail (envelope.TableSchema.key_json's bytes); None for a table without one.
  *   frame:   envelope.TransactionEvents.frame, the 9 literal parts around before (null
@@ -309,9 +311,8 @@ static int put_converted(Buf *b, const unsigned char *s, Py_ssize_t n, PyObject 
     return result;
 }
 
-static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, PyObject *column, PyObject *dumps) {
-    long form = PyLong_AsLong(PyTuple_GET_ITEM(column, 1));
-    PyObject *converter = PyTuple_GET_ITEM(column, 3);
+static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, int form, PyObject *column,
+                     PyObject *dumps) {
     int result = FALLBACK;
     switch (form) {
     case AS_TEXT:
@@ -329,16 +330,16 @@ static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, PyObject *col
         result = put_utc_timestamp(b, s, n);
         break;
     case AS_DECIMAL:
-        result = put_decimal(b, s, n, PyLong_AsLong(PyTuple_GET_ITEM(column, 2)));
+        result = put_decimal(b, s, n, PyLong_AsLong(PyTuple_GET_ITEM(column, 1)));
         break;
     }
-    return result == FALLBACK ? put_converted(b, s, n, converter, dumps) : result;
+    return result == FALLBACK ? put_converted(b, s, n, PyTuple_GET_ITEM(column, 2), dumps) : result;
 }
 
 /* The row's JSON object; its key column's value is at [*key_start, *key_end). */
 static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, PyObject *columns,
-                   Py_ssize_t key_index, PyObject *toast, PyObject *dumps, Py_ssize_t *key_start,
-                   Py_ssize_t *key_end) {
+                   const unsigned char *forms, Py_ssize_t key_index, PyObject *toast, PyObject *dumps,
+                   Py_ssize_t *key_start, Py_ssize_t *key_end) {
     Py_ssize_t count = PyTuple_GET_SIZE(columns);
     if (pos < 0 || pos + 2 > size || ((buf[pos] << 8) | buf[pos + 1]) != count)
         return FALLBACK;
@@ -350,7 +351,7 @@ static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t
         PyObject *name = PyTuple_GET_ITEM(column, 0);
         if (pos >= size)
             return FALLBACK;
-        if ((i > 0 && put(b, ",", 1) != OK) || put(b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) != OK)
+        if (put(b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) != OK)
             return FAILED;
         Py_ssize_t value_start = b->len;
         unsigned char kind = buf[pos];
@@ -360,7 +361,7 @@ static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t
                                              | (uint32_t)buf[pos + 3] << 8 | buf[pos + 4]);
             if (length > size - pos - 5)
                 return FALLBACK;
-            result = put_value(b, buf + pos + 5, length, column, dumps);
+            result = put_value(b, buf + pos + 5, length, forms[i], column, dumps);
             pos += 5 + length;
         } else if (kind == 'n') {
             result = put(b, "null", 4);
@@ -397,18 +398,20 @@ static PyObject *wrap_key(PyObject *parts, const char *value, Py_ssize_t n) {
 
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    PyObject *key_parts = nargs == 9 ? args[3] : NULL;
-    if (nargs != 9 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[2]) || !PyBytes_Check(args[4])
-            || !PyTuple_Check(args[6]) || PyTuple_GET_SIZE(args[6]) != 9
+    /* args: payload, pos, columns, forms, key, toast_json, dumps, frame, lsn, now_ns */
+    PyObject *key_parts = nargs == 10 ? args[4] : NULL;
+    if (nargs != 10 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[2]) || !PyBytes_Check(args[3])
+            || PyBytes_GET_SIZE(args[3]) != PyTuple_GET_SIZE(args[2]) || !PyBytes_Check(args[5])
+            || !PyTuple_Check(args[7]) || PyTuple_GET_SIZE(args[7]) != 9
             || !(key_parts == Py_None || (PyTuple_Check(key_parts) && PyTuple_GET_SIZE(key_parts) == 3
                                           && PyBytes_Check(PyTuple_GET_ITEM(key_parts, 1))
                                           && PyBytes_Check(PyTuple_GET_ITEM(key_parts, 2))))) {
-        PyErr_SetString(PyExc_TypeError, "encode(payload: bytes, pos: int, columns: tuple, key: "
-                        "(int, bytes, bytes) | None, toast_json: bytes, dumps, frame: tuple of 9 bytes, "
-                        "lsn: int, now_ns: int)");
+        PyErr_SetString(PyExc_TypeError, "encode(payload: bytes, pos: int, columns: tuple, forms: bytes "
+                        "(one per column), key: (int, bytes, bytes) | None, toast_json: bytes, dumps, "
+                        "frame: tuple of 9 bytes, lsn: int, now_ns: int)");
         return NULL;
     }
-    PyObject *frame = args[6];
+    PyObject *frame = args[7];
     for (Py_ssize_t i = 0; i < 9; i++) {
         if (!PyBytes_Check(PyTuple_GET_ITEM(frame, i))) {
             PyErr_SetString(PyExc_TypeError, "encode: the frame's parts must be bytes");
@@ -419,8 +422,8 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     Py_ssize_t key_index = key_parts == Py_None ? -1 : PyLong_AsSsize_t(PyTuple_GET_ITEM(key_parts, 0));
-    long long lsn = PyLong_AsLongLong(args[7]);
-    long long now_ns = PyLong_AsLongLong(args[8]);
+    long long lsn = PyLong_AsLongLong(args[8]);
+    long long now_ns = PyLong_AsLongLong(args[9]);
     if (PyErr_Occurred())
         return NULL;
     const char *op = size > 0 && buf[0] == 'I' ? "c" : "u";
@@ -432,7 +435,8 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t key_start = 0, key_end = 0;
     int result = put_part(&b, frame, 0);
     if (result == OK && (result = put(&b, "null", 4)) == OK && (result = put_part(&b, frame, 1)) == OK)
-        result = put_row(&b, buf, size, pos, args[2], key_index, args[4], args[5], &key_start, &key_end);
+        result = put_row(&b, buf, size, pos, args[2], (const unsigned char *)PyBytes_AS_STRING(args[3]),
+                         key_index, args[5], args[6], &key_start, &key_end);
     /* The parts after the row: the LSN twice (formatted once), the op, ts_ms, ts_us, ts_ns. */
     Digits lsn_text, ms_text, us_text, ns_text;
     format_int64(&lsn_text, lsn);
@@ -466,7 +470,7 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
 
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
-     "encode(payload, pos, columns, key, toast_json, dumps, frame, lsn, now_ns)"
+     "encode(payload, pos, columns, forms, key, toast_json, dumps, frame, lsn, now_ns)"
      " -> (event, key) | None"},
     {NULL, NULL, 0, NULL},
 };
