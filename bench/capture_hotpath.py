@@ -32,17 +32,15 @@ sys.path.insert(0, str(ROOT))
 
 from bridge.embedded import EmbeddedPostgres, free_port  # noqa: E402
 from bridge.settings import load_settings  # noqa: E402
-from connectors import pgoutput as po  # noqa: E402
 from connectors.delivery import ANY_PARTITION, Delivery, producer_config  # noqa: E402
-from connectors.envelope import Column, TableSchema  # noqa: E402
-from connectors.stream import StreamOptions, Streamer, _Rel  # noqa: E402
-from connectors.types import pg_codec  # noqa: E402
+from connectors.stream import StreamOptions, Streamer  # noqa: E402
 
 from capture import insert_rows  # noqa: E402
 
 
-def captured_insert() -> tuple[bytes, bytes, bytes]:
-    """Begin, Relation and Insert of one bench row, as pgoutput sends them."""
+def streamer_and_insert() -> tuple[Streamer, bytes]:
+    """A Streamer that has read one bench row's Begin and Relation — the table described by
+    the catalog, as in production — and that row's Insert, as pgoutput sends them."""
     pg = EmbeddedPostgres().start()
     try:
         conn = pg.connect()
@@ -57,29 +55,20 @@ def captured_insert() -> tuple[bytes, bytes, bytes]:
             cur.execute("SELECT data FROM pg_logical_slot_peek_binary_changes('hot', NULL, NULL, "
                         "'proto_version', '1', 'publication_names', 'hot')")
             messages = {bytes(row[0])[:1]: bytes(row[0]) for row in cur.fetchall()}
+        settings = load_settings(None, source={"dsn": pg.dsn},
+                                 kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+        delivery = Delivery(producer_config(settings.kafka) | {"queue.buffering.max.messages": 1_000_000,
+                                                               "queue.buffering.max.kbytes": 2_000_000})
+        # The reader is never used: only handle() runs.
+        cursor: object = types.SimpleNamespace(connection=types.SimpleNamespace(pgconn_ptr=0))
+        opts = StreamOptions("bench", "bench", "bench", "bench", False, 0, None)
+        stream = Streamer(opts, cursor, conn, delivery, threading.Event(), None)  # type: ignore[arg-type]
+        stream.handle(messages[b"B"], 1)
+        stream.handle(messages[b"R"], 1)
         conn.close()
-        return messages[b"B"], messages[b"R"], messages[b"I"]
+        return stream, messages[b"I"]
     finally:
         pg.stop()
-
-
-def streamer(begin: bytes, relation: bytes) -> Streamer:
-    """A Streamer that knows the table (as `_relation` would, without asking the catalog)."""
-    rel = po.decode(relation)
-    assert isinstance(rel, po.Relation)
-    columns = tuple(Column(c.name, pg_codec(c.type_oid, c.typmod), c.name != "id") for c in rel.columns)
-    schema = TableSchema("bench", rel.namespace, rel.name, columns, ("id",))
-    settings = load_settings(None, source={"dsn": "postgresql://bench@127.0.0.1/bench"},
-                             kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    delivery = Delivery(producer_config(settings.kafka) | {"queue.buffering.max.messages": 1_000_000,
-                                                           "queue.buffering.max.kbytes": 2_000_000})
-    # The reader is never used: only handle() runs.
-    cursor: object = types.SimpleNamespace(connection=types.SimpleNamespace(pgconn_ptr=0))
-    opts = StreamOptions("bench", "bench", "bench", "bench", False, 0, None)
-    stream = Streamer(opts, cursor, None, delivery, threading.Event(), None)  # type: ignore[arg-type]
-    stream.rels[rel.relid] = _Rel(schema, True, False)
-    stream.handle(begin, 1)
-    return stream
 
 
 def per_row_ns(loop: Callable[[int], None], rows: int, rounds: int, after: Callable[[], None]) -> float:
@@ -98,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)  # the missing broker's connection errors
-    begin, relation, insert = captured_insert()
-    stream = streamer(begin, relation)
+    stream, insert = streamer_and_insert()
     rel = next(iter(stream.rels.values()))
     encoder, events = rel.encode, stream._transaction(rel)  # noqa: SLF001 - bench only
     assert encoder is not None, "the native event path is built with the compiled hot path"

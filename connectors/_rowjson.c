@@ -396,28 +396,35 @@ static PyObject *wrap_key(PyObject *parts, const char *value, Py_ssize_t n) {
     return key;
 }
 
+/* The key argument: None, or (index, head: bytes, tail: bytes). */
+static int valid_key(PyObject *key) {
+    return key == Py_None || (PyTuple_Check(key) && PyTuple_GET_SIZE(key) == 3
+                              && PyBytes_Check(PyTuple_GET_ITEM(key, 1))
+                              && PyBytes_Check(PyTuple_GET_ITEM(key, 2)));
+}
+
+/* A tuple of 9 bytes objects (envelope.TransactionEvents.frame). */
+static int valid_frame(PyObject *frame) {
+    if (!PyTuple_Check(frame) || PyTuple_GET_SIZE(frame) != 9)
+        return 0;
+    for (Py_ssize_t i = 0; i < 9; i++)
+        if (!PyBytes_Check(PyTuple_GET_ITEM(frame, i)))
+            return 0;
+    return 1;
+}
+
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     /* args: payload, pos, columns, forms, key, toast_json, dumps, frame, lsn, now_ns */
-    PyObject *key_parts = nargs == 10 ? args[4] : NULL;
     if (nargs != 10 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[2]) || !PyBytes_Check(args[3])
-            || PyBytes_GET_SIZE(args[3]) != PyTuple_GET_SIZE(args[2]) || !PyBytes_Check(args[5])
-            || !PyTuple_Check(args[7]) || PyTuple_GET_SIZE(args[7]) != 9
-            || !(key_parts == Py_None || (PyTuple_Check(key_parts) && PyTuple_GET_SIZE(key_parts) == 3
-                                          && PyBytes_Check(PyTuple_GET_ITEM(key_parts, 1))
-                                          && PyBytes_Check(PyTuple_GET_ITEM(key_parts, 2))))) {
+            || PyBytes_GET_SIZE(args[3]) != PyTuple_GET_SIZE(args[2]) || !valid_key(args[4])
+            || !PyBytes_Check(args[5]) || !valid_frame(args[7])) {
         PyErr_SetString(PyExc_TypeError, "encode(payload: bytes, pos: int, columns: tuple, forms: bytes "
                         "(one per column), key: (int, bytes, bytes) | None, toast_json: bytes, dumps, "
                         "frame: tuple of 9 bytes, lsn: int, now_ns: int)");
         return NULL;
     }
-    PyObject *frame = args[7];
-    for (Py_ssize_t i = 0; i < 9; i++) {
-        if (!PyBytes_Check(PyTuple_GET_ITEM(frame, i))) {
-            PyErr_SetString(PyExc_TypeError, "encode: the frame's parts must be bytes");
-            return NULL;
-        }
-    }
+    PyObject *key_parts = args[4], *frame = args[7];
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);

@@ -68,7 +68,7 @@ class StreamOptions:
 class _Rel:
     """A relation as last described by the server, with what its changes need per row."""
 
-    __slots__ = ("schema", "read", "encode", "published", "labels", "create_label", "update_label")
+    __slots__ = ("schema", "read", "encode", "published", "labels")
 
     def __init__(self, schema: TableSchema, published: bool = True, schemas: bool = False) -> None:
         self.schema = schema
@@ -79,7 +79,6 @@ class _Rel:
         self.encode = row_encoder(schema, TOAST_PLACEHOLDER, schemas)
         # The metric labels of each op, built once instead of a tuple per record.
         self.labels = {op: (schema.full_name, op) for op in ("c", "u", "d")}
-        self.create_label, self.update_label = self.labels["c"], self.labels["u"]  # the hot path's
 
 
 class Streamer:
@@ -132,8 +131,7 @@ class Streamer:
     # --- messages ------------------------------------------------------------------------
 
     def handle(self, payload: bytes, lsn: int) -> None:
-        tag = payload[0]
-        if tag == 73 or tag == 85 or tag == 68:  # I, U, D (po.ROW_TAGS; a set lookup costs more)
+        if payload[0] in po.ROW_TAGS:
             # The relation id by hand: compiled, indexing is C; Struct.unpack_from is a call.
             rel = self.rels[(payload[1] << 24) | (payload[2] << 16) | (payload[3] << 8) | payload[4]]
             if not rel.published:
@@ -143,7 +141,7 @@ class Streamer:
                 encoded = rel.encode(payload, self._transaction(rel), lsn)
                 if encoded is not None:
                     self.delivery.send(self.batch, rel.schema.topic, encoded[1], encoded[0],
-                                       rel.create_label if tag == 73 else rel.update_label)
+                                       rel.labels["c" if payload[0] == 73 else "u"])
                     return
             change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:
