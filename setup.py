@@ -36,7 +36,6 @@ HOT_PATH = [
     "connectors/temporal.py",
     "connectors/stream.py",
     "connectors/delivery.py",
-    "connectors/rowjson.py",
 ]
 # Hand-written C, built and dropped together with the mypyc extensions (connectors/rowjson.py,
 # connectors/wire.py).

@@ -5,9 +5,10 @@ thread moves by a microsecond per row with the host; steps of 0.1–0.3 µs are 
 This script times the hot path itself on one real dossier insert (captured from a
 throwaway PostgreSQL through pgoutput), per row, best of several rounds:
 
-- handle: `Streamer.handle` — finding the table, encoding, the record key, `Delivery.send`;
-- encode + produce: the encoder and `Producer.produce` called directly;
-- encode: the encoder call with the key (`RowEncoder`);
+- handle: `Streamer.handle` — finding the table, encoding, the record key, producing,
+  the transaction's accounting (`Delivery.send_row`);
+- encode + produce: the encoder's `produce`, called directly;
+- encode: the encoder's `encode`, which gives the event and the key;
 - produce: `Producer.produce` of the finished record alone.
 
 handle − (encode + produce) is the glue between them. Records go to a producer whose
@@ -89,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.CRITICAL)  # the missing broker's connection errors
     stream, insert = streamer_and_insert()
     rel = next(iter(stream.rels.values()))
-    encoder, events = rel.encode, stream._transaction(rel)  # noqa: SLF001 - bench only
+    encoder, frame = rel.encode, stream._transaction(rel).frame  # noqa: SLF001 - bench only
     assert encoder is not None, "the native event path is built with the compiled hot path"
     assert stream.batch is not None, "the Begin above opened it"
     producer, callback, topic = stream.delivery.producer, stream.batch.callback, rel.schema.topic
-    event, key = encoder(insert, events, 1)
+    encoded = encoder.encode(insert, frame, 1)
+    assert encoded is not None
+    event, key = encoded
     lsn = 24023128
 
     def handle(n: int, handle: Callable[[bytes, int], None] = stream.handle) -> None:
@@ -102,12 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def encode_produce(n: int) -> None:
         for _ in range(n):
-            encoded = encoder(insert, events, lsn)
-            producer.produce(topic, encoded[0], encoded[1], ANY_PARTITION, callback)
+            encoder.produce(insert, frame, lsn, producer, topic, callback)
 
     def encode(n: int) -> None:
         for _ in range(n):
-            encoder(insert, events, lsn)
+            encoder.encode(insert, frame, lsn)
 
     def produce(n: int) -> None:
         for _ in range(n):

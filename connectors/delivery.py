@@ -21,6 +21,7 @@ from bridge import metrics
 from bridge.errors import TransportError
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
+from connectors.rowjson import Encoder
 
 log = logging.getLogger("onestop.capture.delivery")
 # (source commit time in Unix seconds, records) of each transaction once Kafka has them all.
@@ -45,8 +46,8 @@ def kafka_failure(exc: BaseException | None) -> bool:
 class Batch:
     """The in-flight records of one source transaction (or the snapshot, or one message)."""
 
-    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "commit_ts", "counts", "listener",
-                 "callback")
+    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "commit_ts", "_counts", "_label",
+                 "_run", "listener", "callback")
 
     def __init__(self, commit_ts: float | None, listener: AckListener | None) -> None:
         self.end_lsn = 0
@@ -55,9 +56,30 @@ class Batch:
         self.closed = False
         self.error: KafkaError | None = None
         self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
-        self.counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[tuple[str, str], int] = {}
+        # The latest label and how many records in a row had it: a transaction's rows of one
+        # table and op add to an integer instead of updating a dict each.
+        self._label: tuple[str, str] | None = None
+        self._run = 0
         self.listener = listener
         self.callback = self.on_delivery  # one bound method for all records of the batch
+
+    def count(self, label: tuple[str, str] | None) -> None:
+        """One more record for the `(table, op)` events metric (None: not counted)."""
+        # `is` on the Optional as passed: compiled, a tuple[str, str] narrowed from it is
+        # unboxed and boxed again as a new tuple, which is never the one held.
+        if label is self._label:
+            self._run += 1
+        else:
+            self.counts()
+            self._label, self._run = label, 1
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Records per (table, op)."""
+        if self._label is not None:
+            self._counts[self._label] = self._counts.get(self._label, 0) + self._run
+        self._label, self._run = None, 0
+        return self._counts
 
     def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         self.pending -= 1
@@ -130,12 +152,27 @@ class Delivery:
                 self.producer.produce(topic, value, key, ANY_PARTITION, callback, headers=headers)
         except BufferError:
             self._produce_when_room(topic, key, value, callback, headers)
+        self._sent(batch, count)
+
+    def send_row(self, batch: Batch, topic: str, encoder: Encoder, payload: bytes,
+                 frame: tuple[bytes, ...], lsn: int, count: tuple[str, str] | None) -> bool:
+        """An insert's or update's record encoded and produced by the native path
+        (`rowjson`) in one call; False, with nothing sent, when the row needs the Python path."""
+        try:
+            if not encoder.produce(payload, frame, lsn, self.producer, topic, batch.callback):
+                return False
+        except BufferError:  # queue full: the same record, once there is room
+            encoded = encoder.encode(payload, frame, lsn)
+            assert encoded is not None, "encoded a moment ago"
+            self._produce_when_room(topic, encoded[1], encoded[0], batch.callback, None)
+        self._sent(batch, count)
+        return True
+
+    def _sent(self, batch: Batch | None, count: tuple[str, str] | None) -> None:
         if batch is not None:
             batch.pending += 1
             batch.sent += 1
-            if count is not None:
-                counts = batch.counts
-                counts[count] = counts.get(count, 0) + 1
+            batch.count(count)
         self._since_poll += 1
         if self._since_poll >= 256:
             self._since_poll = 0
@@ -173,7 +210,7 @@ class Delivery:
             if not head.closed or head.pending > 0:
                 break
             batches.popleft()
-            for (table, op), n in head.counts.items():
+            for (table, op), n in head.counts().items():
                 metrics.capture_events.labels(table=table, op=op).inc(n)
             self._acked = max(self._acked, head.end_lsn)
         return self._acked

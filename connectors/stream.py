@@ -136,12 +136,13 @@ class Streamer:
             rel = self.rels[(payload[1] << 24) | (payload[2] << 16) | (payload[3] << 8) | payload[4]]
             if not rel.published:
                 return  # e.g. the heartbeat table, or a wider publication than source.tables
-            if payload[5] == NEW_TUPLE and rel.encode is not None and self.catchup is None:
+            batch = self.batch
+            if payload[5] == NEW_TUPLE and rel.encode is not None and batch is not None \
+                    and self.catchup is None:
                 # Inserts, most updates: no dict in between (`rowjson`).
-                encoded = rel.encode(payload, self._transaction(rel), lsn)
-                if encoded is not None:
-                    self.delivery.send(self.batch, rel.schema.topic, encoded[1], encoded[0],
-                                       rel.labels["c" if payload[0] == 73 else "u"])
+                if self.delivery.send_row(batch, rel.schema.topic, rel.encode, payload,
+                                          self._transaction(rel).frame, lsn,
+                                          rel.labels["c" if payload[0] == 73 else "u"]):
                     return
             change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:
@@ -170,7 +171,7 @@ class Streamer:
                 catchup.active, catchup.end_lsn = False, m.end_lsn
             elif self.batch is not None:
                 self.batch.close(m.end_lsn)
-                if self.batch.counts:  # the transaction touched a published table
+                if self.batch.sent:  # the transaction touched a published table
                     self.last_event = time.time()
             self.batch, self.begin = None, None
         elif isinstance(m, po.Relation):

@@ -45,3 +45,15 @@ def test_a_refused_record_is_never_heard_as_acknowledged() -> None:
     _ack(batch, KafkaError(KafkaError._MSG_TIMED_OUT))
     _ack(batch)
     assert heard == [] and batch.error is not None
+
+
+def test_records_are_counted_per_table_and_op_whatever_their_order() -> None:
+    """Runs of one label (a transaction's rows of one table and op) and every other order."""
+    batch, _ = _batch(0)
+    create, update = ("public.dossiers", "c"), ("public.dossiers", "u")
+    for label in [create, create, None, create, update, ("public.dossiers", "c"), None, update, create]:
+        batch.count(label)
+    assert batch.counts() == {create: 5, update: 2}
+    batch.count(update)
+    assert batch.counts() == {create: 5, update: 3}
+    assert _batch(0)[0].counts() == {}

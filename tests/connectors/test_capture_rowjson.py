@@ -9,6 +9,7 @@ records consumers read.
 from __future__ import annotations
 
 import struct
+import time
 from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import patch
@@ -20,7 +21,9 @@ from hypothesis import strategies as st
 
 import bridge
 from connectors import pgoutput as po
+from bridge.settings import load_settings
 from connectors.capture import SESSION_OPTIONS
+from connectors.delivery import Delivery, producer_config
 from connectors.envelope import Column, TableSchema, TransactionEvents
 from connectors.rowjson import row_encoder
 from connectors.stream import _Rel
@@ -85,11 +88,9 @@ def _python_path(table: TableSchema, payload: bytes, schemas: bool = False,
 def _native_path(table: TableSchema, payload: bytes, schemas: bool = False,
                  commit_lsn: int | None = 24023119, now: int = NOW_NS,
                  lsn: int = LSN) -> tuple[bytes, bytes | None] | None:
-    with patch("time.time_ns", return_value=now):  # the encoder takes its clock when made
-        encoder = row_encoder(table, TOAST_PLACEHOLDER, schemas)
-        assert encoder is not None, "the native event path is built with the compiled hot path"
-        encoded = encoder(payload, _events(table, schemas, commit_lsn), lsn)
-    return None if encoded is None else (encoded[0], encoded[1])
+    encoder = row_encoder(table, TOAST_PLACEHOLDER, schemas, clock=lambda: now)
+    assert encoder is not None, "the native event path is built with the compiled hot path"
+    return encoder.encode(payload, _events(table, schemas, commit_lsn).frame, lsn)
 
 
 def _after(event: bytes) -> dict[str, object]:
@@ -318,3 +319,74 @@ def test_a_row_larger_than_the_native_buffer_is_written_whole() -> None:
     native = _native_path(_table(), payload)
     assert native is not None and _after(native[0])["code"] == text
     assert native == _python_path(_table(), payload)
+
+
+class _Producer:
+    """Keeps what was produced; raises BufferError (librdkafka's full queue) `full` times."""
+
+    def __init__(self, full: int = 0) -> None:
+        self.records: list[tuple[Any, ...]] = []
+        self.full = full
+        self.polls = 0
+
+    def produce(self, *record: Any, headers: Any = None) -> None:
+        assert headers is None
+        if self.full:
+            self.full -= 1
+            raise BufferError("Local: Queue full")
+        self.records.append(record)
+
+    def poll(self, _timeout: float = 0) -> int:
+        self.polls += 1
+        return 0
+
+
+def _delivery(producer: _Producer) -> Delivery:
+    kafka = load_settings(None, kafka={"bootstrap_servers": "127.0.0.1:1"}).kafka
+    delivery = Delivery(producer_config(kafka))
+    delivery.producer = producer  # type: ignore[assignment]
+    return delivery
+
+
+@pytest.mark.parametrize("full", [0, 3])
+def test_a_row_is_produced_as_encoded_even_when_the_queue_is_full(full: int) -> None:
+    """send_row hands the encoder's record to the producer; on a full queue it serves
+    callbacks until there is room and then sends the same record."""
+    table = _table()
+    encoder = row_encoder(table, TOAST_PLACEHOLDER, False, clock=lambda: NOW_NS)
+    assert encoder is not None
+    producer = _Producer(full)
+    delivery = _delivery(producer)
+    waits: list[int] = []
+    delivery.on_wait = lambda: waits.append(1)
+    batch, frame = delivery.open(), _events(table, False).frame
+    payload = _insert(_row(id="7", code="hồ sơ 7"))
+    assert delivery.send_row(batch, table.topic, encoder, payload, frame, LSN, (table.full_name, "c"))
+    event, key = encoder.encode(payload, frame, LSN)  # type: ignore[misc]
+    assert producer.records == [(table.topic, event, key, -1, batch.callback)]
+    assert (batch.pending, batch.sent, batch.counts()) == (1, 1, {(table.full_name, "c"): 1})
+    assert len(waits) == full and producer.polls >= full
+
+
+def test_a_row_the_native_pass_declines_is_left_to_the_python_path_unsent() -> None:
+    table = _table()
+    encoder = row_encoder(table, TOAST_PLACEHOLDER, False)
+    assert encoder is not None
+    producer = _Producer()
+    delivery = _delivery(producer)
+    batch = delivery.open()
+    payload = _insert(_row(id="1", code=b"\xc3\x28"))  # not UTF-8
+    assert not delivery.send_row(batch, table.topic, encoder, payload, _events(table, False).frame, LSN,
+                                 (table.full_name, "c"))
+    assert producer.records == [] and (batch.pending, batch.sent, batch.counts()) == (0, 0, {})
+
+
+def test_without_a_clock_given_events_carry_the_systems_time() -> None:
+    table = _table()
+    encoder = row_encoder(table, TOAST_PLACEHOLDER, False)
+    assert encoder is not None
+    before = time.time_ns()
+    encoded = encoder.encode(_insert(_row(id="1")), _events(table, False).frame, LSN)
+    after = time.time_ns()
+    assert encoded is not None
+    assert before <= orjson.loads(encoded[0])["ts_ns"] <= after
