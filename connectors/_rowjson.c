@@ -8,11 +8,10 @@
  * column goes through its Python converter and orjson, so the output is byte for byte
  * what the Python path writes (tests/connectors/test_capture_rowjson.py compares the two).
  *
- * Encoder(columns, forms, key, toast_json, dumps, clock=None), one per table:
- *   columns: a tuple of (name_json: bytes, scale: int, converter) per column, name_json
- *            being the JSON key with its colon, after a comma but for the first ('"id":',
- *            ',"code":').
- *   forms:   bytes, each column's form (codec.AS_*), one byte per column.
+ * Encoder(columns, key, toast_json, dumps, clock=None), one per table:
+ *   columns: a tuple of (name_json: bytes, form: int, scale: int, converter) per column,
+ *            name_json being the JSON key with its colon, after a comma but for the first
+ *            ('"id":', ',"code":'), form the column's codec.AS_*, scale a numeric's.
  *   key:     (index, head, tail): the record key is head + the JSON of column `index` +
  *            tail (envelope.TableSchema.key_json's bytes); None for a table without one.
  *   clock:   None for the system's real-time clock, or a function giving ns (tests).
@@ -320,10 +319,25 @@ static int put_converted(Buf *b, const unsigned char *s, Py_ssize_t n, PyObject 
     return result;
 }
 
-static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, int form, PyObject *column,
-                     PyObject *dumps) {
+/* A column as the row loop reads it: flat, filled once when the encoder is made. */
+typedef struct {
+    const char *name;  /* name_json, inside the encoder's columns tuple */
+    Py_ssize_t name_len;
+    int form;
+    long scale;
+    PyObject *converter;  /* borrowed from that tuple too */
+} Col;
+
+/* What an encoder's rows share. */
+typedef struct {
+    Col *cols;
+    Py_ssize_t count, key_index;
+    PyObject *toast, *dumps;
+} Table;
+
+static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, const Col *col, PyObject *dumps) {
     int result = FALLBACK;
-    switch (form) {
+    switch (col->form) {
     case AS_TEXT:
         return put_string(b, s, n);
     case AS_INT:
@@ -339,28 +353,25 @@ static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, int form, PyO
         result = put_utc_timestamp(b, s, n);
         break;
     case AS_DECIMAL:
-        result = put_decimal(b, s, n, PyLong_AsLong(PyTuple_GET_ITEM(column, 1)));
+        result = put_decimal(b, s, n, col->scale);
         break;
     }
-    return result == FALLBACK ? put_converted(b, s, n, PyTuple_GET_ITEM(column, 2), dumps) : result;
+    return result == FALLBACK ? put_converted(b, s, n, col->converter, dumps) : result;
 }
 
 /* The row's JSON object; its key column's value is at [*key_start, *key_end). */
-static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, PyObject *columns,
-                   const unsigned char *forms, Py_ssize_t key_index, PyObject *toast, PyObject *dumps,
+static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, const Table *t,
                    Py_ssize_t *key_start, Py_ssize_t *key_end) {
-    Py_ssize_t count = PyTuple_GET_SIZE(columns);
-    if (pos < 0 || pos + 2 > size || ((buf[pos] << 8) | buf[pos + 1]) != count)
+    if (pos < 0 || pos + 2 > size || ((buf[pos] << 8) | buf[pos + 1]) != t->count)
         return FALLBACK;
     pos += 2;
     if (put(b, "{", 1) != OK)
         return FAILED;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *column = PyTuple_GET_ITEM(columns, i);
-        PyObject *name = PyTuple_GET_ITEM(column, 0);
+    for (Py_ssize_t i = 0; i < t->count; i++) {
+        const Col *col = &t->cols[i];
         if (pos >= size)
             return FALLBACK;
-        if (put(b, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) != OK)
+        if (put(b, col->name, col->name_len) != OK)
             return FAILED;
         Py_ssize_t value_start = b->len;
         unsigned char kind = buf[pos];
@@ -370,20 +381,20 @@ static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t
                                              | (uint32_t)buf[pos + 3] << 8 | buf[pos + 4]);
             if (length > size - pos - 5)
                 return FALLBACK;
-            result = put_value(b, buf + pos + 5, length, forms[i], column, dumps);
+            result = put_value(b, buf + pos + 5, length, col, t->dumps);
             pos += 5 + length;
         } else if (kind == 'n') {
             result = put(b, "null", 4);
             pos += 1;
         } else if (kind == 'u') {
-            result = put(b, PyBytes_AS_STRING(toast), PyBytes_GET_SIZE(toast));
+            result = put(b, PyBytes_AS_STRING(t->toast), PyBytes_GET_SIZE(t->toast));
             pos += 1;
         } else {
             return FALLBACK;  /* binary or unknown: the Python path raises ProtocolError */
         }
         if (result != OK)
             return result;
-        if (i == key_index) {
+        if (i == t->key_index) {
             *key_start = value_start;
             *key_end = b->len;
         }
@@ -418,30 +429,48 @@ static int valid_frame(PyObject *frame) {
 /* One table's encoder: what its rows need, checked once when it is made. */
 typedef struct {
     PyObject_HEAD
-    PyObject *columns, *forms, *key, *toast, *dumps, *clock;
-    Py_ssize_t key_index;
+    PyObject *columns, *key, *clock;
+    Table table;  /* its toast and dumps held here, its cols pointing into columns */
 } Encoder;
 
 static PyObject *produce_name, *any_partition;
 
-static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"columns", "forms", "key", "toast_json", "dumps", "clock", NULL};
-    PyObject *columns, *forms, *key, *toast, *dumps, *clock = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OO!O|O", names, &PyTuple_Type, &columns,
-                                     &PyBytes_Type, &forms, &key, &PyBytes_Type, &toast, &dumps, &clock))
-        return -1;
-    if (PyBytes_GET_SIZE(forms) != PyTuple_GET_SIZE(columns)) {
-        PyErr_SetString(PyExc_ValueError, "forms: one byte per column");
-        return -1;
+/* columns: (name_json: bytes, form: int, scale: int, converter) each. */
+static Col *flat_columns(PyObject *columns) {
+    Py_ssize_t count = PyTuple_GET_SIZE(columns);
+    Col *cols = PyMem_Calloc(count ? count : 1, sizeof(Col));
+    if (cols == NULL) {
+        PyErr_NoMemory();
+        return NULL;
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(columns); i++) {
+    for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *column = PyTuple_GET_ITEM(columns, i);
-        if (!PyTuple_Check(column) || PyTuple_GET_SIZE(column) != 3
-                || !PyBytes_Check(PyTuple_GET_ITEM(column, 0)) || !PyLong_Check(PyTuple_GET_ITEM(column, 1))) {
-            PyErr_SetString(PyExc_TypeError, "columns: (name_json: bytes, scale: int, converter) each");
-            return -1;
+        if (!PyTuple_Check(column) || PyTuple_GET_SIZE(column) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(column, 0))
+                || !PyLong_Check(PyTuple_GET_ITEM(column, 1)) || !PyLong_Check(PyTuple_GET_ITEM(column, 2))) {
+            PyErr_SetString(PyExc_TypeError, "columns: (name_json: bytes, form: int, scale: int, converter) each");
+            PyMem_Free(cols);
+            return NULL;
         }
+        PyObject *name = PyTuple_GET_ITEM(column, 0);
+        cols[i] = (Col){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
+                        (int)PyLong_AsLong(PyTuple_GET_ITEM(column, 1)),
+                        PyLong_AsLong(PyTuple_GET_ITEM(column, 2)), PyTuple_GET_ITEM(column, 3)};
     }
+    if (PyErr_Occurred()) {
+        PyMem_Free(cols);
+        return NULL;
+    }
+    return cols;
+}
+
+static int Encoder_clear(Encoder *self);
+
+static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
+    static char *names[] = {"columns", "key", "toast_json", "dumps", "clock", NULL};
+    PyObject *columns, *key, *toast, *dumps, *clock = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O|O", names, &PyTuple_Type, &columns, &key,
+                                     &PyBytes_Type, &toast, &dumps, &clock))
+        return -1;
     Py_ssize_t key_index = -1;
     if (key != Py_None) {
         if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 3 || !PyBytes_Check(PyTuple_GET_ITEM(key, 1))
@@ -457,28 +486,33 @@ static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
             return -1;
         }
     }
-    PyObject *held[] = {columns, forms, key, toast, dumps, clock};
-    PyObject **slots[] = {&self->columns, &self->forms, &self->key, &self->toast, &self->dumps, &self->clock};
-    for (int i = 0; i < 6; i++)
-        Py_XSETREF(*slots[i], Py_NewRef(held[i]));
-    self->key_index = key_index;
+    Col *cols = flat_columns(columns);
+    if (cols == NULL)
+        return -1;
+    Encoder_clear(self);  /* __init__ called again */
+    self->columns = Py_NewRef(columns);
+    self->key = Py_NewRef(key);
+    self->clock = Py_NewRef(clock);
+    self->table = (Table){cols, PyTuple_GET_SIZE(columns), key_index, Py_NewRef(toast), Py_NewRef(dumps)};
     return 0;
 }
 
 static int Encoder_traverse(Encoder *self, visitproc visit, void *arg) {
     Py_VISIT(self->columns);
     Py_VISIT(self->key);
-    Py_VISIT(self->dumps);
     Py_VISIT(self->clock);
+    Py_VISIT(self->table.dumps);
     return 0;
 }
 
 static int Encoder_clear(Encoder *self) {
+    PyMem_Free(self->table.cols);
+    self->table.cols = NULL;
+    self->table.count = 0;
+    Py_CLEAR(self->table.toast);
+    Py_CLEAR(self->table.dumps);
     Py_CLEAR(self->columns);
-    Py_CLEAR(self->forms);
     Py_CLEAR(self->key);
-    Py_CLEAR(self->toast);
-    Py_CLEAR(self->dumps);
     Py_CLEAR(self->clock);
     return 0;
 }
@@ -527,9 +561,7 @@ static int build(Encoder *self, PyObject *const *args, PyObject **event, PyObjec
     Py_ssize_t key_start = 0, key_end = 0;
     int result = put_part(&b, frame, 0);
     if (result == OK && (result = put(&b, "null", 4)) == OK && (result = put_part(&b, frame, 1)) == OK)
-        result = put_row(&b, buf, size, TUPLE_DATA, self->columns,
-                         (const unsigned char *)PyBytes_AS_STRING(self->forms), self->key_index,
-                         self->toast, self->dumps, &key_start, &key_end);
+        result = put_row(&b, buf, size, TUPLE_DATA, &self->table, &key_start, &key_end);
     /* The parts after the row: the LSN twice (formatted once), the op, ts_ms, ts_us, ts_ns. */
     Digits lsn_text, ms_text, us_text, ns_text;
     format_int64(&lsn_text, lsn);
@@ -545,7 +577,7 @@ static int build(Encoder *self, PyObject *const *args, PyObject **event, PyObjec
         result = put_part(&b, frame, 8);
     if (result == OK) {
         *event = PyBytes_FromStringAndSize(b.data, b.len);
-        *key = self->key_index >= 0 ? wrap_key(self->key, b.data + key_start, key_end - key_start)
+        *key = self->table.key_index >= 0 ? wrap_key(self->key, b.data + key_start, key_end - key_start)
                                     : Py_NewRef(Py_None);
         if (*event == NULL || *key == NULL) {
             Py_CLEAR(*event);
@@ -606,7 +638,7 @@ static PyMethodDef Encoder_methods[] = {
 static PyTypeObject EncoderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "connectors._rowjson.Encoder",
-    .tp_doc = "Encoder(columns, forms, key, toast_json, dumps, clock=None): one table's inserts and "
+    .tp_doc = "Encoder(columns, key, toast_json, dumps, clock=None): one table's inserts and "
               "updates from pgoutput TupleData to Debezium events (clock None: the system's).",
     .tp_basicsize = sizeof(Encoder),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

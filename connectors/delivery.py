@@ -21,6 +21,7 @@ from bridge import metrics
 from bridge.errors import TransportError
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
+from connectors.envelope import TableSchema
 from connectors.rowjson import Encoder
 
 log = logging.getLogger("onestop.capture.delivery")
@@ -46,8 +47,8 @@ def kafka_failure(exc: BaseException | None) -> bool:
 class Batch:
     """The in-flight records of one source transaction (or the snapshot, or one message)."""
 
-    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "commit_ts", "_counts", "_label",
-                 "_run", "listener", "callback")
+    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "commit_ts", "_counts", "_table",
+                 "_op", "_run", "listener", "callback")
 
     def __init__(self, commit_ts: float | None, listener: AckListener | None) -> None:
         self.end_lsn = 0
@@ -57,28 +58,27 @@ class Batch:
         self.error: KafkaError | None = None
         self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
         self._counts: dict[tuple[str, str], int] = {}
-        # The latest label and how many records in a row had it: a transaction's rows of one
-        # table and op add to an integer instead of updating a dict each.
-        self._label: tuple[str, str] | None = None
-        self._run = 0
+        # The latest (table, op) and how many records in a row had it: a transaction's rows
+        # of one table and op add to an integer instead of updating a dict each.
+        self._table, self._op, self._run = "", "", 0
         self.listener = listener
         self.callback = self.on_delivery  # one bound method for all records of the batch
 
-    def count(self, label: tuple[str, str] | None) -> None:
-        """One more record for the `(table, op)` events metric (None: not counted)."""
-        # `is` on the Optional as passed: compiled, a tuple[str, str] narrowed from it is
-        # unboxed and boxed again as a new tuple, which is never the one held.
-        if label is self._label:
+    def count(self, table: str, op: str) -> None:
+        """One more record for the events metric of `table` and `op`."""
+        # Identity: the same str objects (a table's name, an op's literal) come row after row.
+        if op is self._op and table is self._table:
             self._run += 1
         else:
             self.counts()
-            self._label, self._run = label, 1
+            self._table, self._op, self._run = table, op, 1
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Records per (table, op)."""
-        if self._label is not None:
-            self._counts[self._label] = self._counts.get(self._label, 0) + self._run
-        self._label, self._run = None, 0
+        if self._run:
+            label = (self._table, self._op)
+            self._counts[label] = self._counts.get(label, 0) + self._run
+            self._run = 0
         return self._counts
 
     def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
@@ -152,27 +152,29 @@ class Delivery:
                 self.producer.produce(topic, value, key, ANY_PARTITION, callback, headers=headers)
         except BufferError:
             self._produce_when_room(topic, key, value, callback, headers)
-        self._sent(batch, count)
+        self._sent(batch)
+        if batch is not None and count is not None:
+            batch.count(count[0], count[1])
 
-    def send_row(self, batch: Batch, topic: str, encoder: Encoder, payload: bytes,
-                 frame: tuple[bytes, ...], lsn: int, count: tuple[str, str] | None) -> bool:
+    def send_row(self, batch: Batch, table: TableSchema, encoder: Encoder, payload: bytes,
+                 frame: tuple[bytes, ...], lsn: int, op: str) -> bool:
         """An insert's or update's record encoded and produced by the native path
         (`rowjson`) in one call; False, with nothing sent, when the row needs the Python path."""
         try:
-            if not encoder.produce(payload, frame, lsn, self.producer, topic, batch.callback):
+            if not encoder.produce(payload, frame, lsn, self.producer, table.topic, batch.callback):
                 return False
         except BufferError:  # queue full: the same record, once there is room
             encoded = encoder.encode(payload, frame, lsn)
             assert encoded is not None, "encoded a moment ago"
-            self._produce_when_room(topic, encoded[1], encoded[0], batch.callback, None)
-        self._sent(batch, count)
+            self._produce_when_room(table.topic, encoded[1], encoded[0], batch.callback, None)
+        self._sent(batch)
+        batch.count(table.full_name, op)
         return True
 
-    def _sent(self, batch: Batch | None, count: tuple[str, str] | None) -> None:
+    def _sent(self, batch: Batch | None) -> None:
         if batch is not None:
             batch.pending += 1
             batch.sent += 1
-            batch.count(count)
         self._since_poll += 1
         if self._since_poll >= 256:
             self._since_poll = 0

@@ -44,11 +44,9 @@ def row_encoder(schema: TableSchema, toast: str, schemas: bool,
         # (NUL cannot occur in that JSON: control characters are escaped).
         head, _, tail = (schema.key_json(b"\0", schemas) or b"").partition(b"\0")
         key = (names.index(schema.key_columns[0]), head, tail)
-    # Each name with the comma before it, and the forms as bytes: a put and a PyLong read
-    # less per column in C.
-    columns = tuple(((b"," if i else b"") + orjson.dumps(c.name) + b":",
+    # Each name with the comma before it: one put per column in C.
+    columns = tuple(((b"," if i else b"") + orjson.dumps(c.name) + b":", c.codec.form,
                      int(c.codec.parameters["scale"]) if c.codec.form == AS_DECIMAL else 0,
                      c.codec.text_converter())
                     for i, c in enumerate(schema.columns))
-    forms = bytes(c.codec.form for c in schema.columns)
-    return Encoder(columns, forms, key, orjson.dumps(toast), orjson.dumps, clock)
+    return Encoder(columns, key, orjson.dumps(toast), orjson.dumps, clock)

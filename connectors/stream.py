@@ -140,9 +140,9 @@ class Streamer:
             if payload[5] == NEW_TUPLE and rel.encode is not None and batch is not None \
                     and self.catchup is None:
                 # Inserts, most updates: no dict in between (`rowjson`).
-                if self.delivery.send_row(batch, rel.schema.topic, rel.encode, payload,
+                if self.delivery.send_row(batch, rel.schema, rel.encode, payload,
                                           self._transaction(rel).frame, lsn,
-                                          rel.labels["c" if payload[0] == 73 else "u"]):
+                                          "c" if payload[0] == 73 else "u"):
                     return
             change = po.decode_change(payload, rel.read, self._bad)
             if self._bad:

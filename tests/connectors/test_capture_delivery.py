@@ -48,12 +48,14 @@ def test_a_refused_record_is_never_heard_as_acknowledged() -> None:
 
 
 def test_records_are_counted_per_table_and_op_whatever_their_order() -> None:
-    """Runs of one label (a transaction's rows of one table and op) and every other order."""
+    """Runs of one table and op (a transaction's rows) and every other order; equal names
+    that are not the same str object count together."""
     batch, _ = _batch(0)
-    create, update = ("public.dossiers", "c"), ("public.dossiers", "u")
-    for label in [create, create, None, create, update, ("public.dossiers", "c"), None, update, create]:
-        batch.count(label)
-    assert batch.counts() == {create: 5, update: 2}
-    batch.count(update)
-    assert batch.counts() == {create: 5, update: 3}
+    table = "public.dossiers"
+    for name, op in [(table, "c"), (table, "c"), (table, "u"), ("public.".__add__("dossiers"), "c"),
+                     (table, "u"), ("public.other", "c"), (table, "c")]:
+        batch.count(name, op)
+    assert batch.counts() == {(table, "c"): 4, (table, "u"): 2, ("public.other", "c"): 1}
+    batch.count(table, "u")
+    assert batch.counts() == {(table, "c"): 4, (table, "u"): 3, ("public.other", "c"): 1}
     assert _batch(0)[0].counts() == {}

@@ -361,7 +361,7 @@ def test_a_row_is_produced_as_encoded_even_when_the_queue_is_full(full: int) -> 
     delivery.on_wait = lambda: waits.append(1)
     batch, frame = delivery.open(), _events(table, False).frame
     payload = _insert(_row(id="7", code="hồ sơ 7"))
-    assert delivery.send_row(batch, table.topic, encoder, payload, frame, LSN, (table.full_name, "c"))
+    assert delivery.send_row(batch, table, encoder, payload, frame, LSN, "c")
     event, key = encoder.encode(payload, frame, LSN)  # type: ignore[misc]
     assert producer.records == [(table.topic, event, key, -1, batch.callback)]
     assert (batch.pending, batch.sent, batch.counts()) == (1, 1, {(table.full_name, "c"): 1})
@@ -376,8 +376,7 @@ def test_a_row_the_native_pass_declines_is_left_to_the_python_path_unsent() -> N
     delivery = _delivery(producer)
     batch = delivery.open()
     payload = _insert(_row(id="1", code=b"\xc3\x28"))  # not UTF-8
-    assert not delivery.send_row(batch, table.topic, encoder, payload, _events(table, False).frame, LSN,
-                                 (table.full_name, "c"))
+    assert not delivery.send_row(batch, table, encoder, payload, _events(table, False).frame, LSN, "c")
     assert producer.records == [] and (batch.pending, batch.sent, batch.counts()) == (0, 0, {})
 
 
