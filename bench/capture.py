@@ -145,19 +145,12 @@ def rdkafka_threads() -> list[Path]:
     return [t / "stat" for t in tasks.iterdir() if (t / "comm").read_text().startswith("rdk:")]
 
 
-def steal_seconds() -> float:
-    """CPU time the VM's host gave to others while this guest wanted it (/proc/stat)."""
-    return int(Path("/proc/stat").read_text().split(maxsplit=9)[8]) / _TICKS
-
-
 class CpuMeter:
-    """CPU seconds of named parts (each a list of /proc stat files) over one phase, and the
-    host's steal: a phase slowed by the host shows normal CPU per row but steal."""
+    """CPU seconds of named parts (each a list of /proc stat files) over one phase."""
 
     def __init__(self, parts: dict[str, list[Path]]) -> None:
         self.parts = parts
         self.start = self.sample()
-        self.steal = steal_seconds()
 
     def sample(self) -> dict[str, float]:
         return {name: sum(cpu_seconds(p) for p in paths) for name, paths in self.parts.items()}
@@ -165,7 +158,7 @@ class CpuMeter:
     def per_row_us(self, rows: int) -> str:
         end = self.sample()
         return ", ".join(f"{name} {(end[name] - self.start[name]) / rows * 1e6:.1f}"
-                         for name in self.parts) + f" (host steal {steal_seconds() - self.steal:.2f} s)"
+                         for name in self.parts)
 
 
 def insert_rows(conn, start: int, count: int) -> None:
