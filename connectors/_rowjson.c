@@ -88,8 +88,8 @@ typedef struct {
     int start;  /* the digits are text[start:] */
 } Digits;
 
-/* Two digits per division: the divisions are a serial chain, and four numbers of 8-19 digits
- * each took a sixth of the encoder's time one digit at a time. */
+/* Two digits per division: the divisions are a serial chain, and the LSN and the clock
+ * (up to 19 digits) took a sixth of the encoder's time one digit at a time. */
 static const char PAIRS[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
@@ -112,10 +112,6 @@ static void format_int64(Digits *d, long long value) {
     }
     if (value < 0)
         d->text[--d->start] = '-';
-}
-
-static int put_digits(Buf *b, const Digits *d) {
-    return put(b, d->text + d->start, (Py_ssize_t)sizeof d->text - d->start);
 }
 
 static int put_part(Buf *b, PyObject *frame, Py_ssize_t i) {
@@ -580,16 +576,24 @@ static int build(Encoder *self, PyObject *const *args, PyObject **event, PyObjec
     int result = put_part(&b, frame, 0);
     if (result == OK && (result = put(&b, "null", 4)) == OK && (result = put_part(&b, frame, 1)) == OK)
         result = put_row(&b, buf, size, TUPLE_DATA, &self->table, &key_start, &key_end);
-    /* The parts after the row: the LSN twice (formatted once), the op, ts_ms, ts_us, ts_ns. */
-    Digits lsn_text, ms_text, us_text, ns_text;
+    /* The parts after the row: the LSN twice (formatted once), the op, then ts_ms, ts_us
+     * and ts_ns: the clock's digits without their last 6, without their last 3, and all
+     * ("0" where that leaves none). */
+    Digits lsn_text, ns_text;
     format_int64(&lsn_text, lsn);
-    format_int64(&ms_text, now_ns / 1000000);
-    format_int64(&us_text, now_ns / 1000);
     format_int64(&ns_text, now_ns);
-    const Digits *numbers[] = {&lsn_text, &lsn_text, NULL, &ms_text, &us_text, &ns_text};
+    const char *ns = ns_text.text + ns_text.start;
+    Py_ssize_t ns_len = (Py_ssize_t)sizeof ns_text.text - ns_text.start;
+    struct { const char *text; Py_ssize_t n; } parts[] = {
+        {lsn_text.text + lsn_text.start, (Py_ssize_t)sizeof lsn_text.text - lsn_text.start},
+        {lsn_text.text + lsn_text.start, (Py_ssize_t)sizeof lsn_text.text - lsn_text.start},
+        {op, 1},
+        {ns_len > 6 ? ns : "0", ns_len > 6 ? ns_len - 6 : 1},
+        {ns_len > 3 ? ns : "0", ns_len > 3 ? ns_len - 3 : 1},
+        {ns, ns_len}};
     for (int i = 0; i < 6 && result == OK; i++) {
         if ((result = put_part(&b, frame, 2 + i)) == OK)
-            result = numbers[i] ? put_digits(&b, numbers[i]) : put(&b, op, 1);
+            result = put(&b, parts[i].text, parts[i].n);
     }
     if (result == OK)
         result = put_part(&b, frame, 8);
