@@ -466,13 +466,14 @@ static Col *flat_columns(PyObject *columns) {
             return NULL;
         }
         PyObject *name = PyTuple_GET_ITEM(column, 0);
-        cols[i] = (Col){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
-                        (int)PyLong_AsLong(PyTuple_GET_ITEM(column, 1)),
-                        PyLong_AsLong(PyTuple_GET_ITEM(column, 2)), PyTuple_GET_ITEM(column, 3)};
-    }
-    if (PyErr_Occurred()) {
-        PyMem_Free(cols);
-        return NULL;
+        long form = PyLong_AsLong(PyTuple_GET_ITEM(column, 1)), scale;
+        if ((form == -1 && PyErr_Occurred())
+                || ((scale = PyLong_AsLong(PyTuple_GET_ITEM(column, 2))) == -1 && PyErr_Occurred())) {
+            PyMem_Free(cols);
+            return NULL;
+        }
+        cols[i] = (Col){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), (int)form, scale,
+                        PyTuple_GET_ITEM(column, 3)};
     }
     return cols;
 }

@@ -25,7 +25,7 @@ from bridge.settings import load_settings
 from connectors.capture import SESSION_OPTIONS
 from connectors.delivery import Delivery, producer_config
 from connectors.envelope import Column, TableSchema, TransactionEvents
-from connectors.rowjson import row_encoder
+from connectors.rowjson import Encoder, row_encoder
 from connectors.stream import _Rel
 from connectors.types import TOAST_PLACEHOLDER, pg_codec
 
@@ -389,3 +389,16 @@ def test_without_a_clock_given_events_carry_the_systems_time() -> None:
     after = time.time_ns()
     assert encoded is not None
     assert before <= orjson.loads(encoded[0])["ts_ns"] <= after
+
+
+@pytest.mark.parametrize("columns, key, error", [
+    (((b'"id":', 1, 0),), None, TypeError),  # a column without its converter
+    (((b'"id":', "1", 0, None),), None, TypeError),  # a form that is not an int
+    (((b'"id":', 1, 0, None),), (1, b"{", b"}"), ValueError),  # the key past the last column
+    (((b'"id":', 1, 0, None),), (0, b"{", "}"), TypeError),  # the key's tail not bytes
+])
+def test_an_encoder_is_refused_when_made_from_malformed_parts(columns: Any, key: Any,
+                                                               error: type[Exception]) -> None:
+    """What the C path relies on per row is checked once, when the encoder is made."""
+    with pytest.raises(error):
+        Encoder(columns, key, b'"x"', orjson.dumps)
