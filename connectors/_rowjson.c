@@ -583,11 +583,12 @@ static int build(Encoder *self, PyObject *const *args, PyObject **event, PyObjec
     Digits lsn_text, ns_text;
     format_int64(&lsn_text, lsn);
     format_int64(&ns_text, now_ns);
-    const char *ns = ns_text.text + ns_text.start;
+    const char *lsn_s = lsn_text.text + lsn_text.start, *ns = ns_text.text + ns_text.start;
+    Py_ssize_t lsn_len = (Py_ssize_t)sizeof lsn_text.text - lsn_text.start;
     Py_ssize_t ns_len = (Py_ssize_t)sizeof ns_text.text - ns_text.start;
     struct { const char *text; Py_ssize_t n; } parts[] = {
-        {lsn_text.text + lsn_text.start, (Py_ssize_t)sizeof lsn_text.text - lsn_text.start},
-        {lsn_text.text + lsn_text.start, (Py_ssize_t)sizeof lsn_text.text - lsn_text.start},
+        {lsn_s, lsn_len},
+        {lsn_s, lsn_len},
         {op, 1},
         {ns_len > 6 ? ns : "0", ns_len > 6 ? ns_len - 6 : 1},
         {ns_len > 3 ? ns : "0", ns_len > 3 ? ns_len - 3 : 1},

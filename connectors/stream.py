@@ -68,7 +68,7 @@ class StreamOptions:
 class _Rel:
     """A relation as last described by the server, with what its changes need per row."""
 
-    __slots__ = ("schema", "read", "encode", "published", "labels")
+    __slots__ = ("schema", "read", "encode", "published")
 
     def __init__(self, schema: TableSchema, published: bool = True, schemas: bool = False) -> None:
         self.schema = schema
@@ -77,8 +77,6 @@ class _Rel:
         self.read = po.row_reader([(c.name, c.codec.text_converter()) for c in schema.columns],
                                   TOAST_PLACEHOLDER)
         self.encode = row_encoder(schema, TOAST_PLACEHOLDER, schemas)
-        # The metric labels of each op, built once instead of a tuple per record.
-        self.labels = {op: (schema.full_name, op) for op in ("c", "u", "d")}
 
 
 class Streamer:
@@ -207,7 +205,8 @@ class Streamer:
         schema = rel.schema
         key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
         self.delivery.send(self.batch, schema.topic, key,
-                           self._transaction(rel).event(before, after, op, lsn), rel.labels[op], headers)
+                           self._transaction(rel).event(before, after, op, lsn), (schema.full_name, op),
+                           headers)
         if op == "d" and key is not None:  # tombstone for compaction
             self.delivery.send(self.batch, schema.topic, key, None, None, headers)
 
