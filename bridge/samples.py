@@ -43,13 +43,63 @@ FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Huỳnh", "Võ", "Phan", "Trư
 MIDDLE = ["Văn", "Thị", "Minh", "Ngọc", "Hoàng", "Thanh", "Quốc", "Thu"]
 GIVEN = ["An", "Bình", "Cường", "Dung", "Hạnh", "Khoa", "Lan", "Mai", "Nam", "Phúc", "Quyên",
          "Sơn", "Tâm", "Uyên", "Vy", "Yến"]
-SUPPLEMENT_NOTES = [
-    "Bổ sung bản sao Căn cước công dân có chứng thực của người ủy quyền",
-    "Bổ sung bản vẽ sơ đồ thửa đất có xác nhận của UBND cấp xã",
-    "Đơn đề nghị chưa có chữ ký của đồng sở hữu",
-]
-DELAY_NOTES = ["Cần lấy ý kiến của cơ quan chuyên môn liên quan",
-               "Hồ sơ phải thẩm tra, xác minh thực địa"]
+# What a desk asks for, or why a deadline slips, depends on the procedure: a birth
+# registration is not held up by a land survey. Three and two per procedure, so every
+# procedure draws from the seeded generator alike and the day stays the same day.
+SUPPLEMENT_NOTES: dict[str, tuple[str, str, str]] = {
+    "1.001193": ("Bổ sung bản chính Giấy chứng sinh của trẻ",
+                 "Bổ sung văn bản ủy quyền có chứng thực của cha, mẹ trẻ",
+                 "Tờ khai đăng ký khai sinh chưa ghi quê quán của cha, mẹ trẻ"),
+    "1.000894": ("Bổ sung Giấy xác nhận tình trạng hôn nhân của bên nữ",
+                 "Bổ sung Giấy xác nhận tình trạng hôn nhân của bên nam",
+                 "Tờ khai đăng ký kết hôn chưa có đủ chữ ký của hai bên"),
+    "1.003583": ("Xuất trình bản chính của giấy tờ cần chứng thực",
+                 "Bổ sung bản dịch có chứng thực của giấy tờ bằng tiếng nước ngoài",
+                 "Bản chụp chưa rõ nội dung, đề nghị nộp lại bản chụp rõ nét"),
+    "1.004227": ("Bổ sung bản vẽ sơ đồ thửa đất có xác nhận của UBND cấp xã",
+                 "Bổ sung giấy tờ về nguồn gốc sử dụng đất (bản sao có chứng thực)",
+                 "Đơn đăng ký chưa có chữ ký của các thành viên cùng sử dụng đất"),
+    "1.001757": ("Hợp đồng chuyển nhượng chưa có chữ ký của đồng sở hữu",
+                 "Bổ sung bản gốc Giấy chứng nhận quyền sử dụng đất đã cấp",
+                 "Tờ khai lệ phí trước bạ chưa có chữ ký của bên nhận chuyển nhượng"),
+    "2.000635": ("Bổ sung bản vẽ mặt bằng, mặt cắt, mặt đứng của công trình",
+                 "Bổ sung bản sao giấy tờ hợp pháp về quyền sử dụng đất",
+                 "Đơn đề nghị chưa có chữ ký của đồng sở hữu"),
+    "1.001612": ("Bổ sung bản sao hợp đồng thuê địa điểm kinh doanh",
+                 "Bổ sung biên bản họp thành viên hộ gia đình về việc thành lập hộ kinh doanh",
+                 "Giấy đề nghị chưa ghi ngành, nghề kinh doanh"),
+    "2.000908": ("Bổ sung văn bản ủy quyền có chứng thực",
+                 "Bổ sung bản sao Căn cước công dân có chứng thực của người ủy quyền",
+                 "Tờ khai chưa kê khai nơi cư trú trước đây"),
+    "1.002804": ("Bổ sung Giấy khám sức khỏe của người lái xe",
+                 "Xuất trình bản chính giấy phép lái xe cần đổi",
+                 "Ảnh chân dung chưa đúng quy cách"),
+    "1.004946": ("Bổ sung nghị quyết của Hội đồng thành viên về việc thay đổi nội dung đăng ký",
+                 "Bổ sung văn bản ủy quyền cho người nộp hồ sơ",
+                 "Thông báo thay đổi chưa có chữ ký của người đại diện theo pháp luật"),
+}
+DELAY_NOTES: dict[str, tuple[str, str]] = {
+    "1.001193": ("Cần xác minh thông tin trên Giấy chứng sinh với cơ sở y tế",
+                 "Cần xác minh thông tin cư trú của người mẹ"),
+    "1.000894": ("Cần xác minh tình trạng hôn nhân tại nơi cư trú trước đây",
+                 "Cần xác minh thêm thông tin nhân thân của hai bên"),
+    "1.003583": ("Số lượng bản sao lớn, cần thêm thời gian đối chiếu",
+                 "Cần xác minh giấy tờ do cơ quan nước ngoài cấp"),
+    "1.004227": ("Hồ sơ phải thẩm tra, xác minh thực địa",
+                 "Cần lấy ý kiến khu dân cư về nguồn gốc sử dụng đất"),
+    "1.001757": ("Cần lấy ý kiến của cơ quan thuế về nghĩa vụ tài chính",
+                 "Hồ sơ phải thẩm tra, xác minh thực địa"),
+    "2.000635": ("Cần lấy ý kiến của cơ quan chuyên môn về xây dựng",
+                 "Hồ sơ phải thẩm tra, xác minh thực địa"),
+    "1.001612": ("Cần xác minh địa điểm kinh doanh",
+                 "Tên hộ kinh doanh trùng với tên đã đăng ký, cần kiểm tra lại"),
+    "2.000908": ("Cần tra cứu thông tin lý lịch tư pháp tại nơi cư trú trước đây",
+                 "Cần xác minh thông tin án tích với cơ quan Công an"),
+    "1.002804": ("Cần xác minh giấy phép lái xe với cơ quan đã cấp",
+                 "Cần đối chiếu dữ liệu giấy phép lái xe với Cục Đường bộ Việt Nam"),
+    "1.004946": ("Cần lấy ý kiến của cơ quan thuế",
+                 "Cần xác minh thông tin người đại diện theo pháp luật"),
+}
 REJECT_NOTES = ["Thủ tục không thuộc thẩm quyền giải quyết của cơ quan tiếp nhận"]
 PHONE_STYLES = ("0{n}", "+84 {n}", "84{n}", "0{a} {b} {c}")
 
@@ -138,7 +188,7 @@ def _apply_step(rng: random.Random, row: dict[str, Any], step: Any, at: datetime
                 fee: Decimal | None) -> None:
     if step == "apology":
         row["due_at"] = row["due_at"] + timedelta(days=rng.choice((3, 5, 7)))
-        row["note"] = rng.choice(DELAY_NOTES)
+        row["note"] = rng.choice(DELAY_NOTES[row["procedure_code"]])
         return
     row["status"] = step
     if step == 2:
@@ -149,7 +199,7 @@ def _apply_step(rng: random.Random, row: dict[str, Any], step: Any, at: datetime
     elif step == 3:
         row["note"] = rng.choice(REJECT_NOTES)
     elif step == 5:
-        row["note"] = rng.choice(SUPPLEMENT_NOTES)
+        row["note"] = rng.choice(SUPPLEMENT_NOTES[row["procedure_code"]])
     elif step == 6:
         row["fee_amount"] = fee or Decimal("150000")
     elif step in (9, 10):
