@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
@@ -42,6 +42,15 @@ KAFKA_DEFAULT_RETENTION_MS = 604_800_000  # what a topic without its own retenti
 # tansu broker the tests and bench run on fell into a slow mode in most capacity rounds
 # (bench/capture.py: ~70,000 instead of ~170,000 rows/s; unexplained, see docs/connectors.md).
 PARTITIONS = 25
+
+
+class BoundSink(Protocol):
+    """What writing the confirmation bound needs of the connector's producer."""
+
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int,
+                callback: Callable[[KafkaError | None, Any], None], /) -> None: ...
+
+    def flush(self, timeout: float, /) -> int: ...
 
 
 class OffsetStore:
@@ -202,7 +211,7 @@ class OffsetStore:
         self.record = value
         log.info("offsets saved to %s: %s", self.topic, value)
 
-    def save_limit(self, producer: Producer, limit: int, on_done: Callable[[int | None], None]) -> None:
+    def save_limit(self, producer: BoundSink, limit: int, on_done: Callable[[int | None], None]) -> None:
         """Without waiting: the latest record with a new confirmation bound. `on_done(limit)`
         once Kafka has it, `on_done(None)` if it refused; `producer` is the connector's own,
         whose callbacks the stream polls."""
@@ -250,7 +259,7 @@ class ConfirmLimit:
     def active(self) -> bool:
         return self.enabled and self.store.record is not None
 
-    def allow(self, position: int, producer: Producer) -> int:
+    def allow(self, position: int, producer: BoundSink) -> int:
         """`position` capped at the acknowledged bound; when it passes the bound, asks Kafka
         to hold `position` as the next one. The bound is exact, not the server's WAL end:
         a slot re-created anywhere past what Kafka has must be noticed, even in a backlog."""
@@ -264,7 +273,7 @@ class ConfirmLimit:
                 self._ask(position, producer)
         return min(position, self.acked)
 
-    def settle(self, position: int, producer: Producer, timeout: float = 5.0) -> int:
+    def settle(self, position: int, producer: BoundSink, timeout: float = 5.0) -> int:
         """At a stop: the bound for `position` written and waited for, so the last
         confirmation covers everything Kafka acknowledged (no needless re-sends)."""
         if not self.active:
@@ -275,7 +284,7 @@ class ConfirmLimit:
                 producer.flush(timeout)
         return min(position, self.acked)
 
-    def _ask(self, position: int, producer: Producer) -> bool:
+    def _ask(self, position: int, producer: BoundSink) -> bool:
         """Write `position` as the next bound; False when librdkafka's queue is full (a
         backlog, or Kafka stalled): asked again at the next turn, or the slot stops at the
         last bound and the rest is re-sent."""

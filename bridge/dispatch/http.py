@@ -27,7 +27,8 @@ from bridge.errors import TransportError
 class HttpClient(Protocol):
     """What the provider clients need: an `httpx.Client` or a `ThreadClients`."""
 
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response: ...
+    def request(self, method: str, url: str, *, params: Any = None, data: Any = None,
+                json: Any = None, headers: Any = None) -> httpx.Response: ...
 
 
 class ThreadClients:
