@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 _lsn = itertools.count(30_000_000, 128)
 
 BASE_ROW: dict[str, Any] = {
@@ -35,3 +36,9 @@ def event(op: str, after: dict[str, Any] | None = None, before: dict[str, Any] |
 
 def line(document: Any) -> str:
     return json.dumps(document, ensure_ascii=False)
+
+
+def present(value: T | None) -> T:
+    """`value`, which the test needs to be there (a decoded change, a saved token, a failure)."""
+    assert value is not None
+    return value

@@ -61,7 +61,7 @@ def test_kafka_python_producer_to_confluent_group_consumer(kafka_config, unique_
     consumer = Consumer({**kafka_config, "group.id": unique_name, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False})
     consumer.subscribe([topic])
-    got: list[bytes] = []
+    got: list[bytes | None] = []
 
     def read() -> bool:
         msg = consumer.poll(0.5)

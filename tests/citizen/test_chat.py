@@ -84,8 +84,8 @@ def test_delivery_receipts_are_recorded_with_latency(oa: Bridge) -> None:
 
     def recorded() -> list:
         with oa.ledger.engine.connect() as conn:
-            return conn.execute(select(delivery_receipts.c.idempotency_key,
-                                       delivery_receipts.c.channel)).all()
+            return list(conn.execute(select(delivery_receipts.c.idempotency_key,
+                                            delivery_receipts.c.channel)).all())
     assert wait_for(recorded, 10) == [(stored[0].key, "zns")]
     oa.settle()  # the worker observes the latency just after it commits the receipt row
     assert metric("onestop_event_to_delivered_seconds_count", channel="zns") == before + 1

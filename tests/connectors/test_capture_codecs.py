@@ -18,6 +18,7 @@ from bridge.decode.types import decimal_from_base64
 from connectors import pgoutput as po
 from connectors.envelope import Column, TableSchema, TransactionEvents, envelope_bytes, pg_source
 from connectors.types import TOAST_PLACEHOLDER, pg_codec, unscaled_bytes
+from events import present
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
 NUMERIC_14_2 = ((14 << 16) | 2) + 4
@@ -98,7 +99,7 @@ def test_pgoutput_messages_decode() -> None:
     ins = po.decode(b"I" + struct.pack(">I", 7) + b"N" + _tuple("1", None))
     assert ins == po.Insert(7, ["1", None])
     upd = po.decode(b"U" + struct.pack(">I", 7) + b"K" + _tuple("1", None) + b"N" + _tuple("2", "TOAST"))
-    assert upd.old == ["1", None] and upd.old_is_key_only and upd.new == ["2", po.UNCHANGED_TOAST]
+    assert upd == po.Update(7, ["1", None], True, ["2", po.UNCHANGED_TOAST])
     dele = po.decode(b"D" + struct.pack(">I", 7) + b"O" + _tuple("1", "x"))
     assert dele == po.Delete(7, ["1", "x"], False)
     msg = po.decode(b"M\x01" + struct.pack(">q", 9) + b"onestop\0" + struct.pack(">i", 2) + b"hi")
@@ -166,7 +167,7 @@ def test_envelope_has_debeziums_fields_in_debeziums_order() -> None:
     assert list(value["source"]) == list(sample["source"])
     assert value["source"]["snapshot"] == "false" and value["source"]["lsn"] == 24023128
     assert json.loads(value["source"]["sequence"]) == ["24023119", "24023128"]
-    event = decode_value(value)
+    event = present(decode_value(value))
     assert event.op == "c" and event.source.connector == "postgresql"
 
 
@@ -181,8 +182,9 @@ def test_schema_envelope_names_and_semantic_types() -> None:
     assert after["name"] == "onestop.public.dossiers.Value"
     fee = next(f for f in after["fields"] if f["field"] == "fee_amount")
     assert fee["name"] == "org.apache.kafka.connect.data.Decimal" and fee["parameters"]["scale"] == "2"
-    assert decode_value(doc).after["fee_amount"] == Decimal("150000.50")
-    key = json.loads(table.key_bytes({"id": 1}, True))
+    after = present(decode_value(doc)).after
+    assert after is not None and after["fee_amount"] == Decimal("150000.50")
+    key = json.loads(present(table.key_bytes({"id": 1}, True)))
     assert key["schema"]["name"] == "onestop.public.dossiers.Key"
     assert key["schema"]["fields"] == [{"type": "int64", "optional": False, "field": "id"}]
     assert key["payload"] == {"id": 1}

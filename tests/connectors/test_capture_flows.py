@@ -12,6 +12,7 @@ from bridge.decode.envelope import decode_value
 from bridge.errors import ConfigError
 from bridge.model import UNAVAILABLE
 from capture_support import insert_dossier
+from events import present
 from connectors.capture import PgCapture
 from waiting import wait_for
 
@@ -52,8 +53,9 @@ def test_insert_update_delete_become_debezium_records(capture_db, start_capture,
     assert supplement["after"]["note"] == "__debezium_unavailable_value"
     assert deleted["before"] == {"id": dossier} and deleted["after"] is None
 
-    event = decode_value(supplement)
-    assert event.op == "u" and event.after["status"] == 5 and event.after["note"] is UNAVAILABLE
+    event = present(decode_value(supplement))
+    after = present(event.after)
+    assert event.op == "u" and after["status"] == 5 and after["note"] is UNAVAILABLE
     messages = reader(f"{capture_db.name}.message").wait(lambda r: len(r) >= 1, message="message event")
     assert messages[0].value["op"] == "m" and messages[0].key == {"prefix": "onestop"}
     assert base64.b64decode(messages[0].value["message"]["content"]).decode() == "xin chào"
@@ -77,9 +79,9 @@ def test_schema_envelope_when_schemas_enabled(capture_db, start_capture, reader)
     assert fields["id"] == {"type": "int64", "optional": False, "field": "id"}
     assert fields["note"]["optional"] is True and fields["code"]["optional"] is False
     assert record.key["schema"]["name"] == f"{capture_db.name}.public.dossiers.Key"
-    event = decode_value(record.value)
-    assert event.after["fee_amount"] == Decimal("-3.05")
-    assert event.after["due_at"].isoformat() == "2024-06-20T10:00:00+00:00"
+    after = present(present(decode_value(record.value)).after)
+    assert after["fee_amount"] == Decimal("-3.05")
+    assert after["due_at"].isoformat() == "2024-06-20T10:00:00+00:00"
     conn.close()
     capture.stop()
 

@@ -20,7 +20,8 @@ class Writer(threading.Thread):
 
     def __init__(self, db) -> None:
         super().__init__(daemon=True)
-        self.db, self.stop, self.error = db, threading.Event(), None
+        self.db, self.stop = db, threading.Event()
+        self.error: BaseException | None = None
         self.commits = 0
 
     def run(self) -> None:
@@ -95,7 +96,7 @@ def test_quiet_captured_table_does_not_pin_wal_while_the_database_is_busy(
     for _ in range(3):
         capture_db.execute("INSERT INTO audit_log (line) SELECT repeat('x', 200) FROM generate_series(1, 2000)")
         target = int(capture_db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")[0][0])
-        wait_for(lambda t=target: (capture_db.confirmed_flush() or 0) >= t, timeout=20,
+        wait_for(lambda: (capture_db.confirmed_flush() or 0) >= target, timeout=20,
                  message="confirmed_flush_lsn to pass the busy table's WAL")
     lag = capture_db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) "
                              "FROM pg_replication_slots WHERE slot_name = %s", (capture_db.name,))[0][0]

@@ -109,7 +109,7 @@ class Running:
 
 
 def produce(broker: Any, topic: str, documents: list[Any], *, key: Callable[[Any], bytes] | None = None,
-            headers: list[tuple[str, bytes]] | None = None) -> None:
+            headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
     for doc in documents:
         value = doc if isinstance(doc, bytes) else json.dumps(doc).encode()

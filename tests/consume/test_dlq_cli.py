@@ -44,7 +44,12 @@ def dead_letter(broker, topic: str, items: list[tuple[dict | bytes, Failure]]) -
         value = document if isinstance(document, bytes) else json.dumps(document).encode()
         record = SourceRecord(topic, 0, n, b'{"id": %d}' % n, value, [("trace", b"abc")])
         outcomes.dead_letter(record, failure, on_durable=lambda: acked.append(1))
-    wait_for(lambda: (outcomes.service(0.1), len(acked) == len(items))[1], timeout=20)
+
+    def all_acknowledged() -> bool:
+        outcomes.service(0.1)
+        return len(acked) == len(items)
+
+    wait_for(all_acknowledged, timeout=20)
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:

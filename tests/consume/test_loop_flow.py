@@ -119,7 +119,11 @@ def test_a_stall_longer_than_the_poll_interval_keeps_the_partitions(
     settings = make_settings(broker, topic, tmp_path, max_in_flight=10, workers=2)
     settings.kafka.extra["max.poll.interval.ms"] = 7000
     upstream_back = threading.Event()
-    stalled = FakeDispatcher(script=lambda _n, _call: upstream_back.wait(60) and None)
+
+    def stall(*_: object) -> None:
+        upstream_back.wait(60)
+
+    stalled = FakeDispatcher(script=stall)
     produce(broker, topic, [doc(i) for i in range(1, 31)])
     running = Running(settings, stalled)
     try:

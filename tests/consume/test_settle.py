@@ -13,6 +13,7 @@ from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.errors import ConfigError, DeferError, RecipientError, TransportError
 from bridge.ledger import StoredNotification
 from bridge.model import Notification
+from events import present
 
 NOW = 1_800_000_000.0
 
@@ -65,7 +66,7 @@ def test_deferral_parks_until_the_given_time_without_using_a_round() -> None:
     [r] = reports
     assert (r.route, r.row.status, r.row.count_round) == ("retry", "deferred", False)
     assert r.due_ms == int(until.timestamp() * 1000) and r.round_ == 1
-    assert r.failure.reason == "deferred" and r.failure.code == -133
+    assert present(r.failure).reason == "deferred" and present(r.failure).code == -133
 
 
 def test_transient_failures_use_the_rounds_then_dead_letter() -> None:
@@ -77,9 +78,9 @@ def test_transient_failures_use_the_rounds_then_dead_letter() -> None:
     first, second, third = reports
     assert (first.route, first.row.status, first.due_ms) == ("retry", "failed", int((NOW + 30) * 1000))
     assert (second.route, second.due_ms) == ("retry", int((NOW + 300) * 1000))
-    assert (third.route, third.row.status, third.failure.reason) == ("dlq", "dead",
+    assert (third.route, third.row.status, present(third.failure).reason) == ("dlq", "dead",
                                                                      "retries_exhausted")
-    assert third.failure.error_class == "TransportError" and third.failure.attempts == 3
+    assert present(third.failure).error_class == "TransportError" and present(third.failure).attempts == 3
     assert all(r.row.count_round for r in reports)
 
 
@@ -94,9 +95,9 @@ def test_permanent_refusals_go_to_the_dlq_at_once(answer, reason, error_class) -
     s, reports, _ = settler(Script(answer))
     s.handle(item(1))
     [r] = reports
-    assert (r.route, r.row.status, r.failure.reason, r.failure.error_class) == (
+    assert (r.route, r.row.status, present(r.failure).reason, present(r.failure).error_class) == (
         "dlq", "dead", reason, error_class)
-    assert r.failure.dossier_code == "CODE-1" and r.failure.kind == "RECEIVED"
+    assert present(r.failure).dossier_code == "CODE-1" and present(r.failure).kind == "RECEIVED"
 
 
 def test_a_dossier_waits_behind_its_parked_notification_others_do_not() -> None:
@@ -120,8 +121,12 @@ def test_a_stale_hint_from_the_ledger_is_checked_and_dropped() -> None:
     parked = Parked()
     parked.reload({"A": {1}})
     checked: list[tuple[str, int]] = []
-    s, reports, _ = settler(Script(), parked=parked,
-                            confirm=lambda k, seq: checked.append((k, seq)) or False)
+
+    def confirm(key: str, seq: int) -> bool:
+        checked.append((key, seq))
+        return False
+
+    s, reports, _ = settler(Script(), parked=parked, confirm=confirm)
     s.handle(item(5, dossier="A"))
     assert reports[0].route == "done" and checked == [("A", 5)]
     assert len(parked) == 0
@@ -132,7 +137,7 @@ def test_a_confirmed_hint_holds_the_dossier_back() -> None:
     parked.reload({"A": {1}})
     s, reports, _ = settler(Script(), parked=parked, confirm=lambda k, seq: True)
     s.handle(item(5, dossier="A"))
-    assert reports[0].failure.reason == "parked"
+    assert present(reports[0].failure).reason == "parked"
 
 
 def test_rebalance_drops_local_entries_of_revoked_partitions_only() -> None:

@@ -84,6 +84,7 @@ class FakeUpstream:
                 return httpx.Response(reply, text=f"<h1>{reply}</h1>")
             if reply == "bad_json":
                 return httpx.Response(200, text='{"error":0,"mess')
+            assert isinstance(reply, dict), f"not a scripted reply: {reply!r}"
             return httpx.Response(200, json={"message": "scripted", **reply})
         return self._ok(route, request)
 

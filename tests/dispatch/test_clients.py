@@ -151,4 +151,5 @@ def test_sms_errors(sms: SmsClient, up: FakeUpstream, reply: object, expected: t
     with pytest.raises(expected) as info:
         sms.send("84912345678", "x", tracking="k")
     if expected is DeferError:
+        assert isinstance(info.value, DeferError)
         assert (info.value.until - FakeClock().wall()).total_seconds() == pytest.approx(3.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from dispatch_fakes import FakeClock
+from events import present
 
 from bridge import metrics
 from bridge.dispatch.tokens import (
@@ -186,8 +187,15 @@ def test_rotated_token_is_never_used_before_it_is_saved() -> None:
     # The new pair is kept pending, not lost: once the store works it is saved, then used,
     # without spending the (already rotated) old refresh token again.
     store.fail = False
-    assert tokens.call(lambda token: used.append(token) or token) == "AT-1"
-    assert store.load() == TokenState("AT-1", "RT-1", pytest.approx(clock.time() + 90_000))
+
+    def use(token: str) -> str:
+        used.append(token)
+        return token
+
+    assert tokens.call(use) == "AT-1"
+    saved = present(store.load())
+    assert (saved.access_token, saved.refresh_token) == ("AT-1", "RT-1")
+    assert saved.expires_at == pytest.approx(clock.time() + 90_000)
     assert oauth.n == 1
 
 

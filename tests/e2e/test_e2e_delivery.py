@@ -58,7 +58,7 @@ def test_each_notice_arrives_once_on_the_cheapest_channel(broker, pg, tmp_path) 
     try:
         assert ledger.counts() == {"sent": 6}
         with ledger.engine.connect() as conn:
-            prices = dict(conn.exec_driver_sql(
+            prices: dict[str, int] = dict(conn.exec_driver_sql(
                 "SELECT channel, sum(price_vnd) FROM notifications GROUP BY channel").all())
         assert prices == {"zalo_oa": 0, "zns": 300, "sms": 700}
     finally:

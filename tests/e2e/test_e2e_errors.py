@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
 from e2e_harness import (CODE, SandboxWatcher, base_sections, create_topic, free_port, new_bridge,
                          produce, stop_all, unique_topic)
-from events import event, row
+from events import event, present, row
 from waiting import wait_for
 
 from bridge.dlq import cli as dlq_cli
@@ -29,7 +30,7 @@ def dossier(i: int, phone: str | None, op: str = "c", **changes) -> dict:
 
 def key_of(document: dict, kind: str) -> str:
     pipeline = Pipeline(Settings())
-    return idempotency_key(pipeline.event_id(pipeline.decode(json.dumps(document))), kind)
+    return idempotency_key(pipeline.event_id(present(pipeline.decode(json.dumps(document)))), kind)
 
 
 def dlq_list(config: str, capsys) -> list[dict]:
@@ -51,7 +52,7 @@ def test_error_classes_dlq_and_replay(broker, tmp_path, capsys) -> None:
     config = str(bridge.config)
     try:
         bridge.start().wait_ready()
-        produce(broker.bootstrap, topic, docs := [
+        docs: list[Any] = [
             b"\x00 not a change event",                                 # malformed
             dossier(1, TRANSIENT, status=2),                            # 503 ×4 → retry round
             dossier(2, REFUSED, status=2),                              # -118, SMS 400 → DLQ
@@ -60,7 +61,8 @@ def test_error_classes_dlq_and_replay(broker, tmp_path, capsys) -> None:
             dossier(6, DEFERRED, status=2),                             # SMS 429 → deferred
             dossier(6, DEFERRED, "u", status=9, finished_at="2024-06-19T03:00:00Z"),
             dossier(7, FINE, status=2),                                 # behind all of it
-        ])
+        ]
+        produce(broker.bootstrap, topic, docs)
         wait_for(lambda: len(watcher.poll()) >= 4, timeout=60, message="four deliveries")
         wait_for(lambda: len(dlq_list(config, capsys)) == 4, timeout=30, message="four in DLQ")
         dead = {d["reason"]: d for d in dlq_list(config, capsys)}

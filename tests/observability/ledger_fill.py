@@ -16,7 +16,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,7 +107,7 @@ def plan_citizens(plan: DayPlan, seed: int) -> tuple[dict[str, str], set[str]]:
 
 
 def scenario(followers: dict[str, str], no_zalo: set[str], seed: int,
-             night_phones: set[str] = frozenset()) -> dict[str, Any]:
+             night_phones: Collection[str] = frozenset()) -> dict[str, Any]:
     rng = random.Random(seed + 1)
     phones: dict[str, Any] = {p: {"has_zalo": False} for p in no_zalo}
     for phone in followers:

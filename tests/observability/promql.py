@@ -60,7 +60,8 @@ def _top_level(expr: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
 
 
 def _split(expr: str, pattern: re.Pattern[str]) -> list[tuple[str | None, str]]:
-    parts, start, op = [], 0, None
+    parts: list[tuple[str | None, str]] = []
+    start, op = 0, None
     for begin, end in _top_level(expr, pattern):
         parts.append((op, expr[start:begin]))
         op, start = expr[begin:end], end

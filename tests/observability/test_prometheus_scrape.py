@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from events import present
 from promql import Operand, concrete, operands
 from obs_system import (OA_USER, PHONE_OA, PHONE_RETRY_2, PHONE_SMS, PHONE_ZNS, System,
                     citizen_webhook_installed)
@@ -193,9 +194,9 @@ def citizen_scenes(system: System, oa_dossier: tuple[int, str]) -> None:
     system.user_event(event_name="user_send_text", user_id=OA_USER, text="góp ý Thủ tục nhanh gọn")
     system.set_status(dossier_id, 10)
     system.wait_status(code, "RESULT_RETURNED", "sent")
-    assert system.sandbox is not None
+    sandbox_url = present(system.sandbox).url
     wait_for(lambda: any("#danh-gia" in json.dumps(m, ensure_ascii=False) for m in httpx.get(
-        f"{system.sandbox.url}/sandbox/messages", params={"user_id": OA_USER}).json()),
+        f"{sandbox_url}/sandbox/messages", params={"user_id": OA_USER}).json()),
         timeout=20, message="rating prompt sent to the follower")
     system.user_event(event_name="user_send_text", user_id=OA_USER, text=f"#danh-gia {code} 5")
     wait_for(lambda: system.metric("onestop_ratings_total") >= 1, timeout=20, message="rating")

@@ -11,7 +11,7 @@ from bridge.model import STATUS_KIND
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings
 from bridge.transitions import MemoryStateStore
-from events import event, row
+from events import event, present, row
 
 
 @pytest.fixture()
@@ -21,7 +21,7 @@ def pipeline() -> Pipeline:
 
 def kinds(pipeline: Pipeline, store: MemoryStateStore, *documents: dict) -> list[str]:
     return [n.kind for document in documents
-            for n in pipeline.notify(pipeline.decode(_dump(document)), store)]
+            for n in pipeline.notify(present(pipeline.decode(_dump(document))), store)]
 
 
 def _dump(document: dict) -> str:
@@ -143,10 +143,10 @@ def test_idempotency_key_is_stable_for_the_same_event_and_distinct_otherwise(pip
 def test_unmapped_status_is_bad_input_never_guessed() -> None:
     pipeline = Pipeline(Settings(source={"status_map": {"DA_TIEP_NHAN": 2}}))
     with pytest.raises(BadInputError, match="maps to no national status"):
-        pipeline.notify(pipeline.decode(_dump(event("c", row(status="DANG_XU_LY")))),
+        pipeline.notify(present(pipeline.decode(_dump(event("c", row(status="DANG_XU_LY"))))),
                         MemoryStateStore())
     with pytest.raises(BadInputError, match="1..10"):
-        Pipeline(Settings()).notify(Pipeline(Settings()).decode(_dump(event("c", row(status=11)))),
+        Pipeline(Settings()).notify(present(Pipeline(Settings()).decode(_dump(event("c", row(status=11))))),
                                     MemoryStateStore())
 
 

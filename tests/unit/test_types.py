@@ -12,6 +12,7 @@ from bridge.decode.types import (
 )
 from bridge.errors import BadInputError
 from bridge.model import UNAVAILABLE
+from events import present
 
 
 def test_zoned_timestamp_is_an_aware_utc_datetime() -> None:
@@ -32,7 +33,7 @@ def test_epoch_timestamps_are_wall_clock_times(name: str, value: int) -> None:
 
 
 def test_micro_timestamp_keeps_microseconds() -> None:
-    assert wall_clock_from_epoch(1529507596945104, 1_000_000).microsecond == 945104
+    assert present(wall_clock_from_epoch(1529507596945104, 1_000_000)).microsecond == 945104
 
 
 def test_infinity_timestamps_are_unknown() -> None:

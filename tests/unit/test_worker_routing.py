@@ -10,7 +10,7 @@ from bridge.consume.records import SourceRecord
 WORKERS, PARTITIONS = 8, 4
 
 
-def record(key: bytes) -> SourceRecord:
+def record(key: bytes | None) -> SourceRecord:
     return SourceRecord("onestop.public.dossiers", 0, 0, key, b"{}")
 
 
