@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 AGENCY_CODE = "000.00.23.H39"
 
-# (procedure code, name, legal working days, fee in VND or None, receiving agency)
+# (procedure code, name, legal working days, fee in VND or None, receiving agency). Birth and
+# marriage registration are free for citizens living in Viet Nam (Luật Hộ tịch 2014, Điều 11).
 PROCEDURES = [
     ("1.001193", "Đăng ký khai sinh", 1, None, "UBND xã Long Trạch"),
     ("1.000894", "Đăng ký kết hôn", 3, None, "UBND xã Long Trạch"),
@@ -175,6 +176,8 @@ def _dossier_story(rng: random.Random, plan: DayPlan, n: int) -> list[RowChange]
     at = start
     previous: dict[str, Any] | None = None
     for step in _weighted_path(rng):
+        if step == 6 and fee is None:  # nothing to pay: the dossier goes straight on
+            continue
         row = dict(row)
         _apply_step(rng, row, step, at, days, fee)
         row["updated_at"] = at
@@ -201,7 +204,7 @@ def _apply_step(rng: random.Random, row: dict[str, Any], step: Any, at: datetime
     elif step == 5:
         row["note"] = rng.choice(SUPPLEMENT_NOTES[row["procedure_code"]])
     elif step == 6:
-        row["fee_amount"] = fee or Decimal("150000")
+        row["fee_amount"] = fee
     elif step in (9, 10):
         row["finished_at"] = at
 

@@ -29,3 +29,16 @@ def test_a_dossier_is_asked_only_for_what_its_procedure_needs() -> None:
     assert sum(map(len, asked.values())) > len(SUPPLEMENT_NOTES)
     assert delayed
 
+
+
+def test_only_a_procedure_with_a_fee_asks_for_one() -> None:
+    fees = {code: fee for code, _name, _days, fee, _agency in PROCEDURES}
+    asked = set()
+    for seed in range(20):
+        for change in day_of_changes(DayPlan(seed=seed)):
+            row = change.row
+            if row["status"] == 6:  # financial obligation
+                assert fees[row["procedure_code"]] is not None, row["procedure_name"]
+                assert row["fee_amount"] == fees[row["procedure_code"]]
+                asked.add(row["procedure_code"])
+    assert asked == {code for code, fee in fees.items() if fee is not None}
