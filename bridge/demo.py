@@ -87,8 +87,17 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
     seen = _watch_messages(sandbox.url, stack)
     _play_day(dsn, changes, args.seconds)
     _wait_quiet(sandbox.url, seen)
-    print_summary(workdir / "ledger.db", plan)
+    print_summary(workdir / "ledger.db", plan, _dead_lettered(http_port))
     return 0
+
+
+def _dead_lettered(port: int) -> int:
+    """Change events the bridge parked in the dead-letter topic (its /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return int(sum(sample.value for family in text_string_to_metric_families(body)
+                   for sample in family.samples if sample.name == "onestop_dlq_records_total"))
 
 
 def _create_topic(bootstrap: str, topic: str) -> None:
@@ -111,6 +120,8 @@ def _environment(dsn: str, bootstrap: str, workdir: Path, http_port: int) -> dic
         **os.environ,
         "ONESTOP_SOURCE__DSN": dsn, "ONESTOP_SOURCE__TABLES": "public.dossiers",
         "ONESTOP_SOURCE__SLOT": "onestop_demo", "ONESTOP_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        # As deploy/config: fee_amount's scale travels in the schema (precise decimals).
+        "ONESTOP_SOURCE__SCHEMAS_ENABLE": "true",
         "ONESTOP_KAFKA__EXTRA": ('{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000, '
                                  '"max.poll.interval.ms": 10000}'),
         "ONESTOP_LEDGER__URL": f"sqlite:///{workdir / 'ledger.db'}",

@@ -41,7 +41,7 @@ def _zns_text(message: dict[str, Any]) -> str:
                        data.get("ten_thu_tuc", ""), *[f for f in facts if f]])
 
 
-def print_summary(ledger_path: Path, plan: DayPlan) -> None:
+def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: int) -> None:
     from bridge.ledger.tables import notifications as n
 
     engine = create_engine(f"sqlite:///{ledger_path}")
@@ -55,7 +55,8 @@ def print_summary(ledger_path: Path, plan: DayPlan) -> None:
     saved = sum(sms_price - (r.price_vnd or 0) for r in sent if r.channel != "sms")
     print("\n══ Tổng kết một ngày làm việc ══")
     print(f"Hồ sơ: {plan.dossiers}; thông báo đã gửi: {len(sent)}; "
-          f"chưa gửi được: {len(rows) - len(sent)}")
+          f"chưa gửi được: {len(rows) - len(sent)}; "
+          f"thay đổi không xử lý được (chuyển vào DLQ): {dead_lettered}")
     print("Theo kênh:   " + ", ".join(f"{CHANNEL_VI.get(c, c)}: {k}" for c, k in by_channel.most_common()))
     kinds = Counter(r.kind for r in sent)
     print("Theo loại:   " + ", ".join(f"{KIND_VI.get(k, k)}: {c}" for k, c in kinds.most_common()))

@@ -1,0 +1,57 @@
+"""The deployed connector and bridge agree on how a fee is written: a precise decimal
+(Debezium's default, base64 of the unscaled number) needs its scale from somewhere."""
+
+from __future__ import annotations
+
+import pytest
+from deploy_helpers import DEPLOY
+from events import present
+
+from bridge.errors import BadInputError
+from bridge.pipeline import Pipeline
+from bridge.settings import Settings, load_settings
+from bridge.transitions import MemoryStateStore
+from connectors.envelope import Column, TableSchema, envelope_bytes, pg_source
+from connectors.types import pg_codec
+
+CONFIG = DEPLOY / "config" / "onestop-bridge.toml"
+INT8, INT4, TEXT, NUMERIC = 20, 23, 25, 1700
+NUMERIC_14_2 = ((14 << 16) | 2) + 4  # the reference schema's fee_amount, as pgoutput types it
+ROW = {  # column: (type oid, typmod, the server's text)
+    "id": (INT8, -1, "7"), "code": (TEXT, -1, "000.00.23.H39-261127-0007"),
+    "procedure_name": (TEXT, -1, "Cấp giấy phép xây dựng nhà ở riêng lẻ"),
+    "agency_name": (TEXT, -1, "Trung tâm Phục vụ hành chính công tỉnh Tây Ninh"),
+    "applicant_phone": (TEXT, -1, "0909 123 456"), "status": (INT4, -1, "6"),
+    "fee_amount": (NUMERIC, NUMERIC_14_2, "1250000.00"),
+}
+
+
+def fee_requested(schemas: bool) -> bytes:
+    """The status-6 change of a dossier as the built-in connector writes it."""
+    codecs = {name: pg_codec(oid, typmod) for name, (oid, typmod, _) in ROW.items()}
+    table = TableSchema("onestop", "public", "dossiers",
+                        tuple(Column(name, codec, name != "id") for name, codec in codecs.items()),
+                        ("id",))
+    after = {name: (codecs[name].text_converter() or str)(text) for name, (_, _, text) in ROW.items()}
+    source = pg_source("onestop", "onestop", table, 1_764_206_000_000_000, "false", 901,
+                       24_023_128, 24_023_119)
+    return envelope_bytes(table, None, after, source, "c", schemas)
+
+
+def notices(settings: Settings, value: bytes) -> list[str]:
+    pipeline = Pipeline(settings)
+    return [n.text for n in pipeline.notify(present(pipeline.decode(value)), MemoryStateStore())]
+
+
+def test_the_deployed_pair_tells_the_citizen_the_amount() -> None:
+    settings = load_settings(CONFIG)
+    [text] = notices(settings, fee_requested(settings.source.schemas_enable))
+    assert "1.250.000 đồng" in text
+
+
+def test_without_the_schema_the_scale_is_never_guessed() -> None:
+    with pytest.raises(BadInputError, match="decimal_base64"):
+        notices(Settings(), fee_requested(schemas=False))
+    told = Settings(source={"column_types": {"fee_amount": "decimal_base64:2"}})
+    [text] = notices(told, fee_requested(schemas=False))
+    assert "1.250.000 đồng" in text
