@@ -46,7 +46,7 @@ GIVEN = ["An", "Bình", "Cường", "Dung", "Hạnh", "Khoa", "Lan", "Mai", "Nam
          "Sơn", "Tâm", "Uyên", "Vy", "Yến"]
 # What a desk asks for, or why a deadline slips, depends on the procedure: a birth
 # registration is not held up by a land survey. Three and two per procedure, so every
-# procedure draws from the seeded generator alike and the day stays the same day.
+# procedure draws from the seeded generator alike.
 SUPPLEMENT_NOTES: dict[str, tuple[str, str, str]] = {
     "1.001193": ("Bổ sung bản chính Giấy chứng sinh của trẻ",
                  "Bổ sung văn bản ủy quyền có chứng thực của cha, mẹ trẻ",
