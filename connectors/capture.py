@@ -85,7 +85,7 @@ class PgCapture:
         self.limit = ConfirmLimit(self.offsets, enabled=src.snapshot_mode != "no_data")
         self._snapshotted = False
         self._switch_lsn = 0
-        self._busy_since: float | None = None
+        self._told_unseen = False  # warned once that the slot's holder cannot be judged
         self._streaming_since: float | None = None
         self._failures = 0
         self._jitter = wait_random_exponential(multiplier=0.5, max=30, min=0.2)
@@ -172,7 +172,6 @@ class PgCapture:
                 raise SlotBusy(str(exc)) from exc
             except psycopg2.errors.UndefinedObject as exc:  # slot dropped under us
                 raise TransportError(f"replication slot vanished: {exc}") from exc
-            self._busy_since = None
         finally:
             for conn in (repl, catalog):
                 if conn is not None:
@@ -274,23 +273,32 @@ class PgCapture:
     def _free(self, catalog: Any, state: cat.SlotState) -> None:
         """A walsender still holds the slot: wait for it, terminate it once it is stale."""
         if state.active_pid is None:
-            self._busy_since = None
+            self._told_unseen = False
             return
-        now = time.monotonic()
-        self._busy_since = self._busy_since or now
-        grace = self.src.slot_takeover_after_s
-        silent = state.seconds_since_reply if state.seconds_since_reply is not None else now - self._busy_since
+        pid, grace, silent = state.active_pid, self.src.slot_takeover_after_s, state.seconds_since_reply
+        if silent is None:
+            # It may be a live connector (a second instance): never guess. The server itself
+            # ends a walsender whose client stops replying, after wal_sender_timeout.
+            if not self._told_unseen:
+                self._told_unseen = True
+                log.warning("slot %s is held by PID %s, and this role cannot see whether it "
+                            "answers (pg_stat_replication needs pg_read_all_stats): waiting for "
+                            "it to end. If no other connector runs, an administrator can run: "
+                            "SELECT pg_terminate_backend(%s); or GRANT pg_read_all_stats to "
+                            "this role so capture can take over a stale slot itself",
+                            self.src.slot, pid, pid)
+            raise SlotBusy(f"replication slot {self.src.slot} is active for PID {pid} "
+                           "(whether it answers is not visible to this role); waiting")
         if silent >= grace:
-            if cat.terminate(catalog, state.active_pid):
+            if cat.terminate(catalog, pid):
                 log.warning("terminated walsender PID %s that held slot %s without answering for "
-                            "%.0fs", state.active_pid, self.src.slot, silent)
+                            "%.0fs", pid, self.src.slot, silent)
                 self._wait_released(catalog)
-                self._busy_since = None
                 return
             log.error("slot %s is held by PID %s and this role may not terminate it; an "
                       "administrator can run: SELECT pg_terminate_backend(%s);",
-                      self.src.slot, state.active_pid, state.active_pid)
-        raise SlotBusy(f"replication slot {self.src.slot} is active for PID {state.active_pid} "
+                      self.src.slot, pid, pid)
+        raise SlotBusy(f"replication slot {self.src.slot} is active for PID {pid} "
                        f"(last reply {silent:.0f}s ago); waiting (takeover after {grace:.0f}s)")
 
     def _wait_released(self, catalog: Any, timeout: float = 10.0) -> None:

@@ -184,14 +184,19 @@ class SlotState:
     active_pid: int | None
     confirmed_flush: int | None
     wal_status: str | None
-    seconds_since_reply: float | None  # of the walsender holding it, None when unknown
+    # How long the walsender holding it has been silent: since its client's last reply, or
+    # since it started when the client never replied. None when unknown: pg_stat_replication
+    # hides the walsender's columns (state, reply_time) from a role without pg_read_all_stats,
+    # even for its own walsenders.
+    seconds_since_reply: float | None
 
 
 def slot_state(conn: PgConnection, slot: str) -> SlotState | None:
     with conn.cursor() as cur:
         cur.execute("""
             SELECT s.plugin, s.database, s.active_pid, s.confirmed_flush_lsn::text, s.wal_status,
-                   extract(epoch FROM now() - r.reply_time)
+                   CASE WHEN r.state IS NOT NULL  -- else hidden from this role
+                        THEN extract(epoch FROM now() - coalesce(r.reply_time, r.backend_start)) END
             FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
             WHERE s.slot_name = %s""", (slot,))
         row = cur.fetchone()

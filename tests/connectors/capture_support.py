@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,18 @@ class CaptureDb:
                 "ONESTOP_SOURCE__PUBLICATION": self.name, "ONESTOP_SOURCE__TOPIC_PREFIX": self.name,
                 "ONESTOP_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap, "ONESTOP_LOG__FORMAT": "text",
                 **extra}
+
+    @contextmanager
+    def least_privilege_role(self) -> Iterator[str]:
+        """A role with only LOGIN, REPLICATION and SELECT on the table (docs/connectors.md);
+        its DSN. Dropped afterwards, with its sessions."""
+        role = f"cap_{self.name}"[:63]
+        self.execute(f'CREATE ROLE "{role}" LOGIN REPLICATION; GRANT SELECT ON dossiers TO "{role}"')
+        try:
+            yield self.dsn.replace("postgresql://postgres@", f"postgresql://{role}@")
+        finally:
+            self.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+            self.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
     def confirmed_flush(self) -> int | None:
         rows = self.execute("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "

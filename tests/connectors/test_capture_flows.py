@@ -205,10 +205,7 @@ def test_existing_publication_missing_a_table_says_what_to_run(capture_db) -> No
 def test_least_privilege_role_is_told_what_to_run_then_streams(capture_db, start_capture, reader) -> None:
     """A role with only REPLICATION + SELECT: no publication → the exact statement to run;
     once an administrator created it, capture works with nothing more."""
-    role = f"cap_{capture_db.name}"[:63]
-    capture_db.execute(f'CREATE ROLE "{role}" LOGIN REPLICATION; GRANT SELECT ON dossiers TO "{role}"')
-    dsn = capture_db.dsn.replace("postgresql://postgres@", f"postgresql://{role}@")
-    try:
+    with capture_db.least_privilege_role() as dsn:
         import threading
 
         with pytest.raises(ConfigError, match=f"An administrator must run: CREATE PUBLICATION "
@@ -224,9 +221,6 @@ def test_least_privilege_role_is_told_what_to_run_then_streams(capture_db, start
         (record,) = topic.wait(lambda r: len(r) >= 1, message="record")
         assert record.value["after"]["code"] == "LEAST-PRIVILEGE"
         capture.stop()
-    finally:
-        capture_db.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
-        capture_db.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
 def test_a_lone_change_is_not_held_for_linger_ms(capture_db, start_capture, reader) -> None:

@@ -113,6 +113,37 @@ def test_stale_walsender_holding_the_slot_is_taken_over(capture_db, start_captur
     holder.close()
 
 
+def test_a_role_that_cannot_see_replies_never_terminates_a_live_connector(
+        capture_db, start_capture, reader, caplog) -> None:
+    """Without pg_read_all_stats, pg_stat_replication hides reply_time: a second instance
+    cannot tell a live connector from a stale one, so it waits, says why, and leaves the
+    first streaming, however long past slot_takeover_after_s."""
+    with capture_db.least_privilege_role() as dsn:
+        capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
+        first = start_capture(capture_db.settings(dsn=dsn))
+        wait_for(lambda: _streaming(first), timeout=30, message="first instance streaming")
+        (holder,) = capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                                       (capture_db.name,))[0]
+        busy_before = reconnects("slot_busy")
+        caplog.set_level(logging.WARNING, logger="onestop.capture")
+        second = start_capture(capture_db.settings(dsn=dsn, slot_takeover_after_s=0.5))
+        # Three refusals, each after the 0.5 s grace: the old fallback (time waited) had
+        # terminated the first instance by then.
+        wait_for(lambda: reconnects("slot_busy") >= busy_before + 3, timeout=30,
+                 message="second instance waiting on the slot")
+        assert any("cannot see whether it answers" in r.getMessage() for r in caplog.records)
+        assert not any("terminated walsender" in r.getMessage() for r in caplog.records)
+        assert capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                                  (capture_db.name,))[0][0] == holder
+        conn = capture_db.connect()
+        insert_dossier(conn, "FIRST-STILL-STREAMS")
+        conn.close()
+        reader().wait(lambda r: any(x.value["after"]["code"] == "FIRST-STILL-STREAMS" for x in r),
+                      message="row streamed by the first instance")
+        second.stop()
+        first.stop()
+
+
 def _cli(*args: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     script = Path(sys.executable).parent / "onestop-bridge"
     command = [str(script), "capture"] if script.exists() else [sys.executable, "-m", "connectors"]
