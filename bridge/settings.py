@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bridge.errors import ConfigError
@@ -307,5 +307,19 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
         data.setdefault(section, {}).update(values)
     try:
         return Settings(**data)
-    except Exception as exc:  # pydantic.ValidationError and SettingsError
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {describe(exc)}") from None
+    except Exception as exc:  # pydantic-settings' SettingsError: which variable, not its value
         raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """Each error as where to fix it and what is wrong, never the value given: a misspelt
+    variable name may hold a password (``ONESTOP_SOURCE__DNS=...password=...``)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = [str(part) for part in error["loc"]]
+        what = ("no such setting (misspelt?)" if error["type"] == "extra_forbidden"
+                else error["msg"])
+        problems.append(f"{'.'.join(path)} (ONESTOP_{'__'.join(path).upper()}): {what}")
+    return "; ".join(problems)

@@ -42,6 +42,20 @@ class SlotBusy(TransportError):
     """Another walsender holds the slot; wait, then take it over if it stopped answering."""
 
 
+# The server's answers that no retry can change: the settings are wrong (and endless failed
+# logins can lock an account). Matched in English, the server's default; other languages are
+# retried like any failed connection.
+_REFUSED = ("password authentication failed", "no pg_hba.conf entry", "does not exist")
+
+
+def _refusal(exc: psycopg2.OperationalError) -> ConfigError | None:
+    text = str(exc).strip()
+    if not any(marker in text for marker in _REFUSED):
+        return None
+    return ConfigError(f"the database refused source.dsn: {text.splitlines()[0]}; fix the setting (or the "
+                       "role, pg_hba.conf or database on the server) and start again")
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, ConfigError):
         return False
@@ -72,12 +86,15 @@ class PgCapture:
         self.src = src
         self.dsn = src.dsn.get_secret_value()
         try:
-            psycopg2.extensions.parse_dsn(self.dsn)
+            parts = psycopg2.extensions.parse_dsn(self.dsn)
         except psycopg2.ProgrammingError:
             # Not libpq's message: it quotes the text around the fault, which may be a password.
             raise ConfigError("source.dsn is not a PostgreSQL connection string (a URI such as "
                               "postgresql://onestop_capture@db.example:5432/onestop, or "
                               "key=value pairs)") from None
+        # libpq parses the port only when it connects: a typo would look like a server down.
+        if not all(p.isdigit() and 0 < int(p) < 65536 for p in parts.get("port", "5432").split(",")):
+            raise ConfigError("source.dsn: the port is not a number from 1 to 65535")
         self.stop = stop
         conf = producer_config(settings.kafka)
         self.delivery = Delivery(conf, ack_listener=ack_listener)
@@ -99,7 +116,10 @@ class PgCapture:
         }
         if replication:
             kwargs["connection_factory"] = LogicalReplicationConnection
-        conn = psycopg2.connect(self.dsn, **kwargs)
+        try:
+            conn = psycopg2.connect(self.dsn, **kwargs)
+        except psycopg2.OperationalError as exc:
+            raise _refusal(exc) or exc from None
         if not replication:
             conn.autocommit = True  # never hold a transaction (and the xmin horizon) open
         return conn

@@ -229,3 +229,14 @@ def test_cli_exits_2_naming_a_table_without_primary_key(capture_db, tmp_path) ->
     assert result.returncode == 2
     assert "public.history has no primary key" in result.stderr
     assert "REPLICA IDENTITY FULL" in result.stderr
+
+
+def test_cli_exits_2_when_the_server_refuses_the_role(capture_db, tmp_path) -> None:
+    """A login the server refuses (no such role, wrong password, no pg_hba.conf line) is a
+    setting to fix, not an outage: exit 2 at once, instead of failed logins forever."""
+    dsn = capture_db.dsn.replace("postgresql://postgres@", "postgresql://no_such_role@")
+    command, env = _cli("--metrics-port", "0", env=capture_db.env(ONESTOP_SOURCE__DSN=dsn))
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert 'role "no_such_role" does not exist' in result.stderr
+    assert "retrying" not in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import psycopg2
 import pytest
 
 from bridge.errors import ConfigError
@@ -46,3 +47,56 @@ def test_a_dsn_libpq_cannot_parse_is_a_configuration_error_that_does_not_quote_i
     with pytest.raises(ConfigError, match="source.dsn is not a PostgreSQL connection string") as err:
         PgCapture(settings, threading.Event())
     assert "s3cret" not in str(err.value) and "notadsn" not in str(err.value)
+
+
+@pytest.mark.parametrize("dsn", ["postgresql://u:s3cret@db:notaport/onestop",
+                                 "host=db port=5432,54x2 user=u password=s3cret"])
+def test_a_port_that_is_not_a_number_is_a_configuration_error(dsn: str) -> None:
+    """libpq reads the port only when it connects; the connector would have retried forever."""
+    with pytest.raises(ConfigError, match="source.dsn: the port is not a number") as err:
+        PgCapture(load_settings(None, source={"dsn": dsn}), threading.Event())
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize(("answer", "refused"), [
+    ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  password '
+     'authentication failed for user "onestop_capture"', True),
+    ('connection to server at "db", port 5432 failed: FATAL:  no pg_hba.conf entry for host '
+     '"10.0.0.9", user "onestop_capture", database "onestop", no encryption', True),
+    ('connection to server at "db", port 5432 failed: Connection refused', False),
+    ('connection to server at "db", port 5432 failed: FATAL:  the database system is starting up', False),
+])
+def test_a_refused_login_stops_the_connector_and_an_outage_is_retried(
+        monkeypatch: pytest.MonkeyPatch, answer: str, refused: bool) -> None:
+    calls: list[str] = []
+
+    def connect(*_args: object, **_kwargs: object) -> None:
+        calls.append("connect")
+        if len(calls) > 2:  # retried: enough to know
+            stop.set()
+        raise psycopg2.OperationalError(answer)
+
+    stop = threading.Event()
+    capture = PgCapture(load_settings(None, source={"dsn": "postgresql://onestop_capture@db/onestop"},
+                                      kafka={"bootstrap_servers": "127.0.0.1:9"}), stop)
+    monkeypatch.setattr(capture, "_sleep", lambda _s: None)
+    monkeypatch.setattr(psycopg2, "connect", connect)
+    if refused:
+        with pytest.raises(ConfigError, match="the database refused source.dsn"):
+            capture.run()
+        assert calls == ["connect"]
+    else:
+        capture.run()  # returns once stopped
+        assert len(calls) == 3
+
+
+def test_a_misspelt_variable_is_named_and_its_value_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic quotes the input it refuses; under a misspelt name that may be the DSN."""
+    monkeypatch.setenv("ONESTOP_SOURCE__DNS", "host=db user=onestop_capture password=s3cret")
+    monkeypatch.setenv("ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S", "s3cret-too")
+    with pytest.raises(ConfigError) as err:
+        load_settings(None)
+    message = str(err.value)
+    assert "source.dns (ONESTOP_SOURCE__DNS): no such setting" in message
+    assert "source.heartbeat_interval_s (ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S)" in message
+    assert "s3cret" not in message
