@@ -7,6 +7,8 @@ user ids or tokens.
 
 from __future__ import annotations
 
+import time
+
 from bridge import __version__
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -112,6 +114,24 @@ capture_slot_lag_bytes = Gauge(
 capture_last_event_age = Gauge(
     "onestop_capture_last_event_age_seconds", "Seconds since the last captured change.",
     registry=REGISTRY)
+
+
+class _Since:
+    """Seconds since the last `mark`, computed at each scrape: the age keeps growing between
+    sessions and while disconnected, when nothing in the connector would update a value."""
+
+    def __init__(self) -> None:
+        self.at = time.time()  # process start: nothing captured yet
+
+    def mark(self) -> None:
+        self.at = time.time()
+
+    def age(self) -> float:
+        return max(0.0, time.time() - self.at)
+
+
+last_capture = _Since()
+capture_last_event_age.set_function(last_capture.age)
 capture_confirmed_lsn = Gauge(
     "onestop_capture_confirmed_lsn", "Last LSN confirmed to the server (as an integer).",
     registry=REGISTRY)

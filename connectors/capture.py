@@ -153,6 +153,7 @@ class PgCapture:
         reason = _reason(exc) if exc else "connection"
         metrics.capture_reconnects.labels(reason=reason).inc()
         metrics.capture_connected.set(0)
+        self._measure_lag()
         wait = state.next_action.sleep if state.next_action else 0
         log.warning("capture session ended (%s: %s); retrying in %.1fs", reason,
                     str(exc).strip().splitlines()[0] if exc and str(exc).strip() else exc, wait)
@@ -163,6 +164,21 @@ class PgCapture:
         except DeliveryFailed:
             self.delivery.recreate()
         self.delivery.forget_open()
+
+    def _measure_lag(self) -> None:
+        """Between sessions the slot keeps holding WAL (Kafka down, slot busy), and that is
+        when the lag alerts matter: measure it on a short connection, NaN (unknown, not a
+        reassuring stale value) when the database cannot be asked."""
+        lag = None
+        try:
+            conn = self.connect()
+            try:
+                lag = cat.slot_lag_bytes(conn, self.src.slot)
+            finally:
+                conn.close()
+        except (psycopg2.Error, ConfigError):
+            pass
+        metrics.capture_slot_lag_bytes.set(float("nan") if lag is None else lag)
 
     # --- one session -------------------------------------------------------------------------
 

@@ -93,7 +93,6 @@ class Streamer:
         self._last_feedback = 0.0
         self._last_heartbeat = time.monotonic()
         self._last_lag = 0.0
-        self.last_event = time.time()
         self._bad: list[str] = []
         self.catchup: CatchUp | None = None
         self._window: Batch | None = None  # holds confirmation back until catch-up deletes are out
@@ -170,7 +169,7 @@ class Streamer:
             elif self.batch is not None:
                 self.batch.close(m.end_lsn)
                 if self.batch.sent:  # the transaction touched a published table
-                    self.last_event = time.time()
+                    metrics.last_capture.mark()
             self.batch, self.begin = None, None
         elif isinstance(m, po.Relation):
             self._relation(m)
@@ -308,7 +307,6 @@ class Streamer:
             lag = slot_lag_bytes(self.catalog, self.opts.slot)
             if lag is not None:
                 metrics.capture_slot_lag_bytes.set(lag)
-        metrics.capture_last_event_age.set(max(0.0, time.time() - self.last_event))
 
     def _confirm(self, position: int, reply: bool = False) -> None:
         position = max(position, self.confirmed)

@@ -240,3 +240,28 @@ def test_cli_exits_2_when_the_server_refuses_the_role(capture_db, tmp_path) -> N
     assert result.returncode == 2, result.stderr
     assert 'role "no_such_role" does not exist' in result.stderr
     assert "retrying" not in result.stderr
+
+
+def test_while_kafka_is_down_the_slot_lag_is_measured_and_the_event_age_grows(capture_db, start_capture) -> None:
+    """The slot holds WAL between sessions too: that is when OnestopCaptureSlotLag* must be
+    able to fire, so the gauges cannot keep the last session's reassuring values."""
+    first = start_capture(capture_db.settings())
+    wait_for(lambda: _streaming(first), timeout=30, message="streaming")
+    first.stop()
+    conn = capture_db.connect()
+    for i in range(50):
+        insert_dossier(conn, f"WHILE-KAFKA-DOWN-{i}")
+    conn.close()
+    (behind,) = capture_db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                                   "FROM pg_replication_slots WHERE slot_name = %s", (capture_db.name,))[0]
+    settings = capture_db.settings()
+    settings.kafka.bootstrap_servers = f"127.0.0.1:{free_port()}"
+    ended = reconnects("kafka")
+    down = start_capture(settings)
+    wait_for(lambda: reconnects("kafka") > ended, timeout=60, message="a session ended by Kafka")
+    wait_for(lambda: metrics.REGISTRY.get_sample_value("onestop_capture_slot_lag_bytes") >= behind,
+             timeout=10, message="the slot's lag measured between sessions")
+    age = metrics.REGISTRY.get_sample_value("onestop_capture_last_event_age_seconds")
+    wait_for(lambda: metrics.REGISTRY.get_sample_value("onestop_capture_last_event_age_seconds") > age + 1,
+             timeout=10, message="the event age grows while nothing is captured")
+    down.stop()
