@@ -136,6 +136,26 @@ def test_every_kind_has_a_complete_vietnamese_template(version) -> None:
         assert re.search(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]", spec["text"])
 
 
+@pytest.mark.parametrize("version", ["tt01-2018", "tt03-2025"])
+def test_received_and_refusal_wording_fit_every_channel_and_every_reason(version) -> None:
+    kinds = load_templates(version)["kinds"]
+    received, rejected = kinds["RECEIVED"]["text"], kinds["REJECTED"]["text"]
+    # The same text goes out by SMS, and the link only opens the OA chat in Zalo.
+    assert "Zalo OA này" not in received and "hoặc bấm" not in received
+    assert "Zalo" in received and "mã hồ sơ" in received and received.endswith("{link_tra_cuu}")
+    # A refusal may be final (not this agency's competence): no promise of refiling.
+    assert "nộp lại" not in rejected and "hoàn thiện" not in rejected
+    assert "{ly_do}" in rejected and "{noi_tra}" in rejected
+
+
+def test_the_agency_not_the_dossier_asks_for_the_extension() -> None:
+    text = load_templates("tt03-2025")["kinds"]["APOLOGY_RESCHEDULED"]["text"]
+    [sentence] = [s for s in text.split(". ") if "gia hạn" in s]
+    assert sentence.startswith("{noi_tra} ") and "{ngay_hen_moi}" in sentence
+    assert "hồ sơ" not in sentence
+    assert "{ngay_hen_cu}" in text and "{ly_do}" in text
+
+
 def test_template_data_values_are_strings_for_zns() -> None:
     data = notice(6)["template_data"]
     assert data and all(isinstance(v, str) for v in data.values())
