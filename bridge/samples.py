@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -101,8 +102,49 @@ DELAY_NOTES: dict[str, tuple[str, str]] = {
     "1.004946": ("Cần lấy ý kiến của cơ quan thuế",
                  "Cần xác minh thông tin người đại diện theo pháp luật"),
 }
+# Why an agency stops working on a dossier (status 8, Mẫu 05 of TT 03/2025): something
+# outside the dossier blocks it. Two per procedure, like the delay reasons.
+STOP_NOTES: dict[str, tuple[str, str]] = {
+    "1.001193": ("Trẻ đã được đăng ký khai sinh trước đó theo Cơ sở dữ liệu hộ tịch điện tử",
+                 "Việc xác định cha, mẹ của trẻ đang được Tòa án giải quyết"),
+    "1.000894": ("Một bên đang có vợ hoặc chồng theo Cơ sở dữ liệu hộ tịch điện tử",
+                 "Một bên chưa đủ tuổi kết hôn theo quy định của pháp luật"),
+    "1.003583": ("Giấy tờ cần chứng thực có dấu hiệu bị tẩy xóa, sửa chữa nội dung",
+                 "Giấy tờ do cơ quan nước ngoài cấp chưa được hợp pháp hóa lãnh sự"),
+    "1.004227": ("Thửa đất đang có tranh chấp và đã được Tòa án nhân dân thụ lý",
+                 "Thửa đất nằm trong khu vực đã có thông báo thu hồi đất"),
+    "1.001757": ("Quyền sử dụng đất đang bị kê biên để bảo đảm thi hành án",
+                 "Tòa án có văn bản yêu cầu tạm dừng đăng ký biến động thửa đất"),
+    "2.000635": ("Khu đất nằm trong khu vực đã có thông báo thu hồi đất để thực hiện dự án",
+                 "Thửa đất đang có tranh chấp và đã được Tòa án nhân dân thụ lý"),
+    "1.001612": ("Chủ hộ kinh doanh đang bị cấm kinh doanh theo bản án của Tòa án",
+                 "Địa điểm kinh doanh nằm trong khu vực đã có thông báo thu hồi đất"),
+    "2.000908": ("Người đề nghị cấp phiếu đang bị truy cứu trách nhiệm hình sự",
+                 "Thông tin án tích đang có khiếu nại, chờ kết luận của cơ quan có thẩm quyền"),
+    "1.002804": ("Giấy phép lái xe cần đổi đang trong thời gian bị tước quyền sử dụng",
+                 "Giấy phép lái xe cần đổi không có trong hệ thống thông tin giấy phép lái xe"),
+    "1.004946": ("Doanh nghiệp đang bị cưỡng chế nợ thuế theo thông báo của cơ quan thuế",
+                 "Tòa án có văn bản yêu cầu tạm dừng thay đổi nội dung đăng ký doanh nghiệp"),
+}
 REJECT_NOTES = ["Thủ tục không thuộc thẩm quyền giải quyết của cơ quan tiếp nhận"]
+# The mobile prefixes in use since the 2018 renumbering (the two digits after the leading 0).
+# 095 (the former S-Fone) is not one, nor are fixed-line area codes such as 0274.
+MOBILE_PREFIXES = ("32", "33", "34", "35", "36", "37", "38", "39",
+                   "52", "55", "56", "58", "59",
+                   "70", "76", "77", "78", "79",
+                   "81", "82", "83", "84", "85", "86", "87", "88", "89",
+                   "90", "91", "92", "93", "94", "96", "97", "98", "99")
 PHONE_STYLES = ("0{n}", "+84 {n}", "84{n}", "0{a} {b} {c}")
+
+# Public holidays on which one-stop desks are closed (Bộ luật Lao động 2019, Điều 112), kept
+# simple: the fixed-date ones — 1/1, 30/4, 1/5, 2/9 and the day next to 2/9 (3/9, or 1/9 when
+# 2/9 is a Tuesday, so the break joins the weekend; the Government fixes it each year) — plus
+# a table of the lunar ones for the years the demo reaches: Tết is taken as New Year's Eve and
+# the first four days of the lunar year (the five statutory days; the Government fixes the
+# exact ones each year), and Giỗ Tổ Hùng Vương is the 10th of the third lunar month. A
+# holiday on a Saturday or Sunday moves to the next working day (nghỉ bù, Điều 112 khoản 3).
+LUNAR_NEW_YEAR = {2026: date(2026, 2, 17), 2027: date(2027, 2, 6), 2028: date(2028, 1, 26)}
+HUNG_KINGS = {2026: date(2026, 4, 26), 2027: date(2027, 4, 16), 2028: date(2028, 4, 4)}
 
 # Status paths and how often each happens (weights): most dossiers go straight through.
 PATHS: list[tuple[int, tuple[int, ...]]] = [
@@ -116,6 +158,40 @@ PATHS: list[tuple[int, tuple[int, ...]]] = [
     (2, (2, 4, 8)),
     (2, (2, 5, 4, 5, 4, 9)),
 ]
+
+
+@cache
+def _holidays(year: int) -> frozenset[date]:
+    national_day = date(year, 9, 2)
+    days = {date(year, 1, 1), date(year, 4, 30), date(year, 5, 1), national_day,
+            national_day + timedelta(days=-1 if national_day.weekday() == 1 else 1)}
+    if year in LUNAR_NEW_YEAR:  # Tết falls between 21/1 and 20/2: its eve is in the same year
+        days.update(LUNAR_NEW_YEAR[year] + timedelta(days=n) for n in range(-1, 4))
+    if year in HUNG_KINGS:
+        days.add(HUNG_KINGS[year])
+    for holiday in sorted(days):  # in date order, so two weekend days of Tết take two days
+        if holiday.weekday() >= 5:
+            substitute = holiday + timedelta(days=1)
+            while substitute.weekday() >= 5 or substitute in days:
+                substitute += timedelta(days=1)
+            days.add(substitute)
+    return frozenset(days)
+
+
+def is_working_day(day: date) -> bool:
+    """Monday to Friday and not a public holiday (the rules are above LUNAR_NEW_YEAR)."""
+    return day.weekday() < 5 and day not in _holidays(day.year)
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """`start` moved `days` working days later (at least one), keeping its time of day:
+    processing time is counted in working days, so the date a citizen is given is one."""
+    moment = start
+    for _ in range(max(days, 1)):
+        moment += timedelta(days=1)
+        while not is_working_day(moment.date()):
+            moment += timedelta(days=1)
+    return moment
 
 
 @dataclass
@@ -140,8 +216,7 @@ class DayPlan:
 def _phone(rng: random.Random, plan: DayPlan) -> str | None:
     if rng.random() < plan.missing_phone:
         return None
-    number = f"9{rng.randrange(10**7, 10**8)}" if rng.random() < 0.6 else \
-        f"{rng.choice('378')}{rng.randrange(10**7, 10**8)}"
+    number = f"{rng.choice(MOBILE_PREFIXES)}{rng.randrange(10**7):07d}"
     style = rng.choice(PHONE_STYLES)
     return style.format(n=number, a=number[:3], b=number[3:6], c=number[6:])
 
@@ -189,15 +264,15 @@ def _dossier_story(rng: random.Random, plan: DayPlan, n: int) -> list[RowChange]
 
 def _apply_step(rng: random.Random, row: dict[str, Any], step: Any, at: datetime, days: int,
                 fee: Decimal | None) -> None:
-    if step == "apology":
-        row["due_at"] = row["due_at"] + timedelta(days=rng.choice((3, 5, 7)))
+    if step == "apology":  # the new date: some working days after the old one
+        row["due_at"] = add_working_days(row["due_at"], rng.choice((3, 5, 7)))
         row["note"] = rng.choice(DELAY_NOTES[row["procedure_code"]])
         return
     row["status"] = step
     if step == 2:
         row["received_at"] = at
-        row["due_at"] = (at + timedelta(days=days)).replace(hour=16, minute=0, second=0,
-                                                            microsecond=0)
+        row["due_at"] = add_working_days(at, days).replace(hour=16, minute=0, second=0,
+                                                           microsecond=0)
         row["note"] = None
     elif step == 3:
         row["note"] = rng.choice(REJECT_NOTES)
@@ -205,6 +280,8 @@ def _apply_step(rng: random.Random, row: dict[str, Any], step: Any, at: datetime
         row["note"] = rng.choice(SUPPLEMENT_NOTES[row["procedure_code"]])
     elif step == 6:
         row["fee_amount"] = fee
+    elif step == 8:
+        row["note"] = rng.choice(STOP_NOTES[row["procedure_code"]])
     elif step in (9, 10):
         row["finished_at"] = at
 
