@@ -91,13 +91,14 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
     return 0
 
 
-def _dead_lettered(port: int) -> int:
-    """Change events the bridge parked in the dead-letter topic (its /metrics)."""
+def _dead_lettered(port: int) -> dict[str, int]:
+    """What the bridge parked in the dead-letter topic, by reason (its /metrics)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return int(sum(sample.value for family in text_string_to_metric_families(body)
-                   for sample in family.samples if sample.name == "onestop_dlq_records_total"))
+    return {sample.labels["reason"]: int(sample.value)
+            for family in text_string_to_metric_families(body) for sample in family.samples
+            if sample.name == "onestop_dlq_records_total"}
 
 
 def _create_topic(bootstrap: str, topic: str) -> None:

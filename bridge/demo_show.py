@@ -41,28 +41,42 @@ def _zns_text(message: dict[str, Any]) -> str:
                        data.get("ten_thu_tuc", ""), *[f for f in facts if f]])
 
 
-def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: int) -> None:
+# Why a notice was not sent, as the centre would say it (ledger error_class).
+UNSENT_VI = {"RecipientError": "hồ sơ không có số điện thoại nhận tin"}
+# Dead-letter reasons of change events that never became a notice (bridge/dlq/headers.py).
+UNREADABLE = ("malformed_event", "bad_input")
+
+
+def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: dict[str, int]) -> None:
     from bridge.ledger.tables import notifications as n
 
     engine = create_engine(f"sqlite:///{ledger_path}")
     with engine.connect() as conn:
-        rows = conn.execute(select(n.c.kind, n.c.channel, n.c.status, n.c.price_vnd)).all()
+        rows = conn.execute(select(n.c.kind, n.c.channel, n.c.status, n.c.price_vnd,
+                                   n.c.error_class)).all()
     engine.dispose()
     sent = [r for r in rows if r.status == "sent"]
+    why = Counter(UNSENT_VI.get(r.error_class or "", "lý do khác, xem onestop-bridge dlq list")
+                  for r in rows if r.status != "sent")
     sms_price = PricesSettings().sms
     by_channel = Counter(r.channel for r in sent)
     cost = sum(r.price_vnd or 0 for r in sent)
     saved = sum(sms_price - (r.price_vnd or 0) for r in sent if r.channel != "sms")
     print("\n══ Tổng kết một ngày làm việc ══")
     print(f"Hồ sơ: {plan.dossiers}; thông báo đã gửi: {len(sent)}; "
-          f"chưa gửi được: {len(rows) - len(sent)}; "
-          f"thay đổi không xử lý được (chuyển vào DLQ): {dead_lettered}")
+          f"chưa gửi được: {len(rows) - len(sent)}{_reasons(why)}; "
+          f"thay đổi không đọc được (chuyển vào DLQ): "
+          f"{sum(dead_lettered.get(reason, 0) for reason in UNREADABLE)}")
     print("Theo kênh:   " + ", ".join(f"{CHANNEL_VI.get(c, c)}: {k}" for c, k in by_channel.most_common()))
     kinds = Counter(r.kind for r in sent)
     print("Theo loại:   " + ", ".join(f"{KIND_VI.get(k, k)}: {c}" for k, c in kinds.most_common()))
     print(f"Chi phí:     {format_vnd(_d(cost))} "
           f"(nếu gửi toàn bộ bằng SMS: {format_vnd(_d(len(sent) * sms_price))})")
     print(f"Tiết kiệm:   {format_vnd(_d(saved))} so với gửi SMS {sms_price} đồng/tin")
+
+
+def _reasons(why: Counter[str]) -> str:
+    return f" ({'; '.join(f'{w}: {k}' for w, k in why.most_common())})" if why else ""
 
 
 def _d(value: int) -> Any:
