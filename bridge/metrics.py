@@ -8,9 +8,11 @@ user ids or tokens.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from bridge import __version__
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics_core import Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -159,3 +161,21 @@ def _version() -> str:
 
 # Set at import so every process (run, capture) exposes its version from the first scrape.
 build_info.info({"version": _version()})
+
+
+class _Families:
+    """A read-only view of REGISTRY: the families whose names start with `prefixes`."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def collect(self) -> Iterator[Metric]:
+        return (family for family in REGISTRY.collect() if family.name.startswith(self.prefixes))
+
+
+def capture_registry() -> CollectorRegistry:
+    """What `onestop-bridge capture` serves: its own families and the build info, not the
+    bridge's, which that process never fills (a ZNS quota of 0 next to the slot's lag)."""
+    view = CollectorRegistry(auto_describe=False)
+    view.register(_Families(("onestop_capture_", "onestop_build")))
+    return view

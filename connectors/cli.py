@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
             from prometheus_client import start_http_server
 
             try:
-                start_http_server(args.metrics_port, registry=metrics.REGISTRY)
+                start_http_server(args.metrics_port, registry=metrics.capture_registry())
             except OSError as exc:  # in use: another connector on this host, most likely
                 raise ConfigError(f"cannot serve /metrics on port {args.metrics_port} "
                                   f"(--metrics-port): {exc.strerror}") from None

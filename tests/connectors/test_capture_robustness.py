@@ -20,6 +20,7 @@ from psycopg2.extras import LogicalReplicationConnection
 from bridge import metrics
 from bridge.embedded import free_port
 from capture_support import insert_dossier, reconnects
+from events import present
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -175,7 +176,9 @@ def test_cli_runs_with_three_variables_serves_metrics_and_stops_gracefully(captu
         conn.close()
         reader("onestop.public.dossiers").wait(
             lambda r: any(x.value and x.value["after"]["code"] == code for x in r), message="record")
-        assert "onestop_capture_events_total" in scrape()
+        served = scrape()
+        assert "onestop_capture_events_total" in served and "onestop_build_info" in served
+        assert "onestop_zns_quota_remaining" not in served  # the bridge's, never filled here
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(45) == 0, log.read_text()
         assert capture_db.execute("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "
@@ -259,9 +262,13 @@ def test_while_kafka_is_down_the_slot_lag_is_measured_and_the_event_age_grows(ca
     ended = reconnects("kafka")
     down = start_capture(settings)
     wait_for(lambda: reconnects("kafka") > ended, timeout=60, message="a session ended by Kafka")
-    wait_for(lambda: metrics.REGISTRY.get_sample_value("onestop_capture_slot_lag_bytes") >= behind,
-             timeout=10, message="the slot's lag measured between sessions")
-    age = metrics.REGISTRY.get_sample_value("onestop_capture_last_event_age_seconds")
-    wait_for(lambda: metrics.REGISTRY.get_sample_value("onestop_capture_last_event_age_seconds") > age + 1,
-             timeout=10, message="the event age grows while nothing is captured")
+    wait_for(lambda: _sample("onestop_capture_slot_lag_bytes") >= behind, timeout=10,
+             message="the slot's lag measured between sessions")
+    age = _sample("onestop_capture_last_event_age_seconds")
+    wait_for(lambda: _sample("onestop_capture_last_event_age_seconds") > age + 1, timeout=10,
+             message="the event age grows while nothing is captured")
     down.stop()
+
+
+def _sample(name: str) -> float:
+    return present(metrics.REGISTRY.get_sample_value(name))
