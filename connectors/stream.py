@@ -109,8 +109,10 @@ class Streamer:
                                    options=options, status_interval=FEEDBACK_INTERVAL_S)
         self.confirmed = start_lsn
         metrics.capture_connected.set(1)
+        # The server resumes at the later of start_lsn and the slot's confirmed_flush_lsn.
         log.info("streaming from slot %s at %s", self.opts.slot,
-                 po.int_to_lsn(start_lsn) if start_lsn else "its confirmed position")
+                 f"{po.int_to_lsn(start_lsn)} or its confirmed position, whichever is later"
+                 if start_lsn else "its confirmed position")
         burst, handle = self.reader.burst, self.handle
         while not self.stop.is_set():
             # Up to BURST messages between housekeeping (and stop checks) while they flow.
