@@ -30,6 +30,7 @@ from connectors.delivery import AckListener, Delivery, DeliveryFailed, kafka_fai
 from connectors.offsets import ConfirmLimit, OffsetStore
 from connectors.pgoutput import int_to_lsn
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
+from connectors.refusals import refusal
 from connectors.stream import Streamer, StreamOptions
 
 log = logging.getLogger("onestop.capture")
@@ -40,20 +41,6 @@ HEALTHY_AFTER_S = 60.0  # a session that streamed this long resets the backoff
 
 class SlotBusy(TransportError):
     """Another walsender holds the slot; wait, then take it over if it stopped answering."""
-
-
-# The server's answers that no retry can change: the settings are wrong (and endless failed
-# logins can lock an account). Matched in English, the server's default; other languages are
-# retried like any failed connection.
-_REFUSED = ("password authentication failed", "no pg_hba.conf entry", "does not exist")
-
-
-def _refusal(exc: psycopg2.OperationalError) -> ConfigError | None:
-    text = str(exc).strip()
-    if not any(marker in text for marker in _REFUSED):
-        return None
-    return ConfigError(f"the database refused source.dsn: {text.splitlines()[0]}; fix the setting (or the "
-                       "role, pg_hba.conf or database on the server) and start again")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -119,7 +106,7 @@ class PgCapture:
         try:
             conn = psycopg2.connect(self.dsn, **kwargs)
         except psycopg2.OperationalError as exc:
-            raise _refusal(exc) or exc from None
+            raise refusal(exc) or exc from None
         if not replication:
             conn.autocommit = True  # never hold a transaction (and the xmin horizon) open
         return conn

@@ -32,6 +32,7 @@ from connectors.delivery import Delivery, KafkaUnavailable, kafka_failure, produ
 from connectors.envelope import CONNECTOR_VERSION, Column, TableSchema, envelope_bytes
 from connectors.pgcatalog import TableRef
 from connectors.polling_state import PollState
+from connectors.refusals import refusal
 from connectors.types import sqlalchemy_codec
 
 log = logging.getLogger("onestop.capture.polling")
@@ -45,7 +46,9 @@ class PolledTable:
     table: sa.Table
     schema: TableSchema
     updated: sa.Column[Any]
-    order: list[sa.Column[Any]]  # updated_at, then the key columns: a total order
+    # updated_at (as the database orders it), then the key columns: a total order. Pages
+    # resume after the last row's values of these, read back under their labels.
+    order: list[sa.ColumnElement[Any]]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -94,6 +97,7 @@ class PollingCapture:
         exc = state.outcome.exception() if state.outcome else None
         reason = "kafka" if kafka_failure(exc) else "connection"
         metrics.capture_reconnects.labels(reason=reason).inc()
+        metrics.capture_connected.set(0)
         log.warning("polling failed (%s: %s); retrying", reason,
                     str(exc).splitlines()[0] if exc else "?")
 
@@ -103,6 +107,8 @@ class PollingCapture:
                 self.poll_table(table)
                 if self.stop.is_set():
                     return
+            # "Connected" here: a whole pass read the database and Kafka took what it found.
+            metrics.capture_connected.set(1)
             self.stop.wait(self.src.poll_interval_s)
 
     def tables(self) -> list[PolledTable]:
@@ -118,7 +124,8 @@ class PollingCapture:
         if self.engine.dialect.name != "postgresql" and ref.schema in ("public", "main"):
             schema_name = None  # the database's default schema
         try:
-            table = sa.Table(ref.name, sa.MetaData(), schema=schema_name, autoload_with=self.engine)
+            with self._connect() as conn:
+                table = sa.Table(ref.name, sa.MetaData(), schema=schema_name, autoload_with=conn)
         except sa.exc.NoSuchTableError:
             raise ConfigError(f"table {name} (source.tables) does not exist") from None
         cols = self.src.columns
@@ -133,8 +140,18 @@ class PollingCapture:
                         for c in table.columns)
         schema = TableSchema(self.src.topic_prefix, ref.schema, ref.name, columns, tuple(key),
                              source_struct="io.onestop.connector.polling.Source")
-        return PolledTable(name, table, schema, table.c[cols.updated_at],
-                           [table.c[cols.updated_at], *(table.c[k] for k in key)])
+        updated = table.c[cols.updated_at]
+        return PolledTable(name, table, schema, updated,
+                           [self._as_ordered(updated), *(table.c[k] for k in key)])
+
+    def _as_ordered(self, updated: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        """SQLite keeps timestamps as text and orders and compares them as text, but
+        SQLAlchemy binds a datetime as '… 01:00:00.000000', which sorts after the
+        '… 01:00:00' CURRENT_TIMESTAMP writes: a page ending inside rows of one second
+        skipped the rest of them. There, pages resume after the stored text itself."""
+        if self.engine.dialect.name != "sqlite":
+            return updated
+        return sa.type_coerce(updated, sa.String).label("onestop_position")
 
     # --- one pass over one table -------------------------------------------------------------
 
@@ -149,7 +166,7 @@ class PollingCapture:
         lower = None if cursor_text is None else _parse_ts(cursor_text) - self.overlap
         position: tuple[Any, ...] | None = None
         emitted = 0
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             while not self.stop.is_set():
                 rows = self._page(conn, pt, lower, position)
                 more = len(rows) > PAGE_ROWS
@@ -157,7 +174,7 @@ class PollingCapture:
                 if not rows:
                     break
                 emitted += self._emit_page(pt, rows, first_pass, silent, emitted, more)
-                position = tuple(rows[-1][c.name] for c in pt.order)
+                position = tuple(rows[-1][c.name] for c in pt.order)  # type: ignore[attr-defined]
                 if not more:
                     break
             else:
@@ -167,8 +184,15 @@ class PollingCapture:
             log.info("first pass over %s done: %d rows", pt.name, emitted)
         return emitted
 
+    def _connect(self) -> sa.Connection:
+        try:
+            return self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise refusal(exc) or exc from None
+
     def _page(self, conn: Any, pt: PolledTable, lower: Any, position: tuple[Any, ...] | None) -> list[Any]:
-        query = sa.select(pt.table).order_by(*pt.order).limit(PAGE_ROWS + 1)
+        extra = [c for c in pt.order if isinstance(c, sa.Label)]
+        query = sa.select(pt.table, *extra).order_by(*pt.order).limit(PAGE_ROWS + 1)
         if lower is not None:
             query = query.where(pt.updated >= lower)
         if position is not None:
@@ -207,10 +231,16 @@ class PollingCapture:
         if not self.delivery.drain(120):
             raise KafkaUnavailable("Kafka did not acknowledge a polled page in time")
         self.delivery.acked_position()  # raises DeliveryFailed if a record was refused
-        newest = max(_version_dt(r[pt.updated.name]) for r in rows)
+        if count:
+            metrics.last_capture.mark()
+            if first_pass:
+                metrics.capture_snapshot_rows.inc(count)
+        stamps = [_version_dt(r[pt.updated.name]) for r in rows]
         cursor_text, _ = self.state.cursor(pt.name)
         if cursor_text is not None:
-            newest = max(newest, _parse_ts(cursor_text))
+            stamps.append(_parse_ts(cursor_text))
+        # A text column (SQLite) may mix naive and offset-carrying values: compare instants.
+        newest = max(stamps, key=self._instant)
         self.state.commit(pt.name, seen, newest.isoformat(), snapshot_done=False)
         return count
 
@@ -221,13 +251,14 @@ class PollingCapture:
                 "db": self.db, "sequence": None, "schema": schema.schema, "table": schema.table}
 
     def _epoch_us(self, value: Any) -> int:
-        moment = _version_dt(value)
-        if moment.tzinfo is None:  # a naive column holds the database's local wall clock
-            moment = moment.replace(tzinfo=self.zone)
-        return int(moment.timestamp() * 1_000_000)
+        return int(self._instant(_version_dt(value)).timestamp() * 1_000_000)
+
+    def _instant(self, moment: datetime) -> datetime:
+        # A naive value holds the database's local wall clock.
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.zone)
 
 
-def _after(columns: list[sa.Column[Any]], values: tuple[Any, ...]) -> Any:
+def _after(columns: list[sa.ColumnElement[Any]], values: tuple[Any, ...]) -> Any:
     """(a, b) > (x, y) spelled out: SQL Server and Oracle have no row-value comparison."""
     clauses = []
     for i, column in enumerate(columns):

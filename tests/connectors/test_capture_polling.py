@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bridge import metrics
 from bridge.decode.envelope import decode_value
 from bridge.embedded import free_port
+from bridge.errors import ConfigError
 from bridge.decode.types import decimal_from_base64
 from bridge.settings import load_settings
 from capture_support import TopicReader, insert_dossier, reconnects
@@ -134,3 +136,44 @@ def test_polling_keeps_its_cursor_while_kafka_refuses_and_sends_the_rows_later(
     assert sorted(_codes(records)) == [("r", "KD-1"), ("r", "KD-2")]
     capture.stop()
     topic.close()
+
+
+@pytest.mark.services
+def test_polling_sqlite_pages_through_rows_stamped_in_one_second(broker, unique_name, tmp_path,
+                                                                 start_capture) -> None:
+    """CURRENT_TIMESTAMP writes '… 01:00:00', which SQLite orders as text before the
+    '… 01:00:00.000000' a bound datetime becomes: a page boundary inside one second of
+    rows used to skip the rest of them (1,000 of 1,500 sent), silently. A row carrying an
+    offset among naive ones is read too (it once stopped the poll: naive vs aware)."""
+    engine = _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO dossiers (id, code, status, updated_at) WITH RECURSIVE g(n) AS "
+            "(SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1500) "
+            "SELECT n, 'SEC-' || n, 2, '2026-12-07 01:00:00' FROM g")
+        conn.exec_driver_sql("INSERT INTO dossiers (id, code, status, updated_at) "
+                             "VALUES (1501, 'SEC-1501', 2, '2026-12-07T08:30:00+07:00')")
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", unique_name, broker.bootstrap,
+                         str(tmp_path / "state.sqlite"))
+    topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossiers")
+    snapshot_rows = metrics.REGISTRY.get_sample_value("onestop_capture_snapshot_rows_total") or 0
+    capture = start_capture(settings, mode="polling")
+    records = topic.wait(lambda r: len(r) >= 1501, timeout=60, message="every row of the second")
+    assert sorted(int(r.value["after"]["code"][4:]) for r in records) == list(range(1, 1502))
+    # Polling mode is watched like the log-based one (OnestopConnectorDown, event age).
+    wait_for(lambda: metrics.capture_connected._value.get() == 1, message="a whole pass done")  # noqa: SLF001
+    assert metrics.REGISTRY.get_sample_value("onestop_capture_snapshot_rows_total") == snapshot_rows + 1501
+    assert present(metrics.REGISTRY.get_sample_value("onestop_capture_last_event_age_seconds")) < 30
+    capture.stop()
+    topic.close()
+
+
+@pytest.mark.services
+def test_polling_stops_with_a_configuration_error_when_the_server_refuses_the_login(pg, tmp_path) -> None:
+    import threading
+
+    from connectors.polling import PollingCapture
+
+    settings = _settings(pg.url("no_such_database"), "refused", "127.0.0.1:9", str(tmp_path / "s.sqlite"))
+    with pytest.raises(ConfigError, match='database "no_such_database" does not exist'):
+        PollingCapture(settings, threading.Event()).run()

@@ -97,19 +97,14 @@ def test_stale_walsender_holding_the_slot_is_taken_over(capture_db, start_captur
     holder.cursor().start_replication(slot_name=capture_db.name, decode=False, options={
         "proto_version": "1", "publication_names": capture_db.name})
     holder_pid = holder.info.backend_pid
-    wait_for(lambda: capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
-                                        (capture_db.name,))[0][0] == holder_pid, message="slot held")
+    wait_for(lambda: _slot_holder(capture_db) == holder_pid, message="slot held")
     busy_before = reconnects("slot_busy")
     caplog.set_level(logging.WARNING, logger="onestop.capture")
     capture = start_capture(capture_db.settings(slot_takeover_after_s=2.0))
     wait_for(lambda: _streaming(capture), timeout=40, message="slot taken over")
     assert reconnects("slot_busy") > busy_before
     assert any(f"terminated walsender PID {holder_pid}" in r.getMessage() for r in caplog.records)
-    conn = capture_db.connect()
-    insert_dossier(conn, "AFTER-TAKEOVER")
-    conn.close()
-    reader().wait(lambda r: any(x.value["after"]["code"] == "AFTER-TAKEOVER" for x in r),
-                  message="row after takeover")
+    _row_reaches_kafka(capture_db, reader, "AFTER-TAKEOVER")
     capture.stop()
     holder.close()
 
@@ -123,8 +118,7 @@ def test_a_role_that_cannot_see_replies_never_terminates_a_live_connector(
         capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
         first = start_capture(capture_db.settings(dsn=dsn))
         wait_for(lambda: _streaming(first), timeout=30, message="first instance streaming")
-        (holder,) = capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
-                                       (capture_db.name,))[0]
+        holder = _slot_holder(capture_db)
         busy_before = reconnects("slot_busy")
         caplog.set_level(logging.WARNING, logger="onestop.capture")
         second = start_capture(capture_db.settings(dsn=dsn, slot_takeover_after_s=0.5))
@@ -134,15 +128,22 @@ def test_a_role_that_cannot_see_replies_never_terminates_a_live_connector(
                  message="second instance waiting on the slot")
         assert any("cannot see whether it answers" in r.getMessage() for r in caplog.records)
         assert not any("terminated walsender" in r.getMessage() for r in caplog.records)
-        assert capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
-                                  (capture_db.name,))[0][0] == holder
-        conn = capture_db.connect()
-        insert_dossier(conn, "FIRST-STILL-STREAMS")
-        conn.close()
-        reader().wait(lambda r: any(x.value["after"]["code"] == "FIRST-STILL-STREAMS" for x in r),
-                      message="row streamed by the first instance")
+        assert _slot_holder(capture_db) == holder
+        _row_reaches_kafka(capture_db, reader, "FIRST-STILL-STREAMS")
         second.stop()
         first.stop()
+
+
+def _slot_holder(capture_db) -> int | None:
+    return capture_db.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                              (capture_db.name,))[0][0]
+
+
+def _row_reaches_kafka(capture_db, reader, code: str) -> None:
+    conn = capture_db.connect()
+    insert_dossier(conn, code)
+    conn.close()
+    reader().wait(lambda r: any(x.value["after"]["code"] == code for x in r), message=f"row {code}")
 
 
 def _cli(*args: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
