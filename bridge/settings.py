@@ -83,6 +83,9 @@ class SourceSettings(Section):
     slot_takeover_after_s: float = 60.0
     poll_overlap_s: float = 300.0
     state_path: str = "onestop-capture-state.sqlite"
+    # Polling a status-history view keyed by dossier id (docs/connectors.md): the column
+    # unique per row (the history id), which pages and the dedupe memory go by.
+    poll_row_id: str | None = None
     columns: ColumnMap = ColumnMap()
     status_map: dict[str, int] = {}
     # How to read schemaless integer/strings per canonical column (no guessing of units).

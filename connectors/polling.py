@@ -46,9 +46,12 @@ class PolledTable:
     table: sa.Table
     schema: TableSchema
     updated: sa.Column[Any]
-    # updated_at (as the database orders it), then the key columns: a total order. Pages
+    # updated_at (as the database orders it), then the row's identity: a total order. Pages
     # resume after the last row's values of these, read back under their labels.
     order: list[sa.ColumnElement[Any]]
+    # What tells rows apart: the key, or source.poll_row_id where one key has many rows
+    # (a history view keyed by dossier id). The dedupe memory goes by it.
+    identity: list[str]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -136,13 +139,16 @@ class PollingCapture:
         key = [str(c.name) for c in table.primary_key.columns] or [cols.id]
         if any(k not in table.c for k in key):
             raise ConfigError(f"table {name} has no primary key and no column {cols.id!r}")
+        identity = [self.src.poll_row_id] if self.src.poll_row_id else key
+        if identity[0] not in table.c:
+            raise ConfigError(f"table {name} has no column {identity[0]!r} (source.poll_row_id)")
         columns = tuple(Column(str(c.name), sqlalchemy_codec(c.type), bool(c.nullable))
                         for c in table.columns)
         schema = TableSchema(self.src.topic_prefix, ref.schema, ref.name, columns, tuple(key),
                              source_struct="io.onestop.connector.polling.Source")
         updated = table.c[cols.updated_at]
         return PolledTable(name, table, schema, updated,
-                           [self._as_ordered(updated), *(table.c[k] for k in key)])
+                           [self._as_ordered(updated), *(table.c[k] for k in identity)], identity)
 
     def _as_ordered(self, updated: sa.Column[Any]) -> sa.ColumnElement[Any]:
         """SQLite keeps timestamps as text and orders and compares them as text, but
@@ -204,19 +210,19 @@ class PollingCapture:
     def _emit_page(self, pt: PolledTable, rows: list[Any], first_pass: bool, silent: bool,
                    emitted_before: int, more: bool) -> int:
         schema = pt.schema
-        keys = [_key_text(schema, r) for r in rows]
+        keys = [_row_text(pt.identity, r) for r in rows]
         known = self.state.versions(pt.name, keys)
         batch = self.delivery.open()
         seen: dict[str, str] = {}
         count = 0
-        for index, (row, key_text) in enumerate(zip(rows, keys, strict=True)):
+        for index, (row, row_text) in enumerate(zip(rows, keys, strict=True)):
             version = _version(row[pt.updated.name])
-            if known.get(key_text) == version:
+            if known.get(row_text) == version:
                 continue  # this very version was emitted before (overlap window)
-            seen[key_text] = version
+            seen[row_text] = version
             if silent:
                 continue
-            op = "r" if first_pass else ("u" if key_text in known else "c")
+            op = "r" if first_pass else ("u" if row_text in known else "c")
             flag = "false"
             if first_pass:
                 last = not more and index == len(rows) - 1
@@ -271,8 +277,8 @@ def _encode(column: Column, value: Any) -> Any:
     return None if value is None else column.codec.from_python(value)
 
 
-def _key_text(schema: TableSchema, row: Any) -> str:
-    return json.dumps([row[k] for k in schema.key_columns], default=str, separators=(",", ":"))
+def _row_text(identity: list[str], row: Any) -> str:
+    return json.dumps([row[k] for k in identity], default=str, separators=(",", ":"))
 
 
 def _version_dt(value: Any) -> datetime:

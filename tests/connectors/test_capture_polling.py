@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,6 +16,8 @@ from bridge import metrics
 from bridge.decode.envelope import decode_value
 from bridge.embedded import free_port
 from bridge.errors import ConfigError
+from bridge.pipeline import Pipeline
+from bridge.render import render_lines
 from bridge.decode.types import decimal_from_base64
 from bridge.settings import load_settings
 from capture_support import TopicReader, insert_dossier, reconnects
@@ -177,3 +181,66 @@ def test_polling_stops_with_a_configuration_error_when_the_server_refuses_the_lo
     settings = _settings(pg.url("no_such_database"), "refused", "127.0.0.1:9", str(tmp_path / "s.sqlite"))
     with pytest.raises(ConfigError, match='database "no_such_database" does not exist'):
         PollingCapture(settings, threading.Event()).run()
+
+
+HISTORY_DDL = [
+    """CREATE TABLE dossiers (id INTEGER PRIMARY KEY, code TEXT NOT NULL, procedure_name TEXT,
+       agency_name TEXT, applicant_phone TEXT, status SMALLINT NOT NULL, note TEXT,
+       received_at TIMESTAMP, due_at TIMESTAMP, updated_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE dossier_status_history (id INTEGER PRIMARY KEY, dossier_id INTEGER NOT NULL,
+       status SMALLINT NOT NULL, note TEXT, changed_at TIMESTAMP NOT NULL)""",
+    """CREATE VIEW dossier_transitions AS
+       SELECT h.id AS transition_id, d.id, d.code, d.procedure_name, d.agency_name,
+              d.applicant_phone, h.status, h.note, d.received_at, d.due_at,
+              h.changed_at AS updated_at
+         FROM dossier_status_history h JOIN dossiers d ON d.id = h.dossier_id""",
+]
+
+
+@pytest.mark.services
+def test_a_status_history_view_delivers_every_transition_once_in_order(
+        broker, unique_name, tmp_path, start_capture) -> None:
+    """docs/connectors.md, "Closing the gap": transitions faster than the poll interval (two
+    in one second) each arrive once, on the dossier's key, and each tells the citizen."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}")
+    with engine.begin() as conn:
+        for statement in HISTORY_DDL:
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(
+            "INSERT INTO dossiers VALUES (7, 'H-7', 'Đăng ký khai sinh', 'UBND xã Long Trạch', "
+            "'0912345678', 1, NULL, '2026-12-07 08:00:00', '2026-12-10 16:00:00', '2026-12-07 08:00:00')")
+        conn.exec_driver_sql("INSERT INTO dossier_status_history VALUES (1, 7, 1, NULL, '2026-12-07 08:00:00')")
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", unique_name, broker.bootstrap,
+                         str(tmp_path / "state.sqlite"))
+    settings.source.tables = ["public.dossier_transitions"]
+    settings.source.poll_row_id = "transition_id"
+    topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossier_transitions")
+    capture = start_capture(settings, mode="polling")
+    topic.wait(lambda r: len(r) >= 1, message="the snapshot of the history")
+
+    def transition(history_id: int, status: int, at: str, note: str | None = None) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO dossier_status_history VALUES (?, 7, ?, ?, ?)",
+                                 (history_id, status, note, at))
+            conn.exec_driver_sql("UPDATE dossiers SET status = ?, updated_at = ? WHERE id = 7", (status, at))
+
+    with engine.begin():  # three transitions between two polls, two of them in one second
+        transition(2, 2, "2026-12-07 08:05:00")
+        transition(3, 5, "2026-12-07 08:05:00", "Bổ sung Giấy chứng sinh")
+        transition(4, 4, "2026-12-07 08:30:00")
+    topic.wait(lambda r: len(r) >= 4, message="three transitions")
+    transition(5, 9, "2026-12-07 09:00:00")  # a later one: earlier ones re-read meanwhile
+    records = topic.wait(lambda r: len(r) >= 5, message="the fifth transition")
+    assert [(r.value["op"], r.value["after"]["status"]) for r in records] == [
+        ("r", 1), ("c", 2), ("c", 5), ("c", 4), ("c", 9)]  # once each: no overlap duplicate
+    assert {r.key["id"] for r in records} == {7} and len({r.partition for r in records}) == 1
+    capture.stop()
+    topic.close()
+
+    # Schemaless naive timestamps are MicroTimestamps: the bridge is told so, never guesses.
+    micros = dict.fromkeys(("received_at", "due_at", "updated_at"), "timestamp_us")
+    pipeline = Pipeline(load_settings(None, source={"column_types": micros}))
+    errors = io.StringIO()
+    kinds = [n.kind for n in render_lines(pipeline, [json.dumps(r.value) for r in records], errors)
+             if n is not None]
+    assert kinds == ["RECEIVED", "SUPPLEMENT_REQUESTED", "RESULT_READY"], errors.getvalue()
