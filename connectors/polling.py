@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,6 +70,11 @@ class PollingCapture:
             raise ConfigError("source.dsn is not set (ONESTOP_SOURCE__DSN): a SQLAlchemy URL")
         self.src, self.stop = src, stop
         self.engine: Engine = create_engine("source.dsn", src.dsn.get_secret_value(), pool_pre_ping=True)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:" \
+                and not database.startswith("file:") and not Path(database).is_file():
+            # SQLite would create an empty file there, and the error would name a table.
+            raise ConfigError(f"source.dsn: the SQLite file {database} does not exist")
         self.delivery = Delivery(producer_config(settings.kafka), ack_listener=ack_listener)
         self.state = PollState(src.state_path)
         self.zone = ZoneInfo(src.timezone)
@@ -147,8 +153,18 @@ class PollingCapture:
         schema = TableSchema(self.src.topic_prefix, ref.schema, ref.name, columns, tuple(key),
                              source_struct="io.onestop.connector.polling.Source")
         updated = table.c[cols.updated_at]
+        self._report_unordered(name, table, updated)
         return PolledTable(name, table, schema, updated,
                            [self._as_ordered(updated), *(table.c[k] for k in identity)], identity)
+
+    def _report_unordered(self, name: str, table: sa.Table, updated: sa.Column[Any]) -> None:
+        with self._connect() as conn:
+            missing = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                   .where(updated.is_(None))).scalar_one()
+        if missing:
+            log.warning("%d rows of %s have no %s and are not captured until the application "
+                        "sets it (NOT NULL DEFAULT CURRENT_TIMESTAMP prevents this)",
+                        missing, name, updated.name)
 
     def _as_ordered(self, updated: sa.Column[Any]) -> sa.ColumnElement[Any]:
         """SQLite keeps timestamps as text and orders and compares them as text, but
@@ -198,13 +214,21 @@ class PollingCapture:
 
     def _page(self, conn: Any, pt: PolledTable, lower: Any, position: tuple[Any, ...] | None) -> list[Any]:
         extra = [c for c in pt.order if isinstance(c, sa.Label)]
-        query = sa.select(pt.table, *extra).order_by(*pt.order).limit(PAGE_ROWS + 1)
+        # A row without updated_at has no place in the order: _reflect reports how many.
+        query = (sa.select(pt.table, *extra).where(pt.updated.is_not(None))
+                 .order_by(*pt.order).limit(PAGE_ROWS + 1))
         if lower is not None:
             query = query.where(pt.updated >= lower)
         if position is not None:
             query = query.where(_after(pt.order, position))
-        result = conn.execute(query).mappings().all()
-        conn.rollback()  # end the read transaction: never hold snapshots between polls
+        try:
+            result = conn.execute(query).mappings().all()
+        except (ValueError, TypeError) as exc:  # the driver or SQLAlchemy could not read a value
+            raise ConfigError(
+                f"table {pt.name}: a row holds a value its column's type cannot read ({exc}); "
+                "polling stops rather than skip it: correct the row and start again") from None
+        finally:
+            conn.rollback()  # end the read transaction: never hold snapshots between polls
         return list(result)
 
     def _emit_page(self, pt: PolledTable, rows: list[Any], first_pass: bool, silent: bool,

@@ -14,19 +14,27 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from bridge.errors import ConfigError
+
 _CHUNK = 500
 
 
 class PollState:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS cursor (tbl TEXT PRIMARY KEY, ts TEXT, "
-                        "snapshot_done INTEGER NOT NULL DEFAULT 0)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS seen (tbl TEXT NOT NULL, id TEXT NOT NULL, "
-                        "version TEXT NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID")
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS cursor (tbl TEXT PRIMARY KEY, ts TEXT, "
+                            "snapshot_done INTEGER NOT NULL DEFAULT 0)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS seen (tbl TEXT NOT NULL, id TEXT NOT NULL, "
+                            "version TEXT NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID")
+        except sqlite3.Error as exc:
+            # Never replaced silently: a new file would mean a new snapshot (no notices).
+            raise ConfigError(f"the polling state file {self.path} (source.state_path) cannot be "
+                              f"used: {exc}; restore it, or move it away to start over with a "
+                              "new snapshot") from None
 
     def cursor(self, table: str) -> tuple[str | None, bool]:
         row = self.db.execute("SELECT ts, snapshot_done FROM cursor WHERE tbl = ?", (table,)).fetchone()

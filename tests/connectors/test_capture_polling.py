@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -244,3 +245,50 @@ def test_a_status_history_view_delivers_every_transition_once_in_order(
     kinds = [n.kind for n in render_lines(pipeline, [json.dumps(r.value) for r in records], errors)
              if n is not None]
     assert kinds == ["RECEIVED", "SUPPLEMENT_REQUESTED", "RESULT_READY"], errors.getvalue()
+
+
+def _polling(tmp_path, state: str = "state.sqlite", bootstrap: str = "127.0.0.1:9"):
+    import threading
+
+    from connectors.polling import PollingCapture
+
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", "bad", bootstrap, str(tmp_path / state))
+    return PollingCapture(settings, threading.Event())
+
+
+def test_a_missing_sqlite_file_or_a_broken_state_file_is_named(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"SQLite file .*onestop\.db does not exist"):
+        _polling(tmp_path)
+    assert not (tmp_path / "onestop.db").exists()  # not created empty
+    _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    (tmp_path / "state.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(ConfigError, match=r"state file .*state\.sqlite \(source\.state_path\)"):
+        _polling(tmp_path)
+
+
+def test_a_value_its_column_cannot_read_stops_polling_naming_the_table(tmp_path) -> None:
+    engine = _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO dossiers (id, code, status, due_at, updated_at) "
+                             "VALUES (1, 'BAD-1', 2, '31/12/2026', '2026-12-07 08:00:00')")
+    with pytest.raises(ConfigError, match=r"table public\.dossiers: a row holds a value .*31/12/2026"):
+        _polling(tmp_path).run()
+
+
+@pytest.mark.services
+def test_rows_without_updated_at_are_reported_and_the_rest_captured(broker, unique_name, tmp_path,
+                                                                    start_capture, caplog) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(DDL.replace("updated_at TIMESTAMP NOT NULL", "updated_at TIMESTAMP"))
+        conn.exec_driver_sql("INSERT INTO dossiers (id, code, status, updated_at) VALUES "
+                             "(1, 'NULL-1', 2, NULL), (2, 'STAMPED-2', 2, '2026-12-07 08:00:00')")
+    caplog.set_level(logging.WARNING, logger="onestop.capture.polling")
+    topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossiers")
+    capture = start_capture(_settings(f"sqlite:///{tmp_path / 'onestop.db'}", unique_name, broker.bootstrap,
+                                      str(tmp_path / "state.sqlite")), mode="polling")
+    records = topic.wait(lambda r: len(r) >= 1, message="the stamped row")
+    assert _codes(records) == [("r", "STAMPED-2")]
+    assert any("1 rows of public.dossiers have no updated_at" in r.getMessage() for r in caplog.records)
+    capture.stop()
+    topic.close()
