@@ -8,7 +8,10 @@
 --
 -- Optional psql variables: tables (default public.dossiers), publication (default
 -- onestop_bridge, = [source] publication), heartbeat_table (a table the built-in connector
--- may write heartbeats to). Passwords are optional (certificate or peer authentication).
+-- may write heartbeats to), slot_takeover (any value: GRANT pg_read_all_stats, so the
+-- built-in connector can see when the walsender holding its slot last heard from its client
+-- and take over a slot left by a dead connection; without it, it waits for the server's
+-- wal_sender_timeout). Passwords are optional (certificate or peer authentication).
 -- The script is idempotent: re-running it only re-applies grants and passwords.
 
 \set ON_ERROR_STOP on
@@ -59,6 +62,10 @@ SELECT format('GRANT SELECT (code, procedure_name, agency_name, applicant_phone,
 -- tables (never FOR ALL TABLES). Debezium uses it with publication.autocreate.mode=disabled.
 SELECT format('CREATE PUBLICATION %I FOR TABLE %s', :'publication', :'tables')
  WHERE NOT EXISTS (SELECT FROM pg_publication WHERE pubname = :'publication') \gexec
+
+\if :{?slot_takeover}
+GRANT pg_read_all_stats TO onestop_capture;
+\endif
 
 -- Optional heartbeat table for the built-in connector ([source] heartbeat_table): writes to
 -- it keep the slot's confirmed LSN moving while the dossier table is quiet. Debezium does

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.errors
+from psycopg2.extras import LogicalReplicationConnection
 import pytest
 
 from deploy_helpers import DEPLOY, ROOT
@@ -131,3 +132,31 @@ def test_ledger_script_creates_a_database_the_ledger_role_owns(pg: Any) -> None:
         with admin.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS onestop_ledger WITH (FORCE)")
         admin.close()
+
+
+def test_slot_takeover_lets_the_capture_role_see_its_walsenders_replies(pg: Any, onestop_db: str) -> None:
+    """Without pg_read_all_stats pg_stat_replication hides reply_time even from the
+    walsender's own role, and capture never takes over a slot it cannot judge."""
+    def sees_state() -> bool:
+        holder = psycopg2.connect(host="127.0.0.1", port=pg.port, user="onestop_capture",
+                                  dbname=onestop_db, connection_factory=LogicalReplicationConnection)
+        try:
+            holder.cursor().start_replication(slot_name="deploy_test_takeover", decode=False, options={
+                "proto_version": "1", "publication_names": "onestop_bridge"})
+            with closing(connect_as(pg, "onestop_capture", onestop_db)) as conn, conn.cursor() as cur:
+                cur.execute("SELECT state FROM pg_stat_replication WHERE pid = %s",
+                            (holder.info.backend_pid,))
+                return cur.fetchone() not in (None, (None,))
+        finally:
+            holder.close()
+
+    with closing(connect_as(pg, "onestop_capture", onestop_db)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_create_logical_replication_slot('deploy_test_takeover', 'pgoutput')")
+    assert not sees_state()
+    result = psql(pg, onestop_db, str(DEPLOY / "postgres" / "least-privilege.sql"), slot_takeover="on")
+    try:
+        assert result.returncode == 0, result.stderr
+        assert sees_state()
+    finally:
+        with closing(pg.connect(dbname=onestop_db)) as conn, conn, conn.cursor() as cur:
+            cur.execute("REVOKE pg_read_all_stats FROM onestop_capture")
