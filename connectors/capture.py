@@ -29,8 +29,8 @@ from connectors import pgcatalog as cat
 from connectors.delivery import AckListener, Delivery, DeliveryFailed, kafka_failure, producer_config
 from connectors.offsets import ConfirmLimit, OffsetStore
 from connectors.pgoutput import int_to_lsn
-from connectors.snapshot import SnapshotAborted, create_slot, read_tables
 from connectors.refusals import refusal
+from connectors.snapshot import SnapshotAborted, create_slot, read_tables
 from connectors.stream import Streamer, StreamOptions
 
 log = logging.getLogger("onestop.capture")
@@ -302,7 +302,7 @@ class PgCapture:
         if silent is None:
             # It may be a live connector (a second instance): never guess. The server itself
             # ends a walsender whose client stops replying, after wal_sender_timeout.
-            if not self._told_unseen:
+            if state.replies_hidden and not self._told_unseen:
                 self._told_unseen = True
                 log.warning("slot %s is held by PID %s, and this role cannot see whether it "
                             "answers (pg_stat_replication needs pg_read_all_stats): waiting for "
@@ -311,7 +311,7 @@ class PgCapture:
                             "this role so capture can take over a stale slot itself",
                             self.src.slot, pid, pid)
             raise SlotBusy(f"replication slot {self.src.slot} is active for PID {pid} "
-                           "(whether it answers is not visible to this role); waiting")
+                           "(whether it answers is not known); waiting")
         if silent >= grace:
             if cat.terminate(catalog, pid):
                 log.warning("terminated walsender PID %s that held slot %s without answering for "

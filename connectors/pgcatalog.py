@@ -189,6 +189,7 @@ class SlotState:
     # hides the walsender's columns (state, reply_time) from a role without pg_read_all_stats,
     # even for its own walsenders.
     seconds_since_reply: float | None
+    replies_hidden: bool = False  # the holder is listed, its columns are not (see above)
 
 
 def slot_state(conn: PgConnection, slot: str) -> SlotState | None:
@@ -196,15 +197,16 @@ def slot_state(conn: PgConnection, slot: str) -> SlotState | None:
         cur.execute("""
             SELECT s.plugin, s.database, s.active_pid, s.confirmed_flush_lsn::text, s.wal_status,
                    CASE WHEN r.state IS NOT NULL  -- else hidden from this role
-                        THEN extract(epoch FROM now() - coalesce(r.reply_time, r.backend_start)) END
+                        THEN extract(epoch FROM now() - coalesce(r.reply_time, r.backend_start)) END,
+                   r.pid IS NOT NULL AND r.state IS NULL
             FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
             WHERE s.slot_name = %s""", (slot,))
         row = cur.fetchone()
     if row is None:
         return None
-    plugin, database, pid, flush, wal_status, since = row
+    plugin, database, pid, flush, wal_status, since, hidden = row
     return SlotState(plugin, database, pid, lsn_to_int(flush) if flush else None, wal_status,
-                     None if since is None else float(since))
+                     None if since is None else float(since), bool(hidden))
 
 
 def drop_slot(conn: PgConnection, slot: str) -> None:
