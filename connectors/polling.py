@@ -15,8 +15,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -224,11 +224,11 @@ class PollingCapture:
         try:
             result = conn.execute(query).mappings().all()
         except (ValueError, TypeError) as exc:  # the driver or SQLAlchemy could not read a value
+            conn.rollback()
             raise ConfigError(
                 f"table {pt.name}: a row holds a value its column's type cannot read ({exc}); "
                 "polling stops rather than skip it: correct the row and start again") from None
-        finally:
-            conn.rollback()  # end the read transaction: never hold snapshots between polls
+        conn.rollback()  # end the read transaction: never hold snapshots between polls
         return list(result)
 
     def _emit_page(self, pt: PolledTable, rows: list[Any], first_pass: bool, silent: bool,
