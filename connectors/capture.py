@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from types import SimpleNamespace
@@ -37,6 +38,8 @@ log = logging.getLogger("onestop.capture")
 # Text output the codecs expect, whatever the server's defaults are.
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3"
 HEALTHY_AFTER_S = 60.0  # a session that streamed this long resets the backoff
+# libpq's complaint about an option it does not know (its name only, never a value).
+_UNKNOWN_OPTION = re.compile(r'invalid (?:connection option|URI query parameter:) "([a-z_]+)"')
 
 
 class SlotBusy(TransportError):
@@ -74,11 +77,14 @@ class PgCapture:
         self.dsn = src.dsn.get_secret_value()
         try:
             parts = psycopg2.extensions.parse_dsn(self.dsn)
-        except psycopg2.ProgrammingError:
-            # Not libpq's message: it quotes the text around the fault, which may be a password.
-            raise ConfigError("source.dsn is not a PostgreSQL connection string (a URI such as "
-                              "postgresql://onestop_capture@db.example:5432/onestop, or "
-                              "key=value pairs)") from None
+        except psycopg2.ProgrammingError as exc:
+            # Not libpq's whole message: it may quote the text around the fault, which may be
+            # a password. An unknown option's name is safe to repeat, and says what to fix.
+            option = _UNKNOWN_OPTION.search(str(exc))
+            raise ConfigError("source.dsn is not a PostgreSQL connection string "
+                              + (f"(libpq knows no option {option.group(1)!r}; " if option else "(")
+                              + "a URI such as postgresql://onestop_capture@db.example:5432/onestop, "
+                              "or key=value pairs)") from None
         # libpq parses the port only when it connects: a typo would look like a server down.
         if not all(p.isdigit() and 0 < int(p) < 65536 for p in parts.get("port", "5432").split(",")):
             raise ConfigError("source.dsn: the port is not a number from 1 to 65535")

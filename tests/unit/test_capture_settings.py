@@ -100,3 +100,11 @@ def test_a_misspelt_variable_is_named_and_its_value_never_printed(monkeypatch: p
     assert "source.dns (ONESTOP_SOURCE__DNS): no such setting" in message
     assert "source.heartbeat_interval_s (ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S)" in message
     assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(("dsn", "option"), [("host=db foo=bar password=s3cret", "foo"),
+                                             ("postgresql://u:s3cret@db/onestop?sslmod=require", "sslmod")])
+def test_an_option_libpq_does_not_know_is_named(dsn: str, option: str) -> None:
+    with pytest.raises(ConfigError, match=f"libpq knows no option '{option}'") as err:
+        PgCapture(load_settings(None, source={"dsn": dsn}), threading.Event())
+    assert "s3cret" not in str(err.value)
