@@ -229,5 +229,26 @@ def heartbeat_record(prefix: str, schemas: bool) -> tuple[str, bytes, bytes]:
     return f"__debezium-heartbeat.{prefix}", _dumps(key), _dumps(value)
 
 
+def message_record(prefix: str, value: dict[str, Any], schemas: bool) -> tuple[str, bytes, bytes]:
+    """`<prefix>.message`: a pg_logical_emit_message, key {prefix} (debezium.md §1.4), with
+    Debezium's MessageKey/MessageValue schemas when schemas are on."""
+    key: dict[str, Any] = {"prefix": value["message"]["prefix"]}
+    if schemas:
+        def f(kind: str, name: str, optional: bool = True) -> dict[str, Any]:
+            return {"type": kind, "optional": optional, "field": name}
+
+        block = {"type": "struct", "optional": True, "name": "io.debezium.connector.postgresql.Message",
+                 "fields": [f("string", "prefix", False), f("bytes", "content")], "field": "message"}
+        key = {"schema": {"type": "struct", "fields": [f("string", "prefix")], "optional": False,
+                          "name": "io.debezium.connector.postgresql.MessageKey"}, "payload": key}
+        value = {"schema": {"type": "struct", "optional": False,
+                            "name": "io.debezium.connector.postgresql.MessageValue",
+                            "fields": [f("string", "op", False), f("int64", "ts_ms"), f("int64", "ts_us"),
+                                       f("int64", "ts_ns"), source_schema("io.debezium.connector.postgresql.Source"),
+                                       block]},
+                 "payload": value}
+    return f"{prefix}.message", _dumps(key), _dumps(value)
+
+
 def dumps(document: Any) -> bytes:
     return _dumps(document)

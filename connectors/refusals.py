@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from bridge.errors import ConfigError
 
+# Only answers that no restart of the server explains: SQL Server's "Login failed" and
+# "Cannot open database", and Oracle's ORA-12505/12514, also come from a server still
+# recovering or registering after a restart, so they stay retried.
 REFUSED = (
     "password authentication failed", "no pg_hba.conf entry", "does not exist",  # PostgreSQL
     "Access denied for user", "Unknown database",                                  # MySQL
-    "Login failed for user", "Cannot open database",                              # SQL Server
-    "ORA-01017", "ORA-12505", "ORA-12514",                                        # Oracle
+    "ORA-01017",                                                                  # Oracle
 )
 
 

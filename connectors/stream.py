@@ -33,6 +33,7 @@ from connectors.envelope import (
     dumps,
     envelope_bytes,
     heartbeat_record,
+    message_record,
     pg_source,
 )
 from connectors.handoff import CatchUp
@@ -255,8 +256,8 @@ class Streamer:
         batch = self.batch
         if batch is None:  # non-transactional: its own unit of confirmation
             batch = self.delivery.open()
-        self.delivery.send(batch, f"{self.opts.prefix}.message", dumps({"prefix": m.prefix}),
-                           dumps(value), ("", "m"))
+        topic, key, payload = message_record(self.opts.prefix, value, self.opts.schemas)
+        self.delivery.send(batch, topic, key, payload, ("", "m"))
         if not m.transactional:
             batch.close(m.lsn)
 

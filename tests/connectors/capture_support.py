@@ -195,3 +195,29 @@ def key_payload(record: Record) -> Any:
 def reconnects(reason: str) -> float:
     """onestop_capture_reconnects_total{reason}: sessions ended by that kind of failure."""
     return metrics.REGISTRY.get_sample_value("onestop_capture_reconnects_total", {"reason": reason}) or 0.0
+
+
+_CONNECT_TYPES: dict[str, tuple[type, ...]] = {
+    "int8": (int,), "int16": (int,), "int32": (int,), "int64": (int,), "float32": (int, float),
+    "float64": (int, float), "boolean": (bool,), "string": (str,), "bytes": (str,)}
+
+
+def connect_valid(document: Any, where: str = "") -> list[str]:
+    """What Kafka Connect's JsonConverter would refuse in a {"schema", "payload"} record:
+    a required field that is null or missing, or a value of the wrong JSON type."""
+    return _check(document["schema"], document["payload"], where or "payload")
+
+
+def _check(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    if value is None:
+        ok = schema.get("optional", False) or "default" in schema
+        return [] if ok else [f"{where}: null for a required {schema['type']}"]
+    if schema["type"] == "struct":
+        if not isinstance(value, dict):
+            return [f"{where}: not an object"]
+        return [problem for field in schema["fields"]
+                for problem in _check(field, value.get(field["field"]), f"{where}.{field['field']}")]
+    expected = _CONNECT_TYPES.get(schema["type"])
+    if expected and (not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))):
+        return [f"{where}: {value!r} is not a {schema['type']}"]
+    return []

@@ -11,7 +11,7 @@ import pytest
 from bridge.decode.envelope import decode_value
 from bridge.errors import ConfigError
 from bridge.model import UNAVAILABLE
-from capture_support import insert_dossier
+from capture_support import connect_valid, insert_dossier
 from events import present
 from connectors.capture import PgCapture
 from waiting import wait_for
@@ -82,6 +82,14 @@ def test_schema_envelope_when_schemas_enabled(capture_db, start_capture, reader)
     after = present(present(decode_value(record.value)).after)
     assert after["fee_amount"] == Decimal("-3.05")
     assert after["due_at"].isoformat() == "2024-06-20T10:00:00+00:00"
+    assert connect_valid(record.value) == [] and connect_valid(record.key) == []
+    with conn.cursor() as cur:  # a logical decoding message: its own schemas (MessageKey/Value)
+        cur.execute("SELECT pg_logical_emit_message(true, 'onestop', 'xin chào')")
+    (message,) = reader(f"{capture_db.name}.message").wait(lambda r: len(r) >= 1, message="message")
+    assert message.value["schema"]["name"] == "io.debezium.connector.postgresql.MessageValue"
+    assert message.key["schema"]["name"] == "io.debezium.connector.postgresql.MessageKey"
+    assert connect_valid(message.value) == [] and connect_valid(message.key) == []
+    assert message.value["payload"]["message"]["prefix"] == "onestop"
     conn.close()
     capture.stop()
 
