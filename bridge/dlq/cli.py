@@ -32,16 +32,23 @@ CONFIRM_ABOVE = 10
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    # --config and --topic go before or after the command (`dlq list --config F` is what
+    # operators type); SUPPRESS keeps a command's absent option from hiding the other's.
     parser = argparse.ArgumentParser(prog="onestop-bridge dlq", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="TOML settings file (ONESTOP_* variables override it)")
-    parser.add_argument("--topic", help="dead-letter topic (default: <source.topic>.dlq)")
+    common = argparse.ArgumentParser(add_help=False)
+    for where, default in ((parser, None), (common, argparse.SUPPRESS)):
+        where.add_argument("--config", default=default,
+                           help="TOML settings file (ONESTOP_* variables override it)")
+        where.add_argument("--topic", default=default,
+                           help="dead-letter topic (default: <source.topic>.dlq)")
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="list dead-lettered records")
+    listing = commands.add_parser("list", help="list dead-lettered records", parents=[common])
     _filters(listing)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    show = commands.add_parser("show", help="print one record fully")
+    show = commands.add_parser("show", help="print one record fully", parents=[common])
     show.add_argument("position", help="PARTITION:OFFSET (or OFFSET on a one-partition topic)")
-    again = commands.add_parser("replay", help="republish records to their source topic")
+    again = commands.add_parser("replay", help="republish records to their source topic",
+                                parents=[common])
     _filters(again)
     again.add_argument("--dry-run", action="store_true", help="say what would be replayed")
     again.add_argument("--yes", action="store_true", help="do not ask for confirmation")

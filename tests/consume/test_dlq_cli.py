@@ -90,6 +90,9 @@ def test_list_filters_by_error_kind_dossier_and_time(dlq, capsys) -> None:
     assert by("--until", "2000-01-01T00:00:00Z") == []
     code, out, _ = run_cli(["--config", config, "list"], capsys)
     assert "channels_refused" in out and "000.00.23.H39-240612-0002" in out
+    # The runbook's order, --config after the command, reads the same settings.
+    assert run_cli(["list", "--config", config, "--error", "-118"], capsys)[:2] == \
+        run_cli(["--config", config, "list", "--error", "-118"], capsys)[:2]
 
 
 def test_show_prints_one_record_fully_and_matches_the_schema(dlq, capsys) -> None:
