@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` so that they never appear in reprs, logs or metric lab
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -308,12 +309,35 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
+    misspelt = [name for name in os.environ if _misspelt(name)]
+    if misspelt:
+        # pydantic-settings ignores them: a mistyped ledger URL would quietly mean SQLite.
+        raise ConfigError(f"invalid configuration: not a setting: {', '.join(sorted(misspelt))} "
+                          "(ONESTOP_<SECTION>__<KEY>, two underscores; docs/configuration.md)")
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {describe(exc)}") from None
     except Exception as exc:  # pydantic-settings' SettingsError: which variable, not its value
         raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _misspelt(name: str) -> bool:
+    """An ONESTOP_ variable meant as a setting that names none: an unknown section or key
+    (ONESTOP_ZALLO__APP_SECRET), or one underscore for two (ONESTOP_LEDGER_URL). Others,
+    such as ONESTOP_PURE_PYTHON (read at install time), are not settings."""
+    upper = name.upper()
+    if not upper.startswith("ONESTOP_"):
+        return False
+    section, sep, rest = upper[len("ONESTOP_"):].partition("__")
+    fields = Settings.model_fields
+    if not sep:
+        return any(section.startswith(known.upper() + "_") for known in fields)
+    model = fields.get(section.lower())
+    if model is None:
+        return True
+    keys = model.annotation.model_fields if isinstance(model.annotation, type) else {}
+    return rest.partition("__")[0].lower() not in keys
 
 
 def describe(exc: ValidationError) -> str:

@@ -90,16 +90,31 @@ def test_a_refused_login_stops_the_connector_and_an_outage_is_retried(
         assert len(calls) == 3
 
 
-def test_a_misspelt_variable_is_named_and_its_value_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pydantic quotes the input it refuses; under a misspelt name that may be the DSN."""
-    monkeypatch.setenv("ONESTOP_SOURCE__DNS", "host=db user=onestop_capture password=s3cret")
+def test_a_misspelt_key_is_named_and_its_value_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic quotes the input it refuses; under a misspelt key that may be the DSN."""
     monkeypatch.setenv("ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S", "s3cret-too")
     with pytest.raises(ConfigError) as err:
-        load_settings(None)
+        load_settings(None, source={"dns": "host=db user=onestop_capture password=s3cret"})
     message = str(err.value)
     assert "source.dns (ONESTOP_SOURCE__DNS): no such setting" in message
     assert "source.heartbeat_interval_s (ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S)" in message
     assert "s3cret" not in message
+
+
+@pytest.mark.parametrize("name", ["ONESTOP_LEDGER_URL", "ONESTOP_ZALLO__APP_SECRET", "ONESTOP_LEDGER__URLL"])
+def test_a_misspelt_variable_name_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Ignored, ONESTOP_LEDGER_URL (one underscore) left the ledger on a local SQLite file:
+    scaled-out hosts would no longer share one ledger, and could send twice."""
+    monkeypatch.setenv(name, "postgresql://bridge:s3cret@db/ledger")
+    with pytest.raises(ConfigError, match=f"not a setting: {name} ") as err:
+        load_settings(None)
+    assert "s3cret" not in str(err.value)
+
+
+def test_variables_that_are_not_settings_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONESTOP_PURE_PYTHON", "1")  # read at install time
+    monkeypatch.setenv("ONESTOP_SOURCE__COLUMNS__CODE", "ma_ho_so")  # a nested setting
+    assert load_settings(None).source.columns.code == "ma_ho_so"
 
 
 @pytest.mark.parametrize(("dsn", "option"), [("host=db foo=bar password=s3cret", "foo"),
