@@ -31,6 +31,11 @@ class Codec:
         """`from_text`, or None for text columns, whose value is the text itself."""
         return None if self.form == AS_TEXT else self.from_text
 
+    def zero(self) -> Any:
+        """What Debezium writes for a NOT NULL column whose value it was not sent (a delete's
+        other columns under REPLICA IDENTITY DEFAULT): a required field cannot be null."""
+        return _ZEROS.get(self.name or "", _ZEROS.get(self.type))
+
     def field_schema(self, column: str, optional: bool) -> dict[str, Any]:
         node: dict[str, Any] = {"type": self.type}
         if self.fields:
@@ -44,6 +49,16 @@ class Codec:
             node["parameters"] = dict(self.parameters)
         node["field"] = column
         return node
+
+
+# By semantic name first, then by Connect type (JdbcValueConverters' fallbacks).
+_ZEROS: dict[str, Any] = {
+    "io.debezium.time.ZonedTimestamp": "1970-01-01T00:00:00Z", "io.debezium.time.ZonedTime": "00:00:00Z",
+    "org.apache.kafka.connect.data.Decimal": "AA==",  # unscaled 0
+    "io.debezium.data.VariableScaleDecimal": {"scale": 0, "value": "AA=="},
+    "int8": 0, "int16": 0, "int32": 0, "int64": 0, "float": 0.0, "double": 0.0,
+    "boolean": False, "string": "", "bytes": "",
+}
 
 
 def as_text(value: str) -> str:

@@ -186,8 +186,7 @@ class Streamer:
     def _change(self, rel: _Rel, change: po.Change, lsn: int) -> None:
         before = change.old
         if before is not None and change.old_is_key_only:
-            # REPLICA IDENTITY DEFAULT: of the old row only the key is known.
-            before = {k: before[k] for k in rel.schema.key_columns}
+            before = self._key_only(rel.schema, before)
         if self.catchup is not None and self.catchup.active:
             self.catchup.record(rel.schema, change.op, before, change.new)
             return
@@ -201,6 +200,16 @@ class Streamer:
                 self._emit(rel, "c", None, change.new, lsn, [(OLD_KEY_HEADER, dumps(old_key))])
                 return
         self._emit(rel, change.op, before, change.new, lsn)
+
+    def _key_only(self, schema: TableSchema, old: dict[str, Any]) -> dict[str, Any]:
+        """REPLICA IDENTITY DEFAULT: of the old row only the key is known. With schemas on,
+        the other columns are written as Debezium does, null or (NOT NULL) their type's zero,
+        since JsonConverter refuses a struct without its required fields."""
+        keys = schema.key_columns
+        if not self.opts.schemas:
+            return {k: old[k] for k in keys}
+        return {c.name: old[c.name] if c.name in keys else None if c.optional else c.codec.zero()
+                for c in schema.columns}
 
     def _emit(self, rel: _Rel, op: str, before: dict[str, Any] | None,
               after: dict[str, Any] | None, lsn: int, headers: Headers | None = None) -> None:

@@ -83,6 +83,12 @@ def test_schema_envelope_when_schemas_enabled(capture_db, start_capture, reader)
     assert after["fee_amount"] == Decimal("-3.05")
     assert after["due_at"].isoformat() == "2024-06-20T10:00:00+00:00"
     assert connect_valid(record.value) == [] and connect_valid(record.key) == []
+    with conn.cursor() as cur:  # REPLICA IDENTITY DEFAULT: the old row's key only
+        cur.execute("DELETE FROM dossiers WHERE code = 'S-1'")
+    deleted = topic.wait(lambda r: len(r) >= 3, message="delete and tombstone")[1]
+    before = deleted.value["payload"]["before"]
+    assert connect_valid(deleted.value) == [], before  # JsonConverter would refuse it otherwise
+    assert (before["id"], before["code"], before["status"], before["note"]) == (after["id"], "", 0, None)
     with conn.cursor() as cur:  # a logical decoding message: its own schemas (MessageKey/Value)
         cur.execute("SELECT pg_logical_emit_message(true, 'onestop', 'xin chào')")
     (message,) = reader(f"{capture_db.name}.message").wait(lambda r: len(r) >= 1, message="message")
