@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+import sqlalchemy as sa
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
@@ -32,6 +33,7 @@ from bridge.http.routes import default_installers
 from bridge.kafka_clients import admin_config, consumer_config, producer_config
 from bridge.ledger import Ledger, LedgerFollowers, LedgerTokenStore
 from bridge.logs import setup_logging
+from bridge.refusals import refusal
 from bridge.settings import Settings, load_settings
 
 log = logging.getLogger("onestop.run")
@@ -135,6 +137,26 @@ def load(argv: list[str]) -> Settings:
     return settings
 
 
+def open_bridge(settings: Settings, stop: threading.Event, *, first_wait_s: float = 1.0,
+                max_wait_s: float = 30.0) -> Bridge | None:
+    """The Bridge, once its ledger database answers: at boot or during its maintenance it may
+    not yet, and exiting would let systemd give up after a few restarts. None if stopped
+    first; a login the database refuses is a ConfigError (exit 2)."""
+    wait = first_wait_s
+    while True:
+        try:
+            return Bridge(settings)
+        except sa.exc.OperationalError as exc:
+            refused = refusal(exc, "ledger.url")
+            if refused is not None:
+                raise refused from None
+            log.warning("ledger database unreachable; retrying in %.0fs",
+                        wait, extra={"error": str(exc.orig).strip().splitlines()[0]})
+        if stop.wait(wait):
+            return None
+        wait = min(wait * 2, max_wait_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load(sys.argv[1:] if argv is None else argv)
@@ -147,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _frame: stop.set())
     try:
-        bridge = Bridge(settings)
+        opened = open_bridge(settings, stop)
     except ConfigError as exc:
         print(f"onestop-bridge run: {exc}", file=sys.stderr)
         return 2
+    if opened is None:  # stopped while the ledger database was unreachable
+        return 0
+    bridge = opened
     try:
         bridge.start_http()
         bridge.run(stop)

@@ -25,12 +25,12 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_e
 
 from bridge import metrics
 from bridge.errors import ConfigError, TransportError
+from bridge.refusals import refusal
 from bridge.settings import Settings
 from connectors import pgcatalog as cat
 from connectors.delivery import AckListener, Delivery, DeliveryFailed, kafka_failure, producer_config
 from connectors.offsets import ConfirmLimit, OffsetStore
 from connectors.pgoutput import int_to_lsn
-from connectors.refusals import refusal
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
 from connectors.stream import Streamer, StreamOptions
 

@@ -28,12 +28,12 @@ from tenacity import Retrying, retry_if_exception, wait_random_exponential
 from bridge import metrics
 from bridge.dburl import create_engine
 from bridge.errors import ConfigError, TransportError
+from bridge.refusals import refusal
 from bridge.settings import Settings
 from connectors.delivery import Delivery, KafkaUnavailable, kafka_failure, producer_config
 from connectors.envelope import CONNECTOR_VERSION, Column, TableSchema, envelope_bytes
 from connectors.pgcatalog import TableRef
 from connectors.polling_state import PollState
-from connectors.refusals import refusal
 from connectors.types import sqlalchemy_codec
 
 log = logging.getLogger("onestop.capture.polling")

@@ -1,8 +1,8 @@
 """A database's answers that no retry can change: the settings are wrong.
 
-Both connectors retry a failed connection with backoff, as they must through a restart or a
-network cut. A login the server refuses is different: retrying only piles up failed logins
-(which can lock an account) while the service looks healthy. Matched on the servers' English
+The connectors and the bridge's ledger retry a failed connection with backoff, as they must
+through a restart or a network cut. A login the server refuses is different: retrying only
+piles up failed logins (which can lock an account) while the service looks healthy. Matched on the servers' English
 texts (their default); a server speaking another language is retried as before.
 """
 
@@ -20,10 +20,10 @@ REFUSED = (
 )
 
 
-def refusal(exc: BaseException) -> ConfigError | None:
+def refusal(exc: BaseException, setting: str = "source.dsn") -> ConfigError | None:
     """A ConfigError saying what the server refused, or None for anything worth retrying."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     if not any(marker in text for marker in REFUSED):
         return None
-    return ConfigError(f"the database refused source.dsn: {text.splitlines()[0]}; fix the "
+    return ConfigError(f"the database refused {setting}: {text.splitlines()[0]}; fix the "
                        "setting (or the role, pg_hba.conf or database on the server) and start again")

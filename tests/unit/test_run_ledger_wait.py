@@ -1,0 +1,52 @@
+"""`run` waits for its ledger database instead of exiting: at boot, or during the database's
+maintenance, systemd would otherwise give up after ten quick restarts."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from bridge import run
+from bridge.errors import ConfigError
+from bridge.settings import load_settings
+
+
+def unreachable(text: str) -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("connect", {}, psycopg2.OperationalError(text))
+
+
+def test_an_unreachable_ledger_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[int] = []
+
+    def bridge(_settings: object) -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise unreachable('connection to server at "db" (10.0.0.5), port 5432 failed: Connection refused')
+        return "bridge"
+
+    monkeypatch.setattr(run, "Bridge", bridge)
+    opened = run.open_bridge(load_settings(None), threading.Event(), first_wait_s=0.01)
+    assert opened == "bridge" and len(attempts) == 3
+
+
+def test_a_stop_while_waiting_ends_without_a_bridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bridge(_settings: object) -> None:
+        raise unreachable("Connection refused")
+
+    monkeypatch.setattr(run, "Bridge", bridge)
+    stop = threading.Event()
+    stop.set()
+    assert run.open_bridge(load_settings(None), stop) is None
+
+
+def test_a_refused_ledger_login_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bridge(_settings: object) -> None:
+        raise unreachable('connection to server at "db", port 5432 failed: FATAL:  password '
+                          'authentication failed for user "bridge"')
+
+    monkeypatch.setattr(run, "Bridge", bridge)
+    with pytest.raises(ConfigError, match="the database refused ledger.url: .*password authentication"):
+        run.open_bridge(load_settings(None), threading.Event(), first_wait_s=0.01)
