@@ -336,7 +336,7 @@ def _misspelt(name: str) -> bool:
     model = fields.get(section.lower())
     if model is None:
         return True
-    keys = model.annotation.model_fields if isinstance(model.annotation, type) else {}
+    keys = getattr(model.annotation, "model_fields", {})  # a Section's fields
     return rest.partition("__")[0].lower() not in keys
 
 
