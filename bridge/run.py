@@ -150,6 +150,8 @@ def open_bridge(settings: Settings, stop: threading.Event, *, first_wait_s: floa
             refused = refusal(exc, "ledger.url")
             if refused is not None:
                 raise refused from None
+            if settings.ledger.url.startswith("sqlite"):  # a file: no server to wait for
+                raise ConfigError(f"ledger.url: cannot open the SQLite ledger ({exc.orig})") from None
             log.warning("ledger database unreachable; retrying in %.0fs",
                         wait, extra={"error": str(exc.orig).strip().splitlines()[0]})
         if stop.wait(wait):

@@ -198,8 +198,8 @@ def reconnects(reason: str) -> float:
 
 
 _CONNECT_TYPES: dict[str, tuple[type, ...]] = {
-    "int8": (int,), "int16": (int,), "int32": (int,), "int64": (int,), "float32": (int, float),
-    "float64": (int, float), "boolean": (bool,), "string": (str,), "bytes": (str,)}
+    "int8": (int,), "int16": (int,), "int32": (int,), "int64": (int,), "float": (int, float),
+    "double": (int, float), "boolean": (bool,), "string": (str,), "bytes": (str,)}
 
 
 def connect_valid(document: Any, where: str = "") -> list[str]:

@@ -11,11 +11,15 @@ import sqlalchemy as sa
 
 from bridge import run
 from bridge.errors import ConfigError
-from bridge.settings import load_settings
+from bridge.settings import Settings, load_settings
 
 
 def unreachable(text: str) -> sa.exc.OperationalError:
     return sa.exc.OperationalError("connect", {}, psycopg2.OperationalError(text))
+
+
+def shared_ledger() -> Settings:
+    return load_settings(None, ledger={"url": "postgresql://bridge@db.example/ledger"})
 
 
 def test_an_unreachable_ledger_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +32,7 @@ def test_an_unreachable_ledger_is_waited_for(monkeypatch: pytest.MonkeyPatch) ->
         return "bridge"
 
     monkeypatch.setattr(run, "Bridge", bridge)
-    opened = run.open_bridge(load_settings(None), threading.Event(), first_wait_s=0.01)
+    opened = run.open_bridge(shared_ledger(), threading.Event(), first_wait_s=0.01)
     assert opened == "bridge" and len(attempts) == 3
 
 
@@ -39,7 +43,7 @@ def test_a_stop_while_waiting_ends_without_a_bridge(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(run, "Bridge", bridge)
     stop = threading.Event()
     stop.set()
-    assert run.open_bridge(load_settings(None), stop) is None
+    assert run.open_bridge(shared_ledger(), stop) is None
 
 
 def test_a_refused_ledger_login_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,4 +53,13 @@ def test_a_refused_ledger_login_is_a_configuration_error(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(run, "Bridge", bridge)
     with pytest.raises(ConfigError, match="the database refused ledger.url: .*password authentication"):
+        run.open_bridge(shared_ledger(), threading.Event(), first_wait_s=0.01)
+
+
+def test_a_sqlite_ledger_that_cannot_be_opened_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bridge(_settings: object) -> None:  # a file: no server will come up
+        raise sa.exc.OperationalError("connect", {}, Exception("unable to open database file"))
+
+    monkeypatch.setattr(run, "Bridge", bridge)
+    with pytest.raises(ConfigError, match="ledger.url: cannot open the SQLite ledger"):
         run.open_bridge(load_settings(None), threading.Event(), first_wait_s=0.01)
