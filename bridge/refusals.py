@@ -2,8 +2,9 @@
 
 The connectors and the bridge's ledger retry a failed connection with backoff, as they must
 through a restart or a network cut. A login the server refuses is different: retrying only
-piles up failed logins (which can lock an account) while the service looks healthy. Matched on the servers' English
-texts (their default); a server speaking another language is retried as before.
+piles up failed logins (which can lock an account) while the service looks healthy. Matched
+on the servers' English texts (their default); a server speaking another language is
+retried as before.
 """
 
 from __future__ import annotations

@@ -108,10 +108,7 @@ class TableSchema:
                     {"type": "struct", "fields": row_fields, "optional": True, "name": row_name,
                      "field": "after"},
                     source_schema(self.source_struct),
-                    {"type": "string", "optional": False, "field": "op"},
-                    {"type": "int64", "optional": True, "field": "ts_ms"},
-                    {"type": "int64", "optional": True, "field": "ts_us"},
-                    {"type": "int64", "optional": True, "field": "ts_ns"},
+                    *_op_and_times(),
                 ],
                 "optional": False,
                 "name": avro_name(f"{self.topic}.Envelope"),
@@ -121,10 +118,18 @@ class TableSchema:
         return self._value_schema
 
 
-def source_schema(struct_name: str) -> dict[str, Any]:
-    def f(kind: str, name: str, optional: bool = False) -> dict[str, Any]:
-        return {"type": kind, "optional": optional, "field": name}
+def _field(kind: str, name: str, optional: bool = False) -> dict[str, Any]:
+    return {"type": kind, "optional": optional, "field": name}
 
+
+def _op_and_times() -> list[dict[str, Any]]:
+    """The fields after `source` in a change event and in a message event (§1.2)."""
+    return [_field("string", "op"), _field("int64", "ts_ms", True), _field("int64", "ts_us", True),
+            _field("int64", "ts_ns", True)]
+
+
+def source_schema(struct_name: str) -> dict[str, Any]:
+    f = _field
     snapshot = {"type": "string", "optional": True, "name": "io.debezium.data.Enum", "version": 1,
                 "parameters": {"allowed": SNAPSHOT_ALLOWED}, "default": "false", "field": "snapshot"}
     fields = [f("string", "version"), f("string", "connector"), f("string", "name"),
@@ -220,12 +225,12 @@ def heartbeat_record(prefix: str, schemas: bool) -> tuple[str, bytes, bytes]:
     key: dict[str, Any] = {"serverName": prefix}
     value: dict[str, Any] = {"ts_ms": time.time_ns() // 1_000_000}
     if schemas:
-        key = {"schema": {"type": "struct", "fields": [
-            {"type": "string", "optional": False, "field": "serverName"}], "optional": False,
-            "name": "io.debezium.connector.common.ServerNameKey"}, "payload": key}
-        value = {"schema": {"type": "struct", "fields": [
-            {"type": "int64", "optional": False, "field": "ts_ms"}], "optional": False,
-            "name": "io.debezium.connector.common.Heartbeat"}, "payload": value}
+        key = {"schema": {"type": "struct", "fields": [_field("string", "serverName")],
+                          "optional": False, "name": "io.debezium.connector.common.ServerNameKey"},
+               "payload": key}
+        value = {"schema": {"type": "struct", "fields": [_field("int64", "ts_ms")],
+                            "optional": False, "name": "io.debezium.connector.common.Heartbeat"},
+                 "payload": value}
     return f"__debezium-heartbeat.{prefix}", _dumps(key), _dumps(value)
 
 
@@ -234,18 +239,16 @@ def message_record(prefix: str, value: dict[str, Any], schemas: bool) -> tuple[s
     Debezium's MessageKey/MessageValue schemas when schemas are on."""
     key: dict[str, Any] = {"prefix": value["message"]["prefix"]}
     if schemas:
-        def f(kind: str, name: str, optional: bool = True) -> dict[str, Any]:
-            return {"type": kind, "optional": optional, "field": name}
-
         block = {"type": "struct", "optional": True, "name": "io.debezium.connector.postgresql.Message",
-                 "fields": [f("string", "prefix", False), f("bytes", "content")], "field": "message"}
-        key = {"schema": {"type": "struct", "fields": [f("string", "prefix")], "optional": False,
-                          "name": "io.debezium.connector.postgresql.MessageKey"}, "payload": key}
+                 "fields": [_field("string", "prefix"), _field("bytes", "content", True)],
+                 "field": "message"}
+        key = {"schema": {"type": "struct", "fields": [_field("string", "prefix", True)],
+                          "optional": False, "name": "io.debezium.connector.postgresql.MessageKey"},
+               "payload": key}
         value = {"schema": {"type": "struct", "optional": False,
                             "name": "io.debezium.connector.postgresql.MessageValue",
-                            "fields": [f("string", "op", False), f("int64", "ts_ms"), f("int64", "ts_us"),
-                                       f("int64", "ts_ns"), source_schema("io.debezium.connector.postgresql.Source"),
-                                       block]},
+                            "fields": [*_op_and_times(),
+                                       source_schema("io.debezium.connector.postgresql.Source"), block]},
                  "payload": value}
     return f"{prefix}.message", _dumps(key), _dumps(value)
 

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,7 +50,7 @@ class PolledTable:
     updated: sa.Column[Any]
     # updated_at (as the database orders it), then the row's identity: a total order. Pages
     # resume after the last row's values of these, read back under their labels.
-    order: list[sa.ColumnElement[Any]]
+    order: list[sa.Column[Any] | sa.Label[Any]]
     # What tells rows apart: the key, or source.poll_row_id where one key has many rows
     # (a history view keyed by dossier id). The dedupe memory goes by it.
     identity: list[str]
@@ -123,18 +124,18 @@ class PollingCapture:
     def tables(self) -> list[PolledTable]:
         # Re-read the table definitions now and then: an added column then appears in `after`.
         if self._tables is None or time.monotonic() - self._reflected_at > REFLECT_EVERY_S:
-            self._tables = [self._reflect(name) for name in self.src.tables]
+            with self._connect() as conn:
+                self._tables = [self._reflect(conn, name) for name in self.src.tables]
             self._reflected_at = time.monotonic()
         return self._tables
 
-    def _reflect(self, name: str) -> PolledTable:
+    def _reflect(self, conn: sa.Connection, name: str) -> PolledTable:
         ref = TableRef.parse(name)
         schema_name: str | None = ref.schema
         if self.engine.dialect.name != "postgresql" and ref.schema in ("public", "main"):
             schema_name = None  # the database's default schema
         try:
-            with self._connect() as conn:
-                table = sa.Table(ref.name, sa.MetaData(), schema=schema_name, autoload_with=conn)
+            table = sa.Table(ref.name, sa.MetaData(), schema=schema_name, autoload_with=conn)
         except sa.exc.NoSuchTableError:
             raise ConfigError(f"table {name} (source.tables) does not exist") from None
         cols = self.src.columns
@@ -153,20 +154,21 @@ class PollingCapture:
         schema = TableSchema(self.src.topic_prefix, ref.schema, ref.name, columns, tuple(key),
                              source_struct="io.onestop.connector.polling.Source")
         updated = table.c[cols.updated_at]
-        self._report_unordered(name, table, updated)
+        self._report_unordered(conn, name, table, updated)
         return PolledTable(name, table, schema, updated,
                            [self._as_ordered(updated), *(table.c[k] for k in identity)], identity)
 
-    def _report_unordered(self, name: str, table: sa.Table, updated: sa.Column[Any]) -> None:
-        with self._connect() as conn:
-            missing = conn.execute(sa.select(sa.func.count()).select_from(table)
-                                   .where(updated.is_(None))).scalar_one()
+    def _report_unordered(self, conn: sa.Connection, name: str, table: sa.Table,
+                          updated: sa.Column[Any]) -> None:
+        missing = conn.execute(sa.select(sa.func.count()).select_from(table)
+                               .where(updated.is_(None))).scalar_one()
+        conn.rollback()  # end the read transaction, as after every page
         if missing:
             log.warning("%d rows of %s have no %s and are not captured until the application "
                         "sets it (NOT NULL DEFAULT CURRENT_TIMESTAMP prevents this)",
                         missing, name, updated.name)
 
-    def _as_ordered(self, updated: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    def _as_ordered(self, updated: sa.Column[Any]) -> sa.Column[Any] | sa.Label[Any]:
         """SQLite keeps timestamps as text and orders and compares them as text, but
         SQLAlchemy binds a datetime as '… 01:00:00.000000', which sorts after the
         '… 01:00:00' CURRENT_TIMESTAMP writes: a page ending inside rows of one second
@@ -196,7 +198,7 @@ class PollingCapture:
                 if not rows:
                     break
                 emitted += self._emit_page(pt, rows, first_pass, silent, emitted, more)
-                position = tuple(rows[-1][c.name] for c in pt.order)  # type: ignore[attr-defined]
+                position = tuple(rows[-1][c.name] for c in pt.order)
                 if not more:
                     break
             else:
@@ -288,7 +290,7 @@ class PollingCapture:
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.zone)
 
 
-def _after(columns: list[sa.ColumnElement[Any]], values: tuple[Any, ...]) -> Any:
+def _after(columns: Sequence[sa.ColumnElement[Any]], values: tuple[Any, ...]) -> Any:
     """(a, b) > (x, y) spelled out: SQL Server and Oracle have no row-value comparison."""
     clauses = []
     for i, column in enumerate(columns):
