@@ -14,7 +14,7 @@
  *
  * read(pgconn, handle, limit) -> (status, wal_end, last, detail)
  *   status  MORE: `limit` messages handled; DRAINED: libpq has no whole message left and
- *           the socket had nothing more (as read_message() returning None); REPLY: the
+ *           reading the socket gave none (as read_message() returning None); REPLY: the
  *           server asked for a status update now; ENDED: the server ended the stream,
  *           detail = (sqlstate or None, message) of its error, or None; BROKEN: the
  *           connection failed, detail = libpq's message.
@@ -129,7 +129,7 @@ static PyObject *read_stream(PyObject *self, PyObject *const *args, Py_ssize_t n
     for (long handled = 0; handled < limit;) {
         char *buf = NULL;
         int len = get_copy_data(conn, &buf, 1);
-        if (len == 0) { /* as psycopg2: read the socket once, and only when libpq has nothing */
+        if (len == 0) { /* as psycopg2: read the socket when libpq has nothing left */
             if (consumed)
                 return result(DRAINED, &seen, Py_NewRef(Py_None));
             if (!consume_input(conn))
@@ -137,6 +137,7 @@ static PyObject *read_stream(PyObject *self, PyObject *const *args, Py_ssize_t n
             consumed = 1;
             continue;
         }
+        consumed = 0; /* a read fills libpq's buffer (16 kB) at most: the socket may hold more */
         if (len == -1)
             return ended(conn, &seen);
         if (len < 0)

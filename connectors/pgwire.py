@@ -64,13 +64,14 @@ class Reader:
         wal_end, last, consumed, handled = 0, NONE, False, 0
         while handled < limit:
             size = self._get_copy_data(conn, ref, 1)
-            if size == 0:  # as psycopg2: read the socket once, and only when libpq has nothing
+            if size == 0:  # as psycopg2: read the socket when libpq has nothing left
                 if consumed:
                     return DRAINED, wal_end, last, None
                 if not self._consume_input(conn):
                     return BROKEN, wal_end, last, self._text(self._error_message(conn))
                 consumed = True
                 continue
+            consumed = False  # a read fills libpq's buffer (16 kB) at most: the socket may hold more
             if size == -1:
                 return ENDED, wal_end, last, self._ended(conn)
             if size < 0:

@@ -5,8 +5,11 @@ stream — the reconnect decision reads it. The two libpq readers confirm nothin
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import select
+import termios
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -90,6 +93,31 @@ def test_both_readers_hand_over_each_change_with_its_lsn(capture_db, stream) -> 
 
 def _drained_and_caught_up(reader: wire.StreamReader) -> bool:
     return _step(reader) == wire.DRAINED and reader.caught_up
+
+
+def _unread_bytes(cursor: Any) -> int:
+    waiting = array.array("i", [0])
+    fcntl.ioctl(cursor.connection.fileno(), termios.FIONREAD, waiting)
+    return waiting[0]
+
+
+@pytest.mark.parametrize("stream", READERS, indirect=True)
+def test_a_burst_reads_on_while_the_socket_holds_more(capture_db, stream) -> None:
+    """A backlog is read a burst at a time, not libpq's 16 kB buffer at a time: a burst that
+    stopped at each refill said "drained" ~50 changes in, and the stream's loop went through
+    its housekeeping and a select() for every 16 kB (2,000 times per 100,000 changes)."""
+    conn = capture_db.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT generate_series(1, 600)")
+        for (n,) in cur.fetchall():
+            insert_dossier(conn, f"WIRE-{n}")
+    conn.commit()  # one transaction of ~190 kB of pgoutput
+    wait_for(lambda: _unread_bytes(stream.cursor) >= 48 * 1024, timeout=15, interval=0.01,
+             message="three times libpq's buffer waiting in the socket")
+    handled: list[int] = []
+    assert stream.burst(lambda payload, lsn: handled.append(payload[0]), 512) == wire.MORE
+    assert len(handled) == 512 and handled[:2] == [ord("B"), ord("R")]
+    conn.close()
 
 
 @pytest.mark.parametrize("stream", LIBPQ_READERS, indirect=True)
