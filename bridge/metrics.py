@@ -114,7 +114,8 @@ capture_slot_lag_bytes = Gauge(
     "onestop_capture_slot_lag_bytes", "WAL bytes between the server's position and the slot's "
     "confirmed_flush_lsn.", registry=REGISTRY)
 capture_last_event_age = Gauge(
-    "onestop_capture_last_event_age_seconds", "Seconds since the last captured change.",
+    "onestop_capture_last_event_age_seconds",
+    "Seconds since Kafka acknowledged the last captured change.",
     registry=REGISTRY)
 
 
@@ -138,15 +139,19 @@ capture_confirmed_lsn = Gauge(
     "onestop_capture_confirmed_lsn", "Last LSN confirmed to the server (as an integer).",
     registry=REGISTRY)
 capture_connected = Gauge(
-    "onestop_capture_connected", "1 while the replication connection is up.", registry=REGISTRY)
+    "onestop_capture_connected",
+    "1 while a session streams: the source answers and Kafka takes what is sent.", registry=REGISTRY)
 capture_reconnects = Counter(
-    "onestop_capture_reconnects_total", "Replication reconnects after an error.", ["reason"],
+    "onestop_capture_reconnects_total", "Capture sessions ended by an error, by cause.", ["reason"],
     registry=REGISTRY)
+# Every cause from 0, so that increase() sees the first session that ends with it.
+for _reason in ("connection", "kafka", "slot_busy", "snapshot"):
+    capture_reconnects.labels(reason=_reason)
 capture_snapshot_rows = Counter(
     "onestop_capture_snapshot_rows_total", "Rows emitted by the initial snapshot.",
     registry=REGISTRY)
 capture_heartbeats = Counter(
-    "onestop_capture_heartbeats_total", "Heartbeats sent while captured tables were quiet.",
+    "onestop_capture_heartbeats_total", "Heartbeats Kafka acknowledged (sent while captured tables were quiet).",
     registry=REGISTRY)
 
 

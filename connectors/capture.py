@@ -28,7 +28,7 @@ from bridge.errors import ConfigError, TransportError
 from bridge.refusals import refusal
 from bridge.settings import Settings
 from connectors import pgcatalog as cat
-from connectors.delivery import AckListener, Delivery, DeliveryFailed, kafka_failure, producer_config
+from connectors.delivery import AckListener, Delivery, kafka_failure, producer_config
 from connectors.offsets import ConfirmLimit, OffsetStore
 from connectors.pgoutput import int_to_lsn
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
@@ -150,12 +150,8 @@ class PgCapture:
         wait = state.next_action.sleep if state.next_action else 0
         log.warning("capture session ended (%s: %s); retrying in %.1fs", reason,
                     str(exc).strip().splitlines()[0] if exc and str(exc).strip() else exc, wait)
-        # Let in-flight records settle so the next session can start behind them.
-        self.delivery.drain(10)
-        try:
-            self.delivery.acked_position()
-        except DeliveryFailed:
-            self.delivery.recreate()
+        # In-flight records settle so the next session can start behind them.
+        self.delivery.recover(exc)
         self.delivery.forget_open()
 
     def _measure_lag(self) -> None:

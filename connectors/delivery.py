@@ -9,7 +9,6 @@ position it is safe to confirm to the replication slot.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from bridge.settings import KafkaSettings
 from connectors.envelope import TableSchema
 from connectors.rowjson import Encoder
 
-log = logging.getLogger("onestop.capture.delivery")
 # (source commit time in Unix seconds, records) of each transaction once Kafka has them all.
 AckListener = Callable[[float, int], None]
 Headers = list[tuple[str, str | bytes | None]]  # as confluent-kafka types produce(headers=)
@@ -96,6 +94,8 @@ class Batch:
 
     def acknowledged(self) -> None:
         """Every record of the closed batch is acknowledged: tell the listener, once."""
+        if self.sent and self.error is None:  # the age operators watch counts what Kafka holds
+            metrics.last_capture.mark()
         if self.listener is not None and self.commit_ts is not None and self.error is None:
             self.listener(self.commit_ts, self.sent)
 
@@ -118,6 +118,10 @@ def producer_config(kafka: KafkaSettings, client_suffix: str = "capture") -> dic
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 100000,
         "queue.buffering.max.kbytes": 32768,  # bounds memory in huge transactions
+        # Kafka's own producer default (delivery.timeout.ms), not librdkafka's 5 minutes: a
+        # record Kafka has not taken in 2 minutes ends the session, so a broker outage shows
+        # as onestop_capture_connected 0 sooner; the new session replays from the slot.
+        "message.timeout.ms": 120000,
     })
     config.update(kafka.extra_for("producer"))
     return config
@@ -135,6 +139,7 @@ class Delivery:
         self._batches: deque[Batch] = deque()
         self._acked = 0
         self._since_poll = 0
+        self._heartbeat_error: KafkaError | None = None
 
     def open(self, commit_ts: float | None = None) -> Batch:
         batch = Batch(commit_ts, self.ack_listener)
@@ -143,7 +148,7 @@ class Delivery:
 
     def send(self, batch: Batch | None, topic: str, key: bytes | None, value: bytes | None,
              count: tuple[str, str] | None = None, headers: Headers | None = None) -> None:
-        callback = batch.callback if batch is not None else _log_failure
+        callback = batch.callback if batch is not None else self._heartbeat_done
         try:
             if headers is None:
                 # Positional: a keyword argument costs a dict per call (~0.3 µs of ~3.7 per row).
@@ -170,6 +175,14 @@ class Delivery:
         self._sent(batch)
         batch.count(table.full_name, op)
         return True
+
+    def _heartbeat_done(self, err: KafkaError | None, _msg: Message) -> None:
+        """A record outside any transaction (a heartbeat): the only one on a quiet stream, so
+        Kafka refusing it must end the session as a transaction's record would."""
+        if err is None:
+            metrics.capture_heartbeats.inc()
+        else:
+            self._heartbeat_error = err
 
     def _sent(self, batch: Batch | None) -> None:
         if batch is not None:
@@ -204,6 +217,8 @@ class Delivery:
 
     def acked_position(self) -> int:
         """End LSN of the last fully acknowledged transaction with nothing unacked before it."""
+        if self._heartbeat_error is not None:
+            raise DeliveryFailed(f"Kafka did not accept a heartbeat: {self._heartbeat_error}")
         batches = self._batches
         while batches:
             head = batches[0]
@@ -255,6 +270,21 @@ class Delivery:
         self._batches.clear()
         self._acked = 0
 
+    def recover(self, exc: BaseException | None, timeout: float = 10.0) -> None:
+        """After a session ended with `exc`: let in-flight records settle, and replace the
+        producer if it can no longer be trusted — a record was refused, or produce() itself
+        refused (e.g. a fatal idempotence error such as UNKNOWN_PRODUCER_ID, after which it
+        refuses every record, so each new session would end the same way)."""
+        self.on_wait = None  # the ended session's source is closed: nothing to keep alive
+        self.drain(timeout)
+        try:
+            self.acked_position()
+        except DeliveryFailed:
+            self.recreate()
+            return
+        if isinstance(exc, KafkaException):
+            self.recreate()
+
     def recreate(self) -> None:
         """After a delivery failure an idempotent producer must be replaced."""
         try:
@@ -264,8 +294,4 @@ class Delivery:
             pass
         self.producer = Producer(self._config)
         self._batches.clear()
-
-
-def _log_failure(err: KafkaError | None, msg: Message) -> None:
-    if err is not None:
-        log.warning("untracked record to %s not delivered: %s", msg.topic(), err)
+        self._heartbeat_error = None

@@ -110,6 +110,7 @@ class PollingCapture:
         metrics.capture_connected.set(0)
         log.warning("polling failed (%s: %s); retrying", reason,
                     str(exc).splitlines()[0] if exc else "?")
+        self.delivery.recover(exc)  # a refused record would otherwise fail every later pass
 
     def _loop(self) -> None:
         while not self.stop.is_set():
@@ -263,10 +264,8 @@ class PollingCapture:
         if not self.delivery.drain(120):
             raise KafkaUnavailable("Kafka did not acknowledge a polled page in time")
         self.delivery.acked_position()  # raises DeliveryFailed if a record was refused
-        if count:
-            metrics.last_capture.mark()
-            if first_pass:
-                metrics.capture_snapshot_rows.inc(count)
+        if count and first_pass:
+            metrics.capture_snapshot_rows.inc(count)
         stamps = [_version_dt(r[pt.updated.name]) for r in rows]
         cursor_text, _ = self.state.cursor(pt.name)
         if cursor_text is not None:

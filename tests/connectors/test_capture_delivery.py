@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 
-from connectors.delivery import Batch
+from bridge import metrics
+from connectors.delivery import Batch, Delivery, DeliveryFailed, KafkaUnavailable
 
 
 def _batch(records: int) -> tuple[Batch, list[tuple[float, int]]]:
@@ -59,3 +61,38 @@ def test_records_are_counted_per_table_and_op_whatever_their_order() -> None:
     batch.count(table, "u")
     assert batch.counts() == {(table, "c"): 4, (table, "u"): 3, ("public.other", "c"): 1}
     assert _batch(0)[0].counts() == {}
+
+
+def _delivery() -> Delivery:
+    return Delivery({"bootstrap.servers": "127.0.0.1:9", "enable.idempotence": True})
+
+
+def test_a_refused_heartbeat_ends_the_session_and_only_acknowledged_ones_count() -> None:
+    """On a quiet stream the heartbeat is the only record: Kafka refusing it must end the
+    session (reason "kafka", connected 0) as a transaction's record would; it used to be
+    logged and forgotten while the connector reported itself connected."""
+    delivery = _delivery()
+    counted = metrics.capture_heartbeats._value.get()  # noqa: SLF001
+    delivery._heartbeat_done(None, None)  # type: ignore[arg-type]  # noqa: SLF001
+    assert metrics.capture_heartbeats._value.get() == counted + 1  # noqa: SLF001
+    assert delivery.acked_position() == 0
+    delivery._heartbeat_done(KafkaError(KafkaError._MSG_TIMED_OUT), None)  # type: ignore[arg-type]  # noqa: SLF001
+    assert metrics.capture_heartbeats._value.get() == counted + 1  # noqa: SLF001
+    with pytest.raises(DeliveryFailed, match="heartbeat"):
+        delivery.acked_position()
+    refused = delivery.producer
+    delivery.recover(DeliveryFailed("Kafka did not accept a heartbeat"), timeout=0.1)
+    assert delivery.producer is not refused and delivery.acked_position() == 0
+
+
+def test_a_producer_that_refuses_to_produce_is_replaced_between_sessions() -> None:
+    """After a fatal idempotence error (UNKNOWN_PRODUCER_ID) produce() refuses every record:
+    keeping that producer ended every later session the same way until a restart. Kafka
+    merely unreachable keeps the producer (and its queued records)."""
+    delivery = _delivery()
+    unreachable = delivery.producer
+    delivery.recover(KafkaUnavailable("Kafka did not answer"), timeout=0.1)
+    assert delivery.producer is unreachable
+    delivery.recover(KafkaException(KafkaError(KafkaError._FATAL, "Unable to produce message", fatal=True)),
+                     timeout=0.1)
+    assert delivery.producer is not unreachable

@@ -18,8 +18,8 @@ import pytest
 from psycopg2.extras import LogicalReplicationConnection
 
 from bridge import metrics
-from bridge.embedded import free_port
-from capture_support import insert_dossier, reconnects
+from bridge.embedded import EmbeddedBroker, free_port
+from capture_support import TopicReader, insert_dossier, reconnects
 from events import present
 from waiting import wait_for
 
@@ -273,3 +273,42 @@ def test_while_kafka_is_down_the_slot_lag_is_measured_and_the_event_age_grows(ca
 
 def _sample(name: str) -> float:
     return present(metrics.REGISTRY.get_sample_value(name))
+
+
+def test_kafka_gone_past_the_message_timeout_is_reported_survived_and_recovered(
+        capture_db, start_capture) -> None:
+    """Kafka goes away while the captured table is quiet, long enough for records to time
+    out, and comes back empty (tansu keeps nothing; to the producer, a new cluster). Capture
+    says it is not connected, keeps running, and streams what was written meanwhile. Before:
+    the heartbeats failed unnoticed (connected stayed 1, no alert), and once a session did
+    end, the failure read again while it waited to retry ended the process (exit 1)."""
+    broker = EmbeddedBroker().start()
+    try:
+        settings = capture_db.settings()
+        settings.kafka.bootstrap_servers = broker.bootstrap
+        settings.kafka.extra = {"message.timeout.ms": 3000}
+        capture = start_capture(settings)
+        wait_for(lambda: _streaming(capture), timeout=30, message="streaming")
+        beats = _sample("onestop_capture_heartbeats_total")
+        wait_for(lambda: _sample("onestop_capture_heartbeats_total") > beats, timeout=15,
+                 message="a heartbeat acknowledged")
+        ended = reconnects("kafka")
+        broker.stop()
+        wait_for(lambda: reconnects("kafka") > ended and not _streaming(capture), timeout=30,
+                 message="the refused heartbeat ends the session: not connected")
+        conn = capture_db.connect()
+        insert_dossier(conn, "WHILE-KAFKA-GONE")
+        conn.close()
+        wait_for(lambda: reconnects("kafka") > ended + 1, timeout=60,
+                 message="a second session ended by Kafka (the retry's wait survived)")
+        assert capture.alive()
+        broker = EmbeddedBroker(port=broker.port).start()
+        topic = TopicReader(broker.bootstrap, capture_db.topic)
+        try:
+            topic.wait(lambda r: any(x.value and x.value["after"]["code"] == "WHILE-KAFKA-GONE" for x in r),
+                       timeout=90, message="the row written while Kafka was gone")
+        finally:
+            topic.close()
+        wait_for(lambda: _streaming(capture), timeout=30, message="connected again")
+    finally:
+        broker.stop()
