@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from bridge import metrics
 from bridge.decode.envelope import decode_value
-from bridge.embedded import free_port
+from bridge.embedded import EmbeddedBroker, free_port
 from bridge.errors import ConfigError
 from bridge.pipeline import Pipeline
 from bridge.render import render_lines
@@ -141,6 +141,42 @@ def test_polling_keeps_its_cursor_while_kafka_refuses_and_sends_the_rows_later(
     assert sorted(_codes(records)) == [("r", "KD-1"), ("r", "KD-2")]
     capture.stop()
     topic.close()
+
+
+@pytest.mark.services
+def test_polling_recovers_in_place_once_kafka_comes_back(unique_name, tmp_path, start_capture) -> None:
+    """The same process, Kafka absent until its records time out, then there: a page
+    refused once stayed at the head of the ledger, so every later pass failed too (connected
+    0 for good, the cursor never saved, the rows sent again each pass)."""
+    engine = _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    now = datetime.now().replace(microsecond=0)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO dossiers (id, code, status, updated_at) VALUES "
+                             f"(1, 'BACK-1', 1, '{now}'), (2, 'BACK-2', 1, '{now}')")
+    broker = EmbeddedBroker()  # its port is free until it starts
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", unique_name, broker.bootstrap,
+                         str(tmp_path / "state.sqlite"))
+    settings.kafka.extra["message.timeout.ms"] = 1500
+    refused = reconnects("kafka")
+    capture = start_capture(settings, mode="polling")
+    wait_for(lambda: reconnects("kafka") > refused, timeout=30, message="Kafka's refusal ends a pass")
+    broker.start()
+    try:
+        wait_for(lambda: capture.alive() and metrics.capture_connected._value.get() == 1,  # noqa: SLF001
+                 timeout=60, message="a whole pass once Kafka is there")
+        passes = reconnects("kafka")
+        topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossiers")
+        try:
+            topic.wait(lambda r: len(r) >= 2, message="the refused rows, sent again")
+            wait_for(lambda: metrics.capture_connected._value.get() == 1, timeout=5,  # noqa: SLF001
+                     message="still connected")
+            assert reconnects("kafka") == passes
+            assert sorted(_codes(topic.wait(lambda r: len(r) >= 2))) == [("r", "BACK-1"), ("r", "BACK-2")]
+        finally:
+            topic.close()
+    finally:
+        capture.stop()
+        broker.stop()
 
 
 @pytest.mark.services
