@@ -144,7 +144,8 @@ capture_connected = Gauge(
 capture_reconnects = Counter(
     "onestop_capture_reconnects_total", "Capture sessions ended by an error, by cause.", ["reason"],
     registry=REGISTRY)
-# Every cause from 0, so that increase() sees the first session that ends with it.
+# Every cause from 0, so that increase() sees the first session that ends with it (the
+# causes connectors.capture._reason gives; polling uses two of them).
 for _reason in ("connection", "kafka", "slot_busy", "snapshot"):
     capture_reconnects.labels(reason=_reason)
 capture_snapshot_rows = Counter(

@@ -148,6 +148,7 @@ class Delivery:
 
     def send(self, batch: Batch | None, topic: str, key: bytes | None, value: bytes | None,
              count: tuple[str, str] | None = None, headers: Headers | None = None) -> None:
+        """One record of `batch`, or with no batch a heartbeat (`_heartbeat_done`)."""
         callback = batch.callback if batch is not None else self._heartbeat_done
         try:
             if headers is None:
@@ -279,10 +280,10 @@ class Delivery:
         self.drain(timeout)
         try:
             self.acked_position()
+            trusted = not isinstance(exc, KafkaException)
         except DeliveryFailed:
-            self.recreate()
-            return
-        if isinstance(exc, KafkaException):
+            trusted = False
+        if not trusted:
             self.recreate()
 
     def recreate(self) -> None:
