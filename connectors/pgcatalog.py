@@ -4,6 +4,7 @@ shapes, slot state, lag. Every refusal here is a ConfigError that says what to r
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg2
@@ -14,7 +15,8 @@ from psycopg2.extensions import connection as PgConnection
 from bridge.errors import ConfigError
 from connectors.envelope import Column, TableSchema
 from connectors.pgoutput import lsn_to_int
-from connectors.types import pg_codec
+from connectors.codec import Codec
+from connectors.types import builtin_type, pg_codec
 
 log = logging.getLogger("onestop.capture.catalog")
 
@@ -39,8 +41,7 @@ class TableRef:
 @dataclass(frozen=True)
 class CatalogColumn:
     name: str
-    type_oid: int
-    typmod: int
+    codec: Codec
     not_null: bool
 
 
@@ -53,7 +54,7 @@ class TableInfo:
     columns: tuple[CatalogColumn, ...]
 
     def schema(self, prefix: str) -> TableSchema:
-        cols = tuple(Column(c.name, pg_codec(c.type_oid, c.typmod), not c.not_null) for c in self.columns)
+        cols = tuple(Column(c.name, c.codec, not c.not_null) for c in self.columns)
         return TableSchema(prefix, self.ref.schema, self.ref.name, cols, self.primary_key)
 
 
@@ -84,8 +85,42 @@ def _describe(conn: PgConnection, where: str, args: tuple[object, ...]) -> Table
                     "ON n.oid = c.relnamespace WHERE c.oid = %s", (oid,))
         schema, name = cur.fetchone()
         cur.execute(_COLUMNS_SQL, (oid,))
-        columns = tuple(CatalogColumn(n, t, m, nn) for n, t, m, nn in cur.fetchall())
+        rows = cur.fetchall()
+    codecs = column_codecs(conn, [(t, m) for _n, t, m, _nn in rows])
+    columns = tuple(CatalogColumn(n, codec, nn) for (n, _t, _m, nn), codec in zip(rows, codecs, strict=True))
     return TableInfo(TableRef(schema, name), oid, identity, tuple(pk), columns)
+
+
+# A user-defined type as Debezium sees it: a domain (over domains) as its base type with the
+# first typmod on the way down, an enum with its labels in their sort order.
+_USER_TYPES_SQL = """
+WITH RECURSIVE chain(start, oid, typmod, depth) AS (
+    SELECT oid, oid, -1, 0 FROM pg_type WHERE oid = ANY(%s::oid[])
+  UNION ALL
+    SELECT c.start, t.typbasetype, CASE WHEN c.typmod = -1 THEN t.typtypmod ELSE c.typmod END,
+           c.depth + 1
+    FROM chain c JOIN pg_type t ON t.oid = c.oid WHERE t.typtype = 'd')
+SELECT DISTINCT ON (c.start) c.start, c.oid, c.typmod,
+       CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e
+                                            WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) END
+FROM chain c JOIN pg_type t ON t.oid = c.oid
+ORDER BY c.start, c.depth DESC
+"""
+
+
+def column_codecs(conn: PgConnection, types: Sequence[tuple[int, int]]) -> tuple[Codec, ...]:
+    """The codec of each (type oid, typmod); a type since dropped travels as text."""
+    unknown = sorted({oid for oid, _ in types if not builtin_type(oid)})
+    resolved: dict[int, tuple[int, int, list[str] | None]] = {}
+    if unknown:
+        with conn.cursor() as cur:
+            cur.execute(_USER_TYPES_SQL, (unknown,))
+            resolved = {start: (base, typmod, labels) for start, base, typmod, labels in cur.fetchall()}
+    codecs = []
+    for oid, typmod in types:
+        base, base_typmod, labels = resolved.get(oid, (oid, -1, None))
+        codecs.append(pg_codec(base, typmod if typmod != -1 else base_typmod, labels))
+    return tuple(codecs)
 
 
 def describe_table(conn: PgConnection, ref: TableRef) -> TableInfo | None:

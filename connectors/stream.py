@@ -38,9 +38,9 @@ from connectors.envelope import (
 )
 from connectors.handoff import CatchUp
 from connectors.offsets import ConfirmLimit
-from connectors.pgcatalog import TableRef, describe_oid, slot_lag_bytes
+from connectors.pgcatalog import TableRef, column_codecs, describe_oid, slot_lag_bytes
 from connectors.rowjson import NEW_TUPLE, row_encoder
-from connectors.types import TOAST_PLACEHOLDER, pg_codec
+from connectors.types import TOAST_PLACEHOLDER
 from connectors.wire import DRAINED, REPLY, StreamReader
 
 log = logging.getLogger("onestop.capture.stream")
@@ -239,8 +239,9 @@ class Streamer:
             key = tuple(k for k in info.primary_key if k in names)
         else:  # dropped since: fall back to the replica-identity columns the server flagged
             key = tuple(c.name for c in m.columns if c.key) if m.replica_identity == "d" else ()
-        columns = tuple(Column(c.name, pg_codec(c.type_oid, c.typmod), c.name not in not_null)
-                        for c in m.columns)
+        codecs = column_codecs(self.catalog, [(c.type_oid, c.typmod) for c in m.columns])
+        columns = tuple(Column(c.name, codec, c.name not in not_null)
+                        for c, codec in zip(m.columns, codecs, strict=True))
         schema = TableSchema(self.opts.prefix, m.namespace, m.name, columns, key)
         old = self.rels.get(m.relid)
         if old is not None and [c.name for c in old.schema.columns] != names:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from binascii import b2a_base64
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,8 +36,8 @@ from connectors.temporal import (
 )
 
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
-__all__ = ["TOAST_PLACEHOLDER", "Codec", "as_text", "decimal_base64", "pg_codec",
-           "sqlalchemy_codec", "unscaled_bytes"]
+__all__ = ["TOAST_PLACEHOLDER", "Codec", "as_text", "builtin_type", "decimal_base64", "enum_codec",
+           "pg_codec", "sqlalchemy_codec", "unscaled_bytes"]
 
 
 # --- scalar conversions ------------------------------------------------------------------
@@ -149,8 +150,24 @@ _BY_OID: dict[int, Codec] = {
 }
 
 
-def pg_codec(type_oid: int, typmod: int) -> Codec:
-    """The codec of a PostgreSQL column; unknown types (enums, arrays, domains) travel as text."""
+def enum_codec(labels: Sequence[str]) -> Codec:
+    """An enum: its label as a string, the labels in their sort order in the schema (Debezium's
+    `io.debezium.data.Enum`)."""
+    return Codec("string", as_text, python_default, "io.debezium.data.Enum", 1,
+                 {"allowed": ",".join(labels)}, form=AS_TEXT)
+
+
+def builtin_type(type_oid: int) -> bool:
+    """Whether `pg_codec` knows the type by its oid alone (else the catalog may say more: a
+    domain's base type, an enum's labels)."""
+    return type_oid in _BY_OID or type_oid in (1700, 1114, 1083)
+
+
+def pg_codec(type_oid: int, typmod: int, enum_labels: Sequence[str] | None = None) -> Codec:
+    """The codec of a PostgreSQL column (a domain's is its base type's, which the catalog
+    resolves); other types (arrays, ranges, composites) travel as text."""
+    if enum_labels is not None:
+        return enum_codec(enum_labels)
     if type_oid == 1700:  # numeric
         if typmod < 4:
             return _VARIABLE_DECIMAL
@@ -192,4 +209,6 @@ def sqlalchemy_codec(sa_type: Any) -> Codec:
         return _JSON
     if isinstance(sa_type, t.LargeBinary):
         return _BYTES
+    if isinstance(sa_type, t.Enum) and sa_type.enums:
+        return enum_codec(sa_type.enums)
     return _STRING

@@ -10,14 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql
 
 from bridge.decode.envelope import decode_value
 from bridge.decode.types import decimal_from_base64
 from connectors import pgoutput as po
 from connectors.envelope import Column, TableSchema, TransactionEvents, envelope_bytes, pg_source
-from connectors.types import TOAST_PLACEHOLDER, pg_codec, unscaled_bytes
+from connectors.types import TOAST_PLACEHOLDER, pg_codec, sqlalchemy_codec, unscaled_bytes
 from events import present
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
@@ -74,6 +76,17 @@ def test_other_types() -> None:
     assert pg_codec(17, -1).from_text("\\x00ff") == "AP8="
     assert pg_codec(25, -1).from_text("hồ sơ") == "hồ sơ"
     assert pg_codec(99999, -1).from_text("{1,2}") == "{1,2}"  # unknown types travel as text
+
+
+def test_an_enum_is_debeziums_enum_with_its_labels_in_sort_order() -> None:
+    codec = pg_codec(99999, -1, ["zns", "sms", "oa"])
+    assert codec.from_text("sms") == "sms" and codec.zero() == ""
+    assert codec.field_schema("channel", False) == {
+        "type": "string", "optional": False, "name": "io.debezium.data.Enum", "version": 1,
+        "parameters": {"allowed": "zns,sms,oa"}, "field": "channel"}
+    reflected = sqlalchemy_codec(postgresql.ENUM("zns", "oa", name="channel"))  # polling
+    assert reflected.field_schema("channel", True)["parameters"] == {"allowed": "zns,oa"}
+    assert sqlalchemy_codec(sa.String(20)).name is None
 
 
 def _tuple(*values: str | None) -> bytes:

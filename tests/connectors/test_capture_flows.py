@@ -207,6 +207,36 @@ def test_table_without_primary_key_under_replica_identity_full_streams_whole_row
     capture.stop()
 
 
+def test_enums_and_domains_are_typed_as_debezium_types_them(capture_db, start_capture, reader) -> None:
+    """debezium.md §1.6: an enum is `io.debezium.data.Enum` with its labels in sort order; a
+    domain, even over another domain, is its base type — in the snapshot and in the stream."""
+    capture_db.execute(
+        "CREATE TYPE channel AS ENUM ('zns', 'oa'); ALTER TYPE channel ADD VALUE 'sms' BEFORE 'oa'; "
+        "CREATE DOMAIN amount AS numeric(12,2) CHECK (VALUE >= 0); CREATE DOMAIN fee AS amount; "
+        "CREATE TABLE notices (id int PRIMARY KEY, channel channel NOT NULL, cost fee, price amount); "
+        "INSERT INTO notices VALUES (1, 'zns', 0, 350.5)")
+    capture = start_capture(capture_db.settings(tables=["public.notices"], schemas_enable=True))
+    topic = reader(f"{capture_db.name}.public.notices")
+    topic.wait(lambda r: len(r) >= 1, message="the snapshot's row")
+    capture_db.execute("INSERT INTO notices VALUES (2, 'sms', 350, 350)")
+    snapshot, streamed = (r.value for r in topic.wait(lambda r: len(r) >= 2, message="streamed row"))
+    assert (snapshot["payload"]["op"], streamed["payload"]["op"]) == ("r", "c")
+    for record in (snapshot, streamed):
+        after = next(f for f in record["schema"]["fields"] if f["field"] == "after")
+        fields = {f["field"]: f for f in after["fields"]}
+        assert fields["channel"] == {"type": "string", "optional": False, "name": "io.debezium.data.Enum",
+                                     "version": 1, "parameters": {"allowed": "zns,sms,oa"},
+                                     "field": "channel"}
+        for column in ("cost", "price"):
+            assert fields[column]["name"] == "org.apache.kafka.connect.data.Decimal"
+            assert fields[column]["parameters"] == {"scale": "2", "connect.decimal.precision": "12"}
+        assert connect_valid(record) == []
+    rows = [present(present(decode_value(r)).after) for r in (snapshot, streamed)]
+    assert [(r["channel"], r["cost"], r["price"]) for r in rows] == [
+        ("zns", Decimal("0.00"), Decimal("350.50")), ("sms", Decimal("350.00"), Decimal("350.00"))]
+    capture.stop()
+
+
 def test_existing_publication_missing_a_table_says_what_to_run(capture_db) -> None:
     capture_db.execute(f'CREATE TABLE other (id int PRIMARY KEY); CREATE PUBLICATION "{capture_db.name}" FOR TABLE other')
     import threading
