@@ -8,10 +8,11 @@
  * column goes through its Python converter and orjson, so the output is byte for byte
  * what the Python path writes (tests/connectors/test_capture_rowjson.py compares the two).
  *
- * Encoder(columns, key, toast_json, dumps, clock=None), one per table:
- *   columns: a tuple of (name_json: bytes, form: int, scale: int, converter) per column,
- *            name_json being the JSON key with its colon, after a comma but for the first
- *            ('"id":', ',"code":'), form the column's codec.AS_*, scale a numeric's.
+ * Encoder(columns, key, dumps, clock=None), one per table:
+ *   columns: a tuple of (name_json: bytes, form: int, scale: int, converter, toast_json: bytes)
+ *            per column, name_json being the JSON key with its colon, after a comma but for
+ *            the first ('"id":', ',"code":'), form the column's codec.AS_*, scale a numeric's,
+ *            toast_json what an unchanged TOASTed value is written as (codec.unavailable).
  *   key:     (index, head, tail): the record key is head + the JSON of column `index` +
  *            tail (envelope.TableSchema.key_json's bytes); None for a table without one.
  *   clock:   None for the system's real-time clock, or a function giving ns (tests).
@@ -340,13 +341,15 @@ typedef struct {
     int form;
     long scale;
     PyObject *converter;  /* borrowed from that tuple too */
+    const char *toast;    /* toast_json, likewise */
+    Py_ssize_t toast_len;
 } Col;
 
 /* What an encoder's rows share. */
 typedef struct {
     Col *cols;
     Py_ssize_t count, key_index;
-    PyObject *toast, *dumps;
+    PyObject *dumps;
 } Table;
 
 static int put_value(Buf *b, const unsigned char *s, Py_ssize_t n, const Col *col, PyObject *dumps) {
@@ -401,7 +404,7 @@ static int put_row(Buf *b, const unsigned char *buf, Py_ssize_t size, Py_ssize_t
             result = put(b, "null", 4);
             pos += 1;
         } else if (kind == 'u') {
-            result = put(b, PyBytes_AS_STRING(t->toast), PyBytes_GET_SIZE(t->toast));
+            result = put(b, col->toast, col->toast_len);
             pos += 1;
         } else {
             return FALLBACK;  /* binary or unknown: the Python path raises ProtocolError */
@@ -444,12 +447,12 @@ static int valid_frame(PyObject *frame) {
 typedef struct {
     PyObject_HEAD
     PyObject *columns, *key, *clock;
-    Table table;  /* its toast and dumps held here, its cols pointing into columns */
+    Table table;  /* its dumps held here, its cols pointing into columns */
 } Encoder;
 
 static PyObject *produce_name, *any_partition;
 
-/* columns: (name_json: bytes, form: int, scale: int, converter) each. */
+/* columns: (name_json: bytes, form: int, scale: int, converter, toast_json: bytes) each. */
 static Col *flat_columns(PyObject *columns) {
     Py_ssize_t count = PyTuple_GET_SIZE(columns);
     Col *cols = PyMem_Calloc(count ? count : 1, sizeof(Col));
@@ -459,9 +462,11 @@ static Col *flat_columns(PyObject *columns) {
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *column = PyTuple_GET_ITEM(columns, i);
-        if (!PyTuple_Check(column) || PyTuple_GET_SIZE(column) != 4 || !PyBytes_Check(PyTuple_GET_ITEM(column, 0))
-                || !PyLong_Check(PyTuple_GET_ITEM(column, 1)) || !PyLong_Check(PyTuple_GET_ITEM(column, 2))) {
-            PyErr_SetString(PyExc_TypeError, "columns: (name_json: bytes, form: int, scale: int, converter) each");
+        if (!PyTuple_Check(column) || PyTuple_GET_SIZE(column) != 5 || !PyBytes_Check(PyTuple_GET_ITEM(column, 0))
+                || !PyLong_Check(PyTuple_GET_ITEM(column, 1)) || !PyLong_Check(PyTuple_GET_ITEM(column, 2))
+                || !PyBytes_Check(PyTuple_GET_ITEM(column, 4))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "columns: (name_json: bytes, form: int, scale: int, converter, toast_json: bytes) each");
             PyMem_Free(cols);
             return NULL;
         }
@@ -472,8 +477,9 @@ static Col *flat_columns(PyObject *columns) {
             PyMem_Free(cols);
             return NULL;
         }
+        PyObject *toast = PyTuple_GET_ITEM(column, 4);
         cols[i] = (Col){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), (int)form, scale,
-                        PyTuple_GET_ITEM(column, 3)};
+                        PyTuple_GET_ITEM(column, 3), PyBytes_AS_STRING(toast), PyBytes_GET_SIZE(toast)};
     }
     return cols;
 }
@@ -481,10 +487,10 @@ static Col *flat_columns(PyObject *columns) {
 static int Encoder_clear(Encoder *self);
 
 static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"columns", "key", "toast_json", "dumps", "clock", NULL};
-    PyObject *columns, *key, *toast, *dumps, *clock = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!O|O", names, &PyTuple_Type, &columns, &key,
-                                     &PyBytes_Type, &toast, &dumps, &clock))
+    static char *names[] = {"columns", "key", "dumps", "clock", NULL};
+    PyObject *columns, *key, *dumps, *clock = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO|O", names, &PyTuple_Type, &columns, &key,
+                                     &dumps, &clock))
         return -1;
     Py_ssize_t key_index = -1;
     if (key != Py_None) {
@@ -508,7 +514,7 @@ static int Encoder_init(Encoder *self, PyObject *args, PyObject *kwargs) {
     self->columns = Py_NewRef(columns);
     self->key = Py_NewRef(key);
     self->clock = Py_NewRef(clock);
-    self->table = (Table){cols, PyTuple_GET_SIZE(columns), key_index, Py_NewRef(toast), Py_NewRef(dumps)};
+    self->table = (Table){cols, PyTuple_GET_SIZE(columns), key_index, Py_NewRef(dumps)};
     return 0;
 }
 
@@ -524,7 +530,6 @@ static int Encoder_clear(Encoder *self) {
     PyMem_Free(self->table.cols);
     self->table.cols = NULL;
     self->table.count = 0;
-    Py_CLEAR(self->table.toast);
     Py_CLEAR(self->table.dumps);
     Py_CLEAR(self->columns);
     Py_CLEAR(self->key);
@@ -662,7 +667,7 @@ static PyMethodDef Encoder_methods[] = {
 static PyTypeObject EncoderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "connectors._rowjson.Encoder",
-    .tp_doc = "Encoder(columns, key, toast_json, dumps, clock=None): one table's inserts and "
+    .tp_doc = "Encoder(columns, key, dumps, clock=None): one table's inserts and "
               "updates from pgoutput TupleData to Debezium events (clock None: the system's).",
     .tp_basicsize = sizeof(Encoder),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

@@ -3,8 +3,8 @@ from collections.abc import Callable
 from typing import Any
 
 class Encoder:
-    def __init__(self, columns: tuple[tuple[bytes, int, int, Callable[[str], Any] | None], ...],
-                 key: tuple[int, bytes, bytes] | None, toast_json: bytes, dumps: Callable[[Any], bytes],
+    def __init__(self, columns: tuple[tuple[bytes, int, int, Callable[[str], Any] | None, bytes], ...],
+                 key: tuple[int, bytes, bytes] | None, dumps: Callable[[Any], bytes],
                  clock: Callable[[], int] | None = None) -> None: ...
     def encode(self, payload: bytes, frame: tuple[bytes, ...], lsn: int) -> tuple[bytes, bytes | None] | None: ...
     def produce(self, payload: bytes, frame: tuple[bytes, ...], lsn: int, producer: Any, topic: str,

@@ -13,6 +13,12 @@ from typing import Any
 # timestamptz reformatted, numeric(p,s) as Connect's Decimal — or through `from_text`.
 AS_TEXT, AS_INT, AS_BOOL, AS_UTC_TIMESTAMP, AS_DECIMAL, BY_CONVERTER = range(6)
 
+# Debezium's `unavailable.value.placeholder`: an unchanged TOASTed value the server did not
+# send. A binary column gets the placeholder's bytes, so base64 under JsonConverter — the
+# text itself would not decode as base64, and a Kafka Connect sink with schemas would fail.
+TOAST_PLACEHOLDER = "__debezium_unavailable_value"
+TOAST_PLACEHOLDER_BYTES = base64.b64encode(TOAST_PLACEHOLDER.encode()).decode()
+
 
 @dataclass(frozen=True, slots=True)
 class Codec:
@@ -30,6 +36,10 @@ class Codec:
     def text_converter(self) -> Callable[[str], Any] | None:
         """`from_text`, or None for text columns, whose value is the text itself."""
         return None if self.form == AS_TEXT else self.from_text
+
+    def unavailable(self) -> str:
+        """This column's unchanged TOASTed value (see TOAST_PLACEHOLDER)."""
+        return TOAST_PLACEHOLDER_BYTES if self.type == "bytes" and self.name is None else TOAST_PLACEHOLDER
 
     def zero(self) -> Any:
         """What Debezium writes for a NOT NULL column whose value it was not sent (a delete's

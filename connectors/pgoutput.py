@@ -120,13 +120,13 @@ def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
 
 
 Converter = Callable[[str], Any] | None
-Field = tuple[str, Converter]  # column name, text → value (None: keep the text)
+Field = tuple[str, Converter, Any]  # column name, text → value (None: keep the text), unchanged TOAST
 
 
 def _tuple(buf: bytes, pos: int) -> tuple[list[Value], int]:
     """TupleData → raw values (text, None, UNCHANGED_TOAST), for any number of columns."""
     count = (buf[pos] << 8) | buf[pos + 1]
-    row, pos = _Reader([(str(i), None) for i in range(count)], UNCHANGED_TOAST)(buf, pos, [])
+    row, pos = _Reader([(str(i), None, UNCHANGED_TOAST) for i in range(count)])(buf, pos, [])
     return list(row.values()), pos
 
 
@@ -135,10 +135,10 @@ RowReader = Callable[[bytes, int, list[str]], tuple[dict[str, Any], int]]
 class _Reader:
     """TupleData → {column: converted value} for one relation's columns (see `row_reader`)."""
 
-    def __init__(self, fields: list[Field], toast: Any) -> None:
-        self.names = [name for name, _ in fields]
-        self.converters = [convert for _, convert in fields]
-        self.toast = toast
+    def __init__(self, fields: list[Field]) -> None:
+        self.names = [name for name, _, _ in fields]
+        self.converters = [convert for _, convert, _ in fields]
+        self.unchanged = [toast for _, _, toast in fields]
 
     def __call__(self, buf: bytes, pos: int, bad: list[str]) -> tuple[dict[str, Any], int]:
         names, converters = self.names, self.converters
@@ -169,22 +169,22 @@ class _Reader:
                 row[names[i]] = None
                 pos += 1
             elif kind == 117:  # 'u' unchanged toast
-                row[names[i]] = self.toast
+                row[names[i]] = self.unchanged[i]
                 pos += 1
             else:
                 raise ProtocolError(f"unexpected tuple column kind {chr(kind)!r} (binary mode is not used)")
         return row, pos
 
 
-def row_reader(fields: list[Field], toast: Any) -> RowReader:
+def row_reader(fields: list[Field]) -> RowReader:
     """TupleData → {column: converted value}, for one relation's columns.
 
     The hot path of streaming, compiled with mypyc (setup.py). The reader takes
-    (payload, position, bad) and returns (row, position after the tuple). Unchanged TOAST
-    becomes `toast`; a value its converter rejects is kept as text and its column name
+    (payload, position, bad) and returns (row, position after the tuple). An unchanged
+    TOASTed value becomes its field's third element; a value its converter rejects is kept as text and its column name
     appended to `bad`, so one odd value never wedges the stream.
     """
-    return _Reader(fields, toast)
+    return _Reader(fields)
 
 
 class Change:

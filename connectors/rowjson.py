@@ -30,7 +30,7 @@ except ImportError:  # a pure-Python install (setup.py): rows are decoded to dic
 NEW_TUPLE: Final = 78  # 'N': payload[5] of an insert, and of an update without an old tuple
 
 
-def row_encoder(schema: TableSchema, toast: str, schemas: bool,
+def row_encoder(schema: TableSchema, schemas: bool,
                 clock: Callable[[], int] | None = None) -> Encoder | None:
     """The native encoder of a table's inserts and updates (`schemas`: keys and events with
     their schema; `clock`: ns since the epoch, the system's when None), where it applies (a
@@ -47,6 +47,6 @@ def row_encoder(schema: TableSchema, toast: str, schemas: bool,
     # Each name with the comma before it: one put per column in C.
     columns = tuple(((b"," if i else b"") + orjson.dumps(c.name) + b":", c.codec.form,
                      int(c.codec.parameters["scale"]) if c.codec.form == AS_DECIMAL else 0,
-                     c.codec.text_converter())
+                     c.codec.text_converter(), orjson.dumps(c.codec.unavailable()))
                     for i, c in enumerate(schema.columns))
-    return Encoder(columns, key, orjson.dumps(toast), orjson.dumps, clock)
+    return Encoder(columns, key, orjson.dumps, clock)

@@ -40,7 +40,6 @@ from connectors.handoff import CatchUp
 from connectors.offsets import ConfirmLimit
 from connectors.pgcatalog import TableRef, column_codecs, describe_oid, slot_lag_bytes
 from connectors.rowjson import NEW_TUPLE, row_encoder
-from connectors.types import TOAST_PLACEHOLDER
 from connectors.wire import DRAINED, REPLY, StreamReader
 
 log = logging.getLogger("onestop.capture.stream")
@@ -75,9 +74,9 @@ class _Rel:
         self.schema = schema
         self.published = published
         # Text columns need no conversion: None leaves the call out of the reader.
-        self.read = po.row_reader([(c.name, c.codec.text_converter()) for c in schema.columns],
-                                  TOAST_PLACEHOLDER)
-        self.encode = row_encoder(schema, TOAST_PLACEHOLDER, schemas)
+        self.read = po.row_reader([(c.name, c.codec.text_converter(), c.codec.unavailable())
+                                   for c in schema.columns])
+        self.encode = row_encoder(schema, schemas)
 
 
 class Streamer:

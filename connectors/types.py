@@ -21,6 +21,7 @@ from connectors.codec import (
     AS_INT,
     AS_TEXT,
     AS_UTC_TIMESTAMP,
+    TOAST_PLACEHOLDER,
     Codec,
     as_text,
     python_default,
@@ -35,7 +36,6 @@ from connectors.temporal import (
     timetz_text,
 )
 
-TOAST_PLACEHOLDER = "__debezium_unavailable_value"
 __all__ = ["TOAST_PLACEHOLDER", "Codec", "as_text", "builtin_type", "decimal_base64", "enum_codec",
            "pg_codec", "sqlalchemy_codec", "unscaled_bytes"]
 

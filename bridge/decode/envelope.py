@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from bridge.decode.types import TOAST_PLACEHOLDER, decode_field
+from bridge.decode.types import TOAST_PLACEHOLDER, TOAST_PLACEHOLDER_BYTES, decode_field
 from bridge.errors import BadInputError
 from bridge.model import ChangeEvent, SourceInfo
 
@@ -84,7 +84,8 @@ def _decode_row(row: Any, schemas: dict[str, dict[str, Any]], name: str) -> dict
         raise BadInputError(f"not a change event: {name} is not an object")
     if not schemas:  # the common schemaless case: only placeholders and structs need work
         values = row.values()
-        if TOAST_PLACEHOLDER not in values and dict not in map(type, values):
+        if (TOAST_PLACEHOLDER not in values and TOAST_PLACEHOLDER_BYTES not in values
+                and dict not in map(type, values)):
             return row
         return {column: decode_field(value, None) for column, value in row.items()}
     return {column: decode_field(value, schemas.get(column)) for column, value in row.items()}

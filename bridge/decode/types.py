@@ -17,6 +17,8 @@ from bridge.errors import BadInputError
 from bridge.model import UNAVAILABLE
 
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
+# A binary column's placeholder is the text's bytes, base64 under JsonConverter.
+TOAST_PLACEHOLDER_BYTES = base64.b64encode(TOAST_PLACEHOLDER.encode()).decode()
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_DATE = date(1970, 1, 1)
 # Debezium writes ±infinity timestamps as these sentinels.
@@ -94,7 +96,7 @@ def decode_field(value: Any, schema: dict[str, Any] | None) -> Any:
     """One column value, typed by its Connect field schema when there is one."""
     if value is None:
         return None
-    if value == TOAST_PLACEHOLDER:
+    if value == TOAST_PLACEHOLDER or value == TOAST_PLACEHOLDER_BYTES:
         return UNAVAILABLE
     if schema is None or (name := schema.get("name")) is None:
         if is_variable_scale_struct(value):

@@ -125,7 +125,8 @@ def test_pgoutput_messages_decode() -> None:
 
 
 def test_row_reader_converts_and_keeps_nulls_toast_and_rejected_values() -> None:
-    read = po.row_reader([("id", int), ("note", None), ("fee", float)], TOAST_PLACEHOLDER)
+    read = po.row_reader([("id", int, TOAST_PLACEHOLDER), ("note", None, TOAST_PLACEHOLDER),
+                          ("fee", float, TOAST_PLACEHOLDER)])
     bad: list[str] = []
     assert read(_tuple("1", None, "TOAST"), 0, bad) == ({"id": 1, "note": None, "fee": TOAST_PLACEHOLDER}, 10)
     row, _ = read(_tuple("x", "hồ sơ", "1.5"), 0, bad)
@@ -137,7 +138,7 @@ def test_row_reader_converts_and_keeps_nulls_toast_and_rejected_values() -> None
 
 
 def test_decode_change_reads_old_and_new_tuples() -> None:
-    read = po.row_reader([("id", int), ("note", None)], TOAST_PLACEHOLDER)
+    read = po.row_reader([("id", int, TOAST_PLACEHOLDER), ("note", None, TOAST_PLACEHOLDER)])
     head = struct.pack(">I", 7)
     upd = po.decode_change(b"U" + head + b"K" + _tuple("1", None) + b"N" + _tuple("2", "TOAST"), read, [])
     assert (upd.op, upd.old, upd.old_is_key_only, upd.new) == ("u", {"id": 1, "note": None}, True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from decimal import Decimal
 
 import pytest
@@ -234,6 +235,28 @@ def test_enums_and_domains_are_typed_as_debezium_types_them(capture_db, start_ca
     rows = [present(present(decode_value(r)).after) for r in (snapshot, streamed)]
     assert [(r["channel"], r["cost"], r["price"]) for r in rows] == [
         ("zns", Decimal("0.00"), Decimal("350.50")), ("sms", Decimal("350.00"), Decimal("350.00"))]
+    capture.stop()
+
+
+def test_an_unchanged_toasted_bytea_is_the_placeholders_bytes(capture_db, start_capture, reader) -> None:
+    """debezium.md §1.6: Debezium gives a binary column the placeholder's bytes — base64 under
+    JsonConverter, which a Kafka Connect sink decodes; the placeholder's text would not decode."""
+    scan = os.urandom(20_000)  # incompressible: stored out of line
+    capture_db.execute("CREATE TABLE attachments (id int PRIMARY KEY, status smallint, scan bytea)")
+    capture = start_capture(capture_db.settings(tables=["public.attachments"], schemas_enable=True))
+    topic = reader(f"{capture_db.name}.public.attachments")
+    wait_for(lambda: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    conn = capture_db.connect()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO attachments VALUES (1, 1, %s)", (scan,))
+        cur.execute("UPDATE attachments SET status = 2 WHERE id = 1")
+    conn.close()
+    created, updated = (r.value for r in topic.wait(lambda r: len(r) >= 2, message="c, u"))
+    assert base64.b64decode(created["payload"]["after"]["scan"]) == scan
+    assert base64.b64decode(updated["payload"]["after"]["scan"], validate=True) == b"__debezium_unavailable_value"
+    assert connect_valid(updated) == []
+    after = present(present(decode_value(updated)).after)
+    assert after["status"] == 2 and after["scan"] is UNAVAILABLE
     capture.stop()
 
 

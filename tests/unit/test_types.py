@@ -10,6 +10,7 @@ import pytest
 from bridge.decode.types import (
     TOAST_PLACEHOLDER, date_from_days, decimal_from_base64, decode_field, wall_clock_from_epoch,
 )
+from bridge.decode.envelope import decode_value
 from bridge.errors import BadInputError
 from bridge.model import UNAVAILABLE
 from events import present
@@ -72,6 +73,11 @@ def test_variable_scale_decimal_with_and_without_schema() -> None:
 def test_unchanged_toast_placeholder_is_unavailable() -> None:
     assert decode_field(TOAST_PLACEHOLDER, None) is UNAVAILABLE
     assert decode_field(TOAST_PLACEHOLDER, {"name": "io.debezium.time.ZonedTimestamp"}) is UNAVAILABLE
+    binary = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ=="  # a bytea column's: the placeholder's bytes
+    assert decode_field(binary, {"type": "bytes"}) is UNAVAILABLE
+    row = {"id": 1, "scan": binary}  # schemaless: the row's fast path must notice it too
+    event = decode_value({"before": None, "after": row, "op": "u", "source": {"table": "attachments"}})
+    assert present(event).after == {"id": 1, "scan": UNAVAILABLE}
 
 
 def test_without_a_schema_integers_stay_integers() -> None:
