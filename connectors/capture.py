@@ -95,6 +95,7 @@ class PgCapture:
         self.limit = ConfirmLimit(self.offsets, enabled=src.snapshot_mode != "no_data")
         self._snapshotted = False
         self._switch_lsn = 0
+        self._switch_tables: frozenset[str] | None = None  # what that snapshot read; None: all
         self._told_unseen = False  # warned once that the slot's holder cannot be judged
         self._streaming_since: float | None = None
         self._failures = 0
@@ -192,7 +193,7 @@ class PgCapture:
             streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop, self.limit)
             try:
                 self._streaming_since = time.monotonic()
-                streamer.run(start, switch)
+                streamer.run(start, switch, self._switch_tables)
             except psycopg2.errors.ObjectInUse as exc:
                 raise SlotBusy(str(exc)) from exc
             except psycopg2.errors.UndefinedObject as exc:  # slot dropped under us
@@ -227,35 +228,66 @@ class PgCapture:
             if state is None:  # a new slot exports its own snapshot: streaming starts where it ends
                 self.delivery.reset_position()
                 point, snapshot = create_slot(cursor, slot, export=True)
-                self._snapshot(str(snapshot), point, tables, db)
+                self._snapshot(str(snapshot), point, tables, tables, db)
                 return point, point
-            # Redo: keep the slot (it holds every change since the aborted attempt); a temporary
-            # slot exports the new snapshot and the stream catches up to it (connectors/handoff.py).
             self._free(catalog, state)
-            temp = self.connect(replication=True)
-            try:
-                point, snapshot = create_slot(temp.cursor(), f"{slot}_snap_{os.getpid()}",
-                                              export=True, temporary=True)
-                self._snapshot(str(snapshot), point, tables, db)
-            finally:
-                temp.close()
-            return self.delivery.acked_position(), point
+            return self.delivery.acked_position(), self._snapshot_beside(tables, tables, db, None)
         if state is None:
             self.delivery.reset_position()
             point, _ = create_slot(cursor, slot, export=False)
             return point, 0
         self._free(catalog, state)
+        added = self._added(tables, state)
+        if added:
+            log.info("%s not snapshotted yet (added to source.tables): snapshotting; the other "
+                     "tables' changes are streamed after it", ", ".join(sorted(added)))
+            read = [t for t in tables if str(t.ref) in added]
+            return self.delivery.acked_position(), self._snapshot_beside(read, tables, db, added)
         return self.delivery.acked_position(), self._switch_lsn  # 0 = slot's confirmed_flush_lsn
 
-    def _snapshot(self, name: str, point: int, tables: list[cat.TableInfo], db: str) -> None:
-        read_tables(self.connect, name, tables, point, self.src.topic_prefix, db,
+    def _snapshot_beside(self, read: list[cat.TableInfo], tables: list[cat.TableInfo], db: str,
+                         only: frozenset[str] | None) -> int:
+        """Keep the slot (it holds every change since it was last confirmed); a temporary slot
+        exports the snapshot at a point S and the stream catches up to it (connectors/handoff.py).
+        Returns S."""
+        temp = self.connect(replication=True)
+        try:
+            point, snapshot = create_slot(temp.cursor(), f"{self.src.slot}_snap_{os.getpid()}",
+                                          export=True, temporary=True)
+            self._snapshot(str(snapshot), point, read, tables, db, only)
+        finally:
+            temp.close()
+        return point
+
+    def _added(self, tables: list[cat.TableInfo], state: cat.SlotState) -> frozenset[str]:
+        """The configured tables no completed snapshot has read. With them, those of an earlier
+        snapshot whose catch-up the stream has not finished: one catch-up covers both."""
+        record = self.offsets.record
+        if self.src.snapshot_mode == "no_data" or record is None:
+            return frozenset()
+        names = frozenset(str(t.ref) for t in tables)
+        if "tables" not in record:  # written before the tables were recorded: those of now
+            record["tables"] = sorted(names)
+            return frozenset()
+        added = names - set(record["tables"])
+        if added and (state.confirmed_flush or 0) < self._switch_lsn:
+            added |= names if self._switch_tables is None else self._switch_tables & names
+        return added
+
+    def _snapshot(self, name: str, point: int, read: list[cat.TableInfo], tables: list[cat.TableInfo],
+                  db: str, only: frozenset[str] | None = None) -> None:
+        """Read `read` (`only`: their names, None when that is every table) at `point`, then
+        record every configured table as snapshotted."""
+        read_tables(self.connect, name, read, point, self.src.topic_prefix, db,
                     self.src.schemas_enable, self.delivery, self.stop)
         # The slot is at or before the snapshot's point: that is its first confirmation bound.
         self.offsets.save({"slot": self.src.slot, "snapshot_completed": True, "switch_lsn": point,
                            "switch_lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000,
-                           "confirm_limit": point, "confirm_limit_text": int_to_lsn(point)})
+                           "confirm_limit": point, "confirm_limit_text": int_to_lsn(point),
+                           "tables": sorted(str(t.ref) for t in tables),
+                           "switch_tables": None if only is None else sorted(only)})
         self.limit.loaded(self.offsets.record)
-        self._snapshotted, self._switch_lsn = True, point
+        self._snapshotted, self._switch_lsn, self._switch_tables = True, point, only
 
     def _needs_snapshot(self, state: cat.SlotState | None) -> bool:
         mode = self.src.snapshot_mode
@@ -269,6 +301,8 @@ class PgCapture:
         done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
         self._snapshotted = done
         self._switch_lsn = int(record.get("switch_lsn", 0)) if done and record else 0
+        switch_tables = record.get("switch_tables") if done and record else None
+        self._switch_tables = None if switch_tables is None else frozenset(switch_tables)
         if not done:
             if state is not None:
                 log.warning("slot %s exists but no completed snapshot is recorded in %s: "

@@ -10,6 +10,10 @@ interrupted attempt may already have published those rows. So deletes are collec
 (cancelled again by a later insert or update of the same key) and published when the
 stream passes S: no row published by an aborted attempt stays alive in Kafka without
 its delete, and no row is deleted that exists at S.
+
+A table added to `source.tables` later is snapshotted the same way, alone: the catch-up
+then covers only the added tables, and the other tables' changes in those transactions
+are streamed as usual (they are in no snapshot).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from connectors.envelope import TableSchema
 
 
 class CatchUp:
-    def __init__(self, switch_lsn: int) -> None:
+    def __init__(self, switch_lsn: int, tables: frozenset[str] | None = None) -> None:
         self.switch_lsn = switch_lsn
+        self.tables = tables  # "schema.table" the snapshot read; None: every table
         self.deletes: dict[tuple[str, bytes | None], tuple[TableSchema, dict[str, Any]]] = {}
         self.end_lsn = 0  # end of the last caught-up transaction
         self.active = False  # inside a caught-up transaction
@@ -29,6 +34,10 @@ class CatchUp:
     def covers(self, commit_lsn: int) -> bool:
         """True for a transaction the snapshot already contains."""
         return commit_lsn < self.switch_lsn
+
+    def skips(self, table: str) -> bool:
+        """True for a change, inside a covered transaction, that the snapshot already shows."""
+        return self.active and (self.tables is None or table in self.tables)
 
     def record(self, schema: TableSchema, op: str, before: dict[str, Any] | None,
                after: dict[str, Any] | None) -> None:

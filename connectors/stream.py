@@ -98,10 +98,11 @@ class Streamer:
         self._window: Batch | None = None  # holds confirmation back until catch-up deletes are out
         delivery.on_wait = self._keep_alive
 
-    def run(self, start_lsn: int, switch_lsn: int = 0) -> None:
-        """Stream until stopped; transactions committed before `switch_lsn` are caught up."""
+    def run(self, start_lsn: int, switch_lsn: int = 0, switch_tables: frozenset[str] | None = None) -> None:
+        """Stream until stopped; transactions committed before `switch_lsn` are caught up
+        (for `switch_tables` only, when given: handoff.py)."""
         if switch_lsn:
-            self.catchup = CatchUp(switch_lsn)
+            self.catchup = CatchUp(switch_lsn, switch_tables)
         options = {"proto_version": "1", "publication_names": self.opts.publication}
         if self.opts.messages:
             options["messages"] = "true"
@@ -162,19 +163,22 @@ class Streamer:
                 if catchup.covers(m.final_lsn):
                     catchup.active = True
                     self._window = self._window or self.delivery.open()
-                    return
-                self._finish_catchup()
+                    if catchup.tables is None:
+                        return  # nothing of it is published
+                else:
+                    self._finish_catchup()
             self.batch = self.delivery.open(m.commit_ts_us / 1e6)
         elif isinstance(m, po.Commit):
             if catchup is not None and catchup.active:
                 catchup.active, catchup.end_lsn = False, m.end_lsn
-            elif self.batch is not None:
+            if self.batch is not None:
                 self.batch.close(m.end_lsn)
             self.batch, self.begin = None, None
         elif isinstance(m, po.Relation):
             self._relation(m)
         elif isinstance(m, po.Message):
-            if not (catchup is not None and catchup.active and m.transactional):
+            if not (catchup is not None and catchup.active and catchup.tables is None
+                    and m.transactional):
                 self._message(m)
         elif isinstance(m, po.Truncate):
             names = [self.rels[r].schema.full_name for r in m.relids if r in self.rels]
@@ -184,7 +188,7 @@ class Streamer:
         before = change.old
         if before is not None and change.old_is_key_only:
             before = self._key_only(rel.schema, before)
-        if self.catchup is not None and self.catchup.active:
+        if self.catchup is not None and self.catchup.skips(rel.schema.full_name):
             self.catchup.record(rel.schema, change.op, before, change.new)
             return
         if change.op == "u" and before is not None and rel.schema.key_columns:

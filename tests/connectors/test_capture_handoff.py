@@ -9,7 +9,10 @@ from collections import defaultdict
 import pytest
 
 from bridge import metrics
+from bridge.settings import load_settings
 from capture_support import Record
+from connectors import pgcatalog as cat
+from connectors.capture import PgCapture
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -108,3 +111,119 @@ def test_quiet_captured_table_does_not_pin_wal_while_the_database_is_busy(
     assert heartbeats[0].key == {"serverName": capture_db.name} and set(heartbeats[0].value) == {"ts_ms"}
     assert metrics.capture_slot_lag_bytes._value.get() >= 0  # noqa: SLF001
     capture.stop()
+
+
+class BothTables(threading.Thread):
+    """Bumps a notice's and a dossier's version in one transaction until stopped."""
+
+    def __init__(self, db) -> None:
+        super().__init__(daemon=True)
+        self.db, self.stop = db, threading.Event()
+        self.error: BaseException | None = None
+        self.commits = 0
+
+    def run(self) -> None:
+        try:
+            conn = self.db.connect()
+            conn.autocommit = False
+            n = 0
+            while not self.stop.is_set():
+                with conn.cursor() as cur:
+                    cur.execute("UPDATE notices SET version = version + 1 WHERE id = %s", (1 + n * 7 % 5000,))
+                    cur.execute("UPDATE dossiers SET version = version + 1 "
+                                "WHERE id = (SELECT min(id) FROM dossiers) + %s", (n % 20,))
+                conn.commit()
+                n += 1
+                self.commits += 1
+            conn.close()
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+
+
+def _histories(records: list[Record]) -> dict[int, list[tuple[str, int]]]:
+    """Per key, in Kafka's order: (op, version) of each change event."""
+    by_key: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        if r.value is not None:
+            by_key[r.key["id"]].append((r.value["op"], r.value["after"]["version"]))
+    return by_key
+
+
+def _each_change_once(history: list[tuple[str, int]], first_op: str) -> bool:
+    ops, versions = [op for op, _ in history], [v for _, v in history]
+    return (ops == [first_op] + ["u"] * (len(history) - 1)
+            and versions == list(range(versions[0], versions[0] + len(history))))
+
+
+def test_a_table_added_later_is_snapshotted_alone_while_the_others_stream_on(
+        capture_db, start_capture, reader) -> None:
+    """A table added to source.tables after the first snapshot (debezium.md §3: Debezium
+    needs an incremental snapshot signal for it). Its rows come as reads and each of its
+    changes once, in the snapshot or after it; the other table's changes, made in the same
+    transactions meanwhile, are all streamed — none skipped, none read again."""
+    capture_db.execute("ALTER TABLE dossiers ADD COLUMN version int NOT NULL DEFAULT 0; "
+                       "INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
+                       "applicant_name, status) SELECT 'D-' || g, '1.1', 'P', 'A', 'B', 2 "
+                       "FROM generate_series(1, 20) g")
+    capture = start_capture(capture_db.settings())
+    dossiers = reader()
+    dossiers.wait(lambda r: len(r) >= 20, message="the first snapshot")
+    capture.stop()
+    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
+                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 5000) g; "
+                       f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
+    writer = BothTables(capture_db)
+    writer.start()
+    wait_for(lambda: writer.commits > 50, message="changes to both tables while capture is away")
+    both = capture_db.settings(tables=["public.dossiers", "public.notices"])
+    capture = start_capture(both)
+    notices = reader(f"{capture_db.name}.public.notices")
+    notices.wait(lambda r: sum(x.value["op"] == "r" for x in r) >= 5000, timeout=60,
+                 message="the added table's snapshot")
+    past = writer.commits
+    wait_for(lambda: writer.commits > past + 50, message="changes after the snapshot's point")
+    writer.stop.set()
+    writer.join(10)
+    assert writer.error is None
+    for topic, table, first_op in ((notices, "notices", "r"), (dossiers, "dossiers", "r")):
+        expected = dict(capture_db.execute(f"SELECT id, version FROM {table}"))
+        topic.wait(lambda r, e=expected: {k: h[-1][1] for k, h in _histories(r).items()} == e,
+                   timeout=60, message=f"every {table} row at its final version")
+        histories = _histories(topic.records)
+        bad = {k: h for k, h in histories.items() if not _each_change_once(h, first_op)}
+        assert not bad, f"{table}: {dict(list(bad.items())[:3])}"
+    assert all(h[0] == ("r", 0) for h in _histories(dossiers.records).values()), "read again"
+
+    capture.stop()  # a restart: both tables are recorded as snapshotted
+    capture = start_capture(both)
+    capture_db.execute("INSERT INTO notices VALUES (5001, 0)")
+    notices.wait(lambda r: 5001 in _histories(r), message="streamed after a restart")
+    assert _histories(notices.records)[5001] == [("c", 0)]
+    assert sum(r.value["op"] == "r" for r in notices.records if r.value) == 5000
+    capture.stop()
+
+
+def test_a_start_snapshots_added_tables_and_those_of_an_unfinished_catch_up() -> None:
+    """Which configured tables a start snapshots beside the stream (PgCapture._added)."""
+    settings = load_settings(None, source={"dsn": "postgresql://capture@127.0.0.1:1/onestop",
+                                           "tables": ["public.a", "public.b", "public.c"]},
+                             kafka={"bootstrap_servers": "127.0.0.1:1"})
+    capture = PgCapture(settings, threading.Event())
+    tables = [cat.TableInfo(cat.TableRef("public", n), i, "d", ("id",), ()) for i, n in enumerate("abc")]
+
+    def added(record: dict | None, confirmed: int = 100, switch: int = 50,
+              switch_tables: frozenset[str] | None = None) -> set[str]:
+        capture.offsets.record = record
+        capture._switch_lsn, capture._switch_tables = switch, switch_tables  # noqa: SLF001
+        slot = cat.SlotState("pgoutput", "onestop", None, confirmed, "reserved", None)
+        return set(capture._added(tables, slot))  # noqa: SLF001
+
+    assert added(None) == set()  # nothing recorded: the full snapshot decides
+    older: dict = {"snapshot_completed": True}
+    assert added(older) == set() and older["tables"] == ["public.a", "public.b", "public.c"]
+    assert added({"tables": ["public.a", "public.b", "public.c"]}) == set()
+    assert added({"tables": ["public.a"]}) == {"public.b", "public.c"}
+    # The stream has not passed the last snapshot's point: its tables are read again with them.
+    assert added({"tables": ["public.a", "public.b"]}, confirmed=40,
+                 switch_tables=frozenset({"public.b"})) == {"public.b", "public.c"}
+    assert added({"tables": ["public.a", "public.b"]}, confirmed=40) == {"public.a", "public.b", "public.c"}
