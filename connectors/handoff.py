@@ -5,7 +5,8 @@ where the snapshot ends and there is nothing to catch up. When a snapshot must b
 (the previous attempt was interrupted, or snapshot_mode=always) the slot is *kept* and the
 new snapshot is exported by a temporary slot at a later point S. The kept slot then
 replays the transactions committed before S; the snapshot already shows their inserts and
-updates, so those are not re-emitted, but it cannot show what they deleted — and an
+updates, so those are not re-emitted (their logical decoding messages, in no snapshot,
+are), but it cannot show what they deleted — and an
 interrupted attempt may already have published those rows. So deletes are collected
 (cancelled again by a later insert or update of the same key) and published when the
 stream passes S: no row published by an aborted attempt stays alive in Kafka without

@@ -161,10 +161,10 @@ class Streamer:
             self._events.clear()
             if catchup is not None:
                 if catchup.covers(m.final_lsn):
+                    # Its changes of the snapshot's tables are skipped; the rest is not in any
+                    # snapshot (other tables, logical decoding messages) and is published.
                     catchup.active = True
                     self._window = self._window or self.delivery.open()
-                    if catchup.tables is None:
-                        return  # nothing of it is published
                 else:
                     self._finish_catchup()
             self.batch = self.delivery.open(m.commit_ts_us / 1e6)
@@ -177,9 +177,7 @@ class Streamer:
         elif isinstance(m, po.Relation):
             self._relation(m)
         elif isinstance(m, po.Message):
-            if not (catchup is not None and catchup.active and catchup.tables is None
-                    and m.transactional):
-                self._message(m)
+            self._message(m)
         elif isinstance(m, po.Truncate):
             names = [self.rels[r].schema.full_name for r in m.relids if r in self.rels]
             log.warning("TRUNCATE of %s not published (Debezium skips truncates by default)", names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import defaultdict
@@ -10,7 +11,7 @@ import pytest
 
 from bridge import metrics
 from bridge.settings import load_settings
-from capture_support import Record
+from capture_support import Record, insert_dossier
 from connectors import pgcatalog as cat
 from connectors.capture import PgCapture
 from waiting import wait_for
@@ -114,7 +115,8 @@ def test_quiet_captured_table_does_not_pin_wal_while_the_database_is_busy(
 
 
 class BothTables(threading.Thread):
-    """Bumps a notice's and a dossier's version in one transaction until stopped."""
+    """Bumps a notice's and a dossier's version, and emits a logical decoding message, in
+    one transaction until stopped."""
 
     def __init__(self, db) -> None:
         super().__init__(daemon=True)
@@ -132,6 +134,7 @@ class BothTables(threading.Thread):
                     cur.execute("UPDATE notices SET version = version + 1 WHERE id = %s", (1 + n * 7 % 5000,))
                     cur.execute("UPDATE dossiers SET version = version + 1 "
                                 "WHERE id = (SELECT min(id) FROM dossiers) + %s", (n % 20,))
+                    cur.execute("SELECT pg_logical_emit_message(true, 'writer', %s)", (str(n),))
                 conn.commit()
                 n += 1
                 self.commits += 1
@@ -193,6 +196,11 @@ def test_a_table_added_later_is_snapshotted_alone_while_the_others_stream_on(
         bad = {k: h for k, h in histories.items() if not _each_change_once(h, first_op)}
         assert not bad, f"{table}: {dict(list(bad.items())[:3])}"
     assert all(h[0] == ("r", 0) for h in _histories(dossiers.records).values()), "read again"
+    # Messages are in no snapshot: every transaction's is published, also those caught up.
+    messages = reader(f"{capture_db.name}.message").wait(
+        lambda r: len({x.value["message"]["content"] for x in r}) >= writer.commits, message="messages")
+    assert {base64.b64decode(x.value["message"]["content"]).decode() for x in messages} == {
+        str(n) for n in range(writer.commits)}
 
     capture.stop()  # a restart: both tables are recorded as snapshotted
     capture = start_capture(both)
@@ -227,3 +235,29 @@ def test_a_start_snapshots_added_tables_and_those_of_an_unfinished_catch_up() ->
     assert added({"tables": ["public.a", "public.b"]}, confirmed=40,
                  switch_tables=frozenset({"public.b"})) == {"public.b", "public.c"}
     assert added({"tables": ["public.a", "public.b"]}, confirmed=40) == {"public.a", "public.b", "public.c"}
+
+
+def test_a_redone_snapshot_publishes_the_messages_of_the_transactions_it_catches_up(
+        capture_db, start_capture, reader) -> None:
+    """snapshot_mode=always redoes the snapshot beside the kept slot: the transactions made
+    while capture was away are in the snapshot — their rows come once, as reads — but their
+    logical decoding messages are in no snapshot and must still be published."""
+    capture = start_capture(capture_db.settings())
+    wait_for(lambda: capture.alive() and capture_db.confirmed_flush() is not None, message="slot")
+    capture.stop()
+    conn = capture_db.connect()
+    for n in range(20):
+        insert_dossier(conn, f"AWAY-{n}")
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_logical_emit_message(true, 'writer', %s)", (str(n),))
+    conn.close()
+    capture = start_capture(capture_db.settings(snapshot_mode="always"))
+    messages = reader(f"{capture_db.name}.message").wait(lambda r: len(r) >= 20, message="messages")
+    assert sorted(int(base64.b64decode(x.value["message"]["content"])) for x in messages) == list(range(20))
+    conn = capture_db.connect()
+    insert_dossier(conn, "AFTER")  # streamed behind everything caught up
+    conn.close()
+    records = reader().wait(lambda r: any(x.value["after"]["code"] == "AFTER" for x in r), message="the rows")
+    assert sorted((r.value["after"]["code"], r.value["op"]) for r in records) == sorted(
+        [(f"AWAY-{n}", "r") for n in range(20)] + [("AFTER", "c")])  # read, not streamed too
+    capture.stop()
