@@ -6,6 +6,8 @@ import base64
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -20,28 +22,32 @@ pytestmark = pytest.mark.services
 
 
 class Writer(threading.Thread):
-    """Inserts new rows and bumps versions of existing ones until stopped."""
+    """Runs `step(cursor, n)` for n = 0, 1, … in a transaction of its own each, until stopped."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db, step: Callable[[Any, int], None]) -> None:
         super().__init__(daemon=True)
-        self.db, self.stop = db, threading.Event()
+        self.db, self.step, self.stop = db, step, threading.Event()
         self.error: BaseException | None = None
         self.commits = 0
 
     def run(self) -> None:
         try:
             conn = self.db.connect()
-            n = 0
-            with conn.cursor() as cur:
-                while not self.stop.is_set():
-                    cur.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
-                                "applicant_name, status) VALUES (%s, '1.1', 'P', 'A', 'B', 1)", (f"LIVE-{n}",))
-                    cur.execute("UPDATE dossiers SET version = version + 1 WHERE id = %s", (1 + n * 7 % 10000,))
-                    n += 1
-                    self.commits += 2
+            conn.autocommit = False
+            while not self.stop.is_set():
+                with conn.cursor() as cur:
+                    self.step(cur, self.commits)
+                conn.commit()
+                self.commits += 1
             conn.close()
         except BaseException as exc:  # noqa: BLE001
             self.error = exc
+
+
+def _new_row_and_a_version(cur: Any, n: int) -> None:
+    cur.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
+                "applicant_name, status) VALUES (%s, '1.1', 'P', 'A', 'B', 1)", (f"LIVE-{n}",))
+    cur.execute("UPDATE dossiers SET version = version + 1 WHERE id = %s", (1 + n * 7 % 10000,))
 
 
 def test_rows_written_during_the_snapshot_are_neither_missed_nor_duplicated(
@@ -51,7 +57,7 @@ def test_rows_written_during_the_snapshot_are_neither_missed_nor_duplicated(
                        "applicant_name, status) SELECT 'OLD-' || g, '1.1', 'P', 'A', 'B', 2 "
                        "FROM generate_series(1, 10000) g")
     snapshots_before = metrics.capture_snapshot_rows._value.get()  # noqa: SLF001
-    writer = Writer(capture_db)
+    writer = Writer(capture_db, _new_row_and_a_version)
     writer.start()
     wait_for(lambda: writer.commits > 50, message="writer running")
     capture = start_capture(capture_db.settings())
@@ -114,33 +120,12 @@ def test_quiet_captured_table_does_not_pin_wal_while_the_database_is_busy(
     capture.stop()
 
 
-class BothTables(threading.Thread):
-    """Bumps a notice's and a dossier's version, and emits a logical decoding message, in
-    one transaction until stopped."""
-
-    def __init__(self, db) -> None:
-        super().__init__(daemon=True)
-        self.db, self.stop = db, threading.Event()
-        self.error: BaseException | None = None
-        self.commits = 0
-
-    def run(self) -> None:
-        try:
-            conn = self.db.connect()
-            conn.autocommit = False
-            n = 0
-            while not self.stop.is_set():
-                with conn.cursor() as cur:
-                    cur.execute("UPDATE notices SET version = version + 1 WHERE id = %s", (1 + n * 7 % 5000,))
-                    cur.execute("UPDATE dossiers SET version = version + 1 "
-                                "WHERE id = (SELECT min(id) FROM dossiers) + %s", (n % 20,))
-                    cur.execute("SELECT pg_logical_emit_message(true, 'writer', %s)", (str(n),))
-                conn.commit()
-                n += 1
-                self.commits += 1
-            conn.close()
-        except BaseException as exc:  # noqa: BLE001
-            self.error = exc
+def _both_tables_and_a_message(cur: Any, n: int) -> None:
+    """A notice's and a dossier's version bumped, and a logical decoding message, at once."""
+    cur.execute("UPDATE notices SET version = version + 1 WHERE id = %s", (1 + n * 7 % 5000,))
+    cur.execute("UPDATE dossiers SET version = version + 1 "
+                "WHERE id = (SELECT min(id) FROM dossiers) + %s", (n % 20,))
+    cur.execute("SELECT pg_logical_emit_message(true, 'writer', %s)", (str(n),))
 
 
 def _histories(records: list[Record]) -> dict[int, list[tuple[str, int]]]:
@@ -175,7 +160,7 @@ def test_a_table_added_later_is_snapshotted_alone_while_the_others_stream_on(
     capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
                        "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 5000) g; "
                        f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
-    writer = BothTables(capture_db)
+    writer = Writer(capture_db, _both_tables_and_a_message)
     writer.start()
     wait_for(lambda: writer.commits > 50, message="changes to both tables while capture is away")
     both = capture_db.settings(tables=["public.dossiers", "public.notices"])
