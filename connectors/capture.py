@@ -261,15 +261,18 @@ class PgCapture:
 
     def _added(self, tables: list[cat.TableInfo], state: cat.SlotState) -> frozenset[str]:
         """The configured tables no completed snapshot has read. With them, those of an earlier
-        snapshot whose catch-up the stream has not finished: one catch-up covers both."""
+        snapshot whose catch-up the stream has not finished: one catch-up covers both.
+
+        A table no longer configured leaves the record: its changes are not published from
+        now on, so if it comes back it is read again. The record reaches Kafka with the next
+        confirmation bound, before the slot can pass any of those changes."""
         record = self.offsets.record
         if self.src.snapshot_mode == "no_data" or record is None:
             return frozenset()
         names = frozenset(str(t.ref) for t in tables)
-        if "tables" not in record:  # written before the tables were recorded: those of now
-            record["tables"] = sorted(names)
-            return frozenset()
-        added = names - set(record["tables"])
+        recorded = set(record.get("tables", names))  # none recorded by older versions: those of now
+        record["tables"] = sorted(recorded & names)
+        added = names - recorded
         if added and (state.confirmed_flush or 0) < self._switch_lsn:
             added |= names if self._switch_tables is None else self._switch_tables & names
         return added

@@ -195,6 +195,18 @@ def test_a_table_added_later_is_snapshotted_alone_while_the_others_stream_on(
     assert sum(r.value["op"] == "r" for r in notices.records if r.value) == 5000
     capture.stop()
 
+    # Taken out of source.tables, its changes are not published; put back, it is read again.
+    capture = start_capture(capture_db.settings())
+    capture_db.execute("UPDATE notices SET version = -1 WHERE id = 5001")
+    capture_db.execute("UPDATE dossiers SET version = -1 WHERE id = (SELECT min(id) FROM dossiers)")
+    (lsn,) = capture_db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")[0]
+    dossiers.wait(lambda r: any(x.value["after"]["version"] == -1 for x in r), message="streamed on")
+    wait_for(lambda: (capture_db.confirmed_flush() or 0) >= lsn, message="the slot past the change")
+    capture.stop()
+    capture = start_capture(both)
+    notices.wait(lambda r: _histories(r)[5001][-1] == ("r", -1), message="read again")
+    capture.stop()
+
 
 def test_a_start_snapshots_added_tables_and_those_of_an_unfinished_catch_up() -> None:
     """Which configured tables a start snapshots beside the stream (PgCapture._added)."""
@@ -215,6 +227,9 @@ def test_a_start_snapshots_added_tables_and_those_of_an_unfinished_catch_up() ->
     older: dict = {"snapshot_completed": True}
     assert added(older) == set() and older["tables"] == ["public.a", "public.b", "public.c"]
     assert added({"tables": ["public.a", "public.b", "public.c"]}) == set()
+    # A table no longer configured leaves the record, so that it is read again if it comes back.
+    wider = {"tables": ["public.a", "public.b", "public.c", "public.gone"]}
+    assert added(wider) == set() and wider["tables"] == ["public.a", "public.b", "public.c"]
     assert added({"tables": ["public.a"]}) == {"public.b", "public.c"}
     # The stream has not passed the last snapshot's point: its tables are read again with them.
     assert added({"tables": ["public.a", "public.b"]}, confirmed=40,
