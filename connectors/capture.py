@@ -178,6 +178,8 @@ class PgCapture:
         try:
             cat.check_server(catalog)
             tables = cat.check_tables(catalog, self.src.tables)
+            if self.src.heartbeat_table:
+                cat.check_heartbeat_table(catalog, self.src.heartbeat_table)
             cat.ensure_publication(catalog, self.src.publication, tables)
             db = catalog.info.dbname
             if self.limit.enabled:  # the offsets topic is in use (not snapshot_mode=no_data)

@@ -4,6 +4,7 @@ shapes, slot state, lag. Every refusal here is a ConfigError that says what to r
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,18 +22,43 @@ from connectors.types import builtin_type, pg_codec
 log = logging.getLogger("onestop.capture.catalog")
 
 
+# A name SQL may carry unquoted: any other (capitals, spaces, dots) is written in quotes.
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+# One part of `schema.table` as configured: "quoted" (doubled quotes inside) or bare.
+_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^."]+)')
+
+
+def quote_name(name: str) -> str:
+    return name if _PLAIN_NAME.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
 @dataclass(frozen=True)
 class TableRef:
     schema: str
     name: str
 
     @classmethod
-    def parse(cls, text: str) -> TableRef:
-        schema, _, name = text.strip().rpartition(".")
-        return cls(schema or "public", name)
+    def parse(cls, text: str, setting: str = "source.tables") -> TableRef:
+        """`schema.table` or `table` (schema public), each part as stored (`public.HoSo`) or
+        quoted as in SQL (`public."HoSo"`)."""
+        parts: list[str] = []
+        pos, text = 0, text.strip()
+        while True:
+            match = _NAME_PART.match(text, pos)
+            if match is None or (match.end() < len(text) and (text[match.end()] != "." or parts)):
+                raise ConfigError(f"{setting}: {text!r} is not a table name (schema.table)")
+            parts.append(match[1].replace('""', '"') if match[1] is not None else match[2].strip())
+            pos = match.end() + 1
+            if pos > len(text):
+                break
+        return cls(*parts) if len(parts) == 2 else cls("public", parts[0])
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    def sql_text(self) -> str:
+        """The name as a statement to paste into psql needs it."""
+        return f"{quote_name(self.schema)}.{quote_name(self.name)}"
 
     def ident(self) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
@@ -139,22 +165,48 @@ def check_tables(conn: PgConnection, tables: list[str]) -> list[TableInfo]:
         info = describe_table(conn, ref)
         if info is None:
             raise ConfigError(f"table {ref} (source.tables) does not exist in this database")
-        with conn.cursor() as cur:
-            cur.execute("SELECT has_table_privilege(%s, 'SELECT')", (info.oid,))
-            if not cur.fetchone()[0]:
-                raise ConfigError(f"the capture role cannot read {ref}; an administrator must run: "
-                                  f"GRANT SELECT ON {ref} TO {conn.info.user};")
+        grants = _missing_grants(conn, info, "SELECT")
+        if grants:
+            raise ConfigError(f"the capture role cannot read {ref}; an administrator must run: {grants}")
+        name = ref.sql_text()
         if not info.primary_key and info.replica_identity not in ("f", "i"):
             raise ConfigError(
                 f"table {ref} has no primary key: its change events would have no key and "
                 f"PostgreSQL cannot publish its updates and deletes. Add a primary key "
-                f"(ALTER TABLE {ref} ADD PRIMARY KEY (…)) or run "
-                f"ALTER TABLE {ref} REPLICA IDENTITY FULL;")
+                f"(ALTER TABLE {name} ADD PRIMARY KEY (…)) or run "
+                f"ALTER TABLE {name} REPLICA IDENTITY FULL;")
         if not info.primary_key:
             log.warning("table %s has no primary key: events get a null key (as Debezium does); "
                         "per-key ordering across partitions is not guaranteed", ref)
         infos.append(info)
     return infos
+
+
+def _missing_grants(conn: PgConnection, info: TableInfo, privileges: str) -> str:
+    """The GRANTs the role lacks for `privileges` on the table ("" when none): table rights
+    alone do not let a role use a table in a schema it may not use."""
+    ref, role = info.ref, quote_name(conn.info.user)
+    with conn.cursor() as cur:
+        cur.execute("SELECT has_schema_privilege(%s, 'USAGE'), has_table_privilege(%s, %s)",
+                    (ref.schema, info.oid, privileges))
+        usage, allowed = cur.fetchone()
+    return " ".join(([] if usage else [f"GRANT USAGE ON SCHEMA {quote_name(ref.schema)} TO {role};"])
+                    + ([] if allowed else [f"GRANT {privileges} ON {ref.sql_text()} TO {role};"]))
+
+
+def check_heartbeat_table(conn: PgConnection, text: str) -> None:
+    """The table heartbeats are written to exists and the role may write it; else what to run."""
+    ref = TableRef.parse(text, "source.heartbeat_table")
+    info = describe_table(conn, ref)
+    if info is None:
+        raise ConfigError(f"heartbeat table {ref} (source.heartbeat_table) does not exist; an "
+                          f"administrator must run: CREATE TABLE {ref.sql_text()} (id int PRIMARY KEY, "
+                          f"ts timestamptz NOT NULL); and then grant it as docs/connectors.md says, "
+                          f"or leave source.heartbeat_table unset (it is rarely needed)")
+    grants = _missing_grants(conn, info, "SELECT, INSERT, UPDATE")
+    if grants:
+        raise ConfigError(f"the capture role cannot write heartbeats to {ref} (source.heartbeat_table); "
+                          f"an administrator must run: {grants}")
 
 
 # Managed services grant replication through a role instead of the REPLICATION attribute.
@@ -177,12 +229,12 @@ def check_server(conn: PgConnection) -> None:
                           "wal_level = logical in postgresql.conf (and a server restart)")
     if not row or not row[0]:
         raise ConfigError(f"role {conn.info.user} lacks the REPLICATION attribute; an administrator "
-                          f"must run: ALTER ROLE {conn.info.user} REPLICATION;")
+                          f"must run: ALTER ROLE {quote_name(conn.info.user)} REPLICATION;")
 
 
 def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -> None:
     """Reuse the publication if it exists (never alter it); create it filtered otherwise."""
-    wanted = ", ".join(str(t.ref) for t in tables)
+    wanted = ", ".join(t.ref.sql_text() for t in tables)
     with conn.cursor() as cur:
         cur.execute("SELECT pubinsert, pubupdate, pubdelete FROM pg_publication WHERE pubname = %s",
                     (name,))
@@ -196,7 +248,7 @@ def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -
                 raise ConfigError(
                     f"publication {name} does not exist and role {conn.info.user} may not create it "
                     f"({exc.pgerror.strip() if exc.pgerror else exc}). An administrator must run: "
-                    f"CREATE PUBLICATION {name} FOR TABLE {wanted};") from None
+                    f"CREATE PUBLICATION {quote_name(name)} FOR TABLE {wanted};") from None
             log.info("created publication %s for %s", name, wanted)
             return
         if not all(row):
@@ -205,11 +257,11 @@ def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -
         cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                     (name,))
         published = {f"{s}.{t}" for s, t in cur.fetchall()}
-    missing = [str(t.ref) for t in tables if str(t.ref) not in published]
+    missing = [t.ref for t in tables if str(t.ref) not in published]
     if missing:
-        raise ConfigError(f"publication {name} exists but does not include {', '.join(missing)}; "
-                          f"an administrator must run: ALTER PUBLICATION {name} ADD TABLE "
-                          f"{', '.join(missing)};")
+        raise ConfigError(f"publication {name} exists but does not include "
+                          f"{', '.join(map(str, missing))}; an administrator must run: ALTER PUBLICATION "
+                          f"{quote_name(name)} ADD TABLE {', '.join(t.sql_text() for t in missing)};")
 
 
 @dataclass(frozen=True)

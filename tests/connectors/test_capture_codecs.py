@@ -17,7 +17,9 @@ from sqlalchemy.dialects import postgresql
 
 from bridge.decode.envelope import decode_value
 from bridge.decode.types import decimal_from_base64
+from bridge.errors import ConfigError
 from connectors import pgoutput as po
+from connectors.pgcatalog import TableRef
 from connectors.envelope import Column, TableSchema, TransactionEvents, envelope_bytes, pg_source
 from connectors.types import TOAST_PLACEHOLDER, pg_codec, sqlalchemy_codec, unscaled_bytes
 from events import present
@@ -202,3 +204,23 @@ def test_schema_envelope_names_and_semantic_types() -> None:
     assert key["schema"]["name"] == "onestop.public.dossiers.Key"
     assert key["schema"]["fields"] == [{"type": "int64", "optional": False, "field": "id"}]
     assert key["payload"] == {"id": 1}
+
+
+@pytest.mark.parametrize("text, schema, name, statement", [
+    ("public.dossiers", "public", "dossiers", "public.dossiers"),
+    ("dossiers", "public", "dossiers", "public.dossiers"),
+    ("public.HoSo", "public", "HoSo", 'public."HoSo"'),  # as stored
+    ('public."HoSo"', "public", "HoSo", 'public."HoSo"'),  # as SQL writes it
+    ('"Hồ sơ"."a.b"', "Hồ sơ", "a.b", '"Hồ sơ"."a.b"'),
+    ('hs."say ""hi"""', "hs", 'say "hi"', 'hs."say ""hi"""'),
+])
+def test_table_names_are_read_as_stored_or_quoted_and_quoted_for_statements(
+        text: str, schema: str, name: str, statement: str) -> None:
+    ref = TableRef.parse(text)
+    assert (ref.schema, ref.name, ref.sql_text()) == (schema, name, statement)
+
+
+@pytest.mark.parametrize("text", ["", "a.b.c", "public.", ".x", 'a."b', 'a."b"c'])
+def test_a_table_name_that_is_not_one_names_its_setting(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"source.heartbeat_table: .* is not a table name"):
+        TableRef.parse(text, "source.heartbeat_table")

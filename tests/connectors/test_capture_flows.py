@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
+import threading
 from decimal import Decimal
 
 import pytest
@@ -15,6 +17,7 @@ from bridge.model import UNAVAILABLE
 from capture_support import connect_valid, insert_dossier
 from events import present
 from connectors.capture import PgCapture
+from connectors.pgcatalog import quote_name
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -173,8 +176,6 @@ def test_drop_column_and_a_primary_key_change_mid_stream(capture_db, start_captu
 
 def test_table_without_primary_key_is_a_clear_startup_error(capture_db) -> None:
     capture_db.execute("CREATE TABLE history (dossier_id bigint, status smallint)")
-    import threading
-
     capture = PgCapture(capture_db.settings(tables=["public.history"]), threading.Event())
     with pytest.raises(ConfigError) as err:
         capture.run()
@@ -262,19 +263,56 @@ def test_an_unchanged_toasted_bytea_is_the_placeholders_bytes(capture_db, start_
 
 def test_existing_publication_missing_a_table_says_what_to_run(capture_db) -> None:
     capture_db.execute(f'CREATE TABLE other (id int PRIMARY KEY); CREATE PUBLICATION "{capture_db.name}" FOR TABLE other')
-    import threading
-
     with pytest.raises(ConfigError, match=f"ALTER PUBLICATION {capture_db.name} ADD TABLE public.dossiers"):
         PgCapture(capture_db.settings(), threading.Event()).run()
 
+
+
+def test_statements_to_run_work_when_pasted_for_another_schema_and_capitals(capture_db) -> None:
+    """A table in another schema needs USAGE on the schema besides SELECT (without it, capture
+    failed with a traceback, exit 1, after part of a snapshot); a name with capitals is quoted
+    in each statement, as psql needs it. Each statement printed is run as printed."""
+    capture_db.execute('CREATE SCHEMA hs; CREATE TABLE hs."HoSo" (id int PRIMARY KEY)')
+
+    def told(dsn: str) -> str:
+        with pytest.raises(ConfigError) as err:
+            PgCapture(capture_db.settings(dsn=dsn, tables=["public.dossiers", 'hs."HoSo"']),
+                      threading.Event()).run()
+        return str(err.value).partition("must run: ")[2]
+
+    with capture_db.least_privilege_role() as dsn:
+        role = quote_name(f"cap_{capture_db.name}"[:63])
+        assert told(dsn) == f'GRANT USAGE ON SCHEMA hs TO {role}; GRANT SELECT ON hs."HoSo" TO {role};'
+        capture_db.execute(told(dsn))
+        statement = told(dsn)
+        assert statement == f'CREATE PUBLICATION {capture_db.name} FOR TABLE public.dossiers, hs."HoSo";'
+        capture_db.execute(statement)
+        capture_db.execute(f'ALTER PUBLICATION "{capture_db.name}" DROP TABLE hs."HoSo"')
+        statement = told(dsn)
+        assert statement == f'ALTER PUBLICATION {capture_db.name} ADD TABLE hs."HoSo";'
+        capture_db.execute(statement)
+        assert capture_db.execute("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'HoSo'") == [(1,)]
+
+
+def test_a_heartbeat_table_that_is_missing_or_not_writable_is_a_clear_startup_error(capture_db) -> None:
+    """It used to be a multi-line warning on every heartbeat that never said what to run."""
+    settings = capture_db.settings(heartbeat_table="public.onestop_heartbeat")
+    with pytest.raises(ConfigError, match=r"heartbeat table public.onestop_heartbeat "
+                                          r"\(source.heartbeat_table\) does not exist.*CREATE TABLE"):
+        PgCapture(settings, threading.Event()).run()
+    capture_db.execute("CREATE TABLE onestop_heartbeat (id int PRIMARY KEY, ts timestamptz NOT NULL)")
+    with capture_db.least_privilege_role() as dsn:
+        role = quote_name(f"cap_{capture_db.name}"[:63])
+        with pytest.raises(ConfigError, match=re.escape(
+                f"must run: GRANT SELECT, INSERT, UPDATE ON public.onestop_heartbeat TO {role};")):
+            PgCapture(capture_db.settings(dsn=dsn, heartbeat_table="public.onestop_heartbeat"),
+                      threading.Event()).run()
 
 
 def test_least_privilege_role_is_told_what_to_run_then_streams(capture_db, start_capture, reader) -> None:
     """A role with only REPLICATION + SELECT: no publication → the exact statement to run;
     once an administrator created it, capture works with nothing more."""
     with capture_db.least_privilege_role() as dsn:
-        import threading
-
         with pytest.raises(ConfigError, match=f"An administrator must run: CREATE PUBLICATION "
                                               f"{capture_db.name} FOR TABLE public.dossiers;"):
             PgCapture(capture_db.settings(dsn=dsn), threading.Event()).run()
