@@ -298,10 +298,13 @@ class PgCapture:
         mode = self.src.snapshot_mode
         if mode == "no_data":
             return False
-        if self._snapshotted and state is not None:
-            return self._slot_moved(state)
-        if mode == "always":
+        if self._snapshotted and state is not None and not self.limit.passed_by(state.confirmed_flush):
+            return False
+        if mode == "always" and not self._snapshotted:
             return True
+        # At the first start, or when the slot seems past our bound: the record in Kafka has the
+        # latest bound, which another instance of this connector moves with the slot while this
+        # one waits for it.
         record = self.offsets.load(stop=self.stop)
         done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
         self._snapshotted = done

@@ -129,7 +129,15 @@ def test_a_role_that_cannot_see_replies_never_terminates_a_live_connector(
         assert any("cannot see whether it answers" in r.getMessage() for r in caplog.records)
         assert not any("terminated walsender" in r.getMessage() for r in caplog.records)
         assert _slot_holder(capture_db) == holder
+        confirmed = capture_db.confirmed_flush() or 0
         _row_reaches_kafka(capture_db, reader, "FIRST-STILL-STREAMS")
+        # The first moves the slot past the bound the second read at its start: the second
+        # must not take that for a re-created slot (it logged an ERROR saying so, and
+        # could have snapshotted every table again).
+        wait_for(lambda: (capture_db.confirmed_flush() or 0) > confirmed, message="slot confirmed on")
+        busy = reconnects("slot_busy")
+        wait_for(lambda: reconnects("slot_busy") >= busy + 2, timeout=30, message="second still waiting")
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
         second.stop()
         first.stop()
 
