@@ -128,8 +128,9 @@ class OffsetStore:
         raise ConfigError(
             f"topic {self.topic} deletes records after {retention_ms / 86_400_000:g} days "
             f"(cleanup.policy={policy}): the snapshot-completion record would expire and the next "
-            f"restart would snapshot every table again. Make it compacted: kafka-configs.sh --alter "
-            f"--entity-type topics --entity-name {self.topic} --add-config cleanup.policy=compact")
+            f"restart would snapshot every table again. Make it compacted: kafka-configs.sh "
+            f"--bootstrap-server {self._admin_conf['bootstrap.servers']} --alter --entity-type topics "
+            f"--entity-name {self.topic} --add-config cleanup.policy=compact")
 
     def load(self, timeout: float = 15.0, stop: threading.Event | None = None) -> dict[str, Any] | None:
         """The latest offsets record for this connector, or None if there is none."""

@@ -57,7 +57,8 @@ def test_a_topic_that_deletes_old_records_is_refused_with_the_fix(broker, unique
     message = str(refused.value)
     assert f"topic {unique_name}.offsets deletes records after" in message
     assert "would snapshot every table again" in message
-    assert f"--entity-name {unique_name}.offsets --add-config cleanup.policy=compact" in message
+    assert (f"kafka-configs.sh --bootstrap-server {broker.bootstrap} --alter --entity-type topics "
+            f"--entity-name {unique_name}.offsets --add-config cleanup.policy=compact") in message
 
 
 def test_an_auto_created_topic_counts_as_kafkas_7_day_default(broker, unique_name) -> None:
