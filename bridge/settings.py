@@ -319,7 +319,21 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {describe(exc)}") from None
     except Exception as exc:  # pydantic-settings' SettingsError: which variable, not its value
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration: {exc}{_unreadable_json()}") from None
+
+
+def _unreadable_json() -> str:
+    """pydantic-settings names the section of a variable whose JSON it cannot read, not the
+    variable: name those that look like JSON and are not (never their values: a Kafka extra
+    may hold a SASL password)."""
+    names = []
+    for name, value in os.environ.items():
+        if name.upper().startswith("ONESTOP_") and value.lstrip()[:1] in ("{", "["):
+            try:
+                json.loads(value)
+            except ValueError:
+                names.append(name)
+    return f" ({', '.join(sorted(names))}: not valid JSON)" if names else ""
 
 
 def _misspelt(name: str) -> bool:

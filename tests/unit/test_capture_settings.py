@@ -101,6 +101,14 @@ def test_a_misspelt_key_is_named_and_its_value_never_printed(monkeypatch: pytest
     assert "s3cret" not in message
 
 
+def test_a_variable_whose_json_cannot_be_read_is_named_and_its_value_never_printed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONESTOP_KAFKA__EXTRA", '{"sasl.password": "s3cret",}')
+    with pytest.raises(ConfigError) as err:
+        load_settings(None)
+    assert "ONESTOP_KAFKA__EXTRA: not valid JSON" in str(err.value) and "s3cret" not in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["ONESTOP_LEDGER_URL", "ONESTOP_ZALLO__APP_SECRET", "ONESTOP_LEDGER__URLL"])
 def test_a_misspelt_variable_name_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Ignored, ONESTOP_LEDGER_URL (one underscore) left the ledger on a local SQLite file:
