@@ -47,9 +47,12 @@ ALTER ROLE onestop_lookup SET default_transaction_read_only = on;
 SELECT format('GRANT CONNECT ON DATABASE %I TO onestop_capture, onestop_lookup',
               current_database()) \gexec
 -- Table names must be schema-qualified (schema.table).
-SELECT DISTINCT format('GRANT USAGE ON SCHEMA %I TO onestop_capture, onestop_lookup',
+SELECT DISTINCT format('GRANT USAGE ON SCHEMA %I TO onestop_capture',
                        split_part(trim(name), '.', 1))
   FROM unnest(string_to_array(:'tables', ',')) AS t(name) \gexec
+-- The lookup role reads only public.dossiers: no other captured schema.
+SELECT 'GRANT USAGE ON SCHEMA public TO onestop_lookup'
+ WHERE 'public.dossiers' IN (SELECT trim(name) FROM unnest(string_to_array(:'tables', ',')) AS t(name)) \gexec
 SELECT format('GRANT SELECT ON %s TO onestop_capture', trim(name))
   FROM unnest(string_to_array(:'tables', ',')) AS t(name) \gexec
 SELECT format('GRANT SELECT (code, procedure_name, agency_name, applicant_phone, status, '

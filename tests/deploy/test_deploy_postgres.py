@@ -64,6 +64,31 @@ def connect_as(pg: Any, role: str, dbname: str) -> Any:
     return conn
 
 
+def test_a_second_captured_schema_is_usable_by_the_capture_role_only(pg: Any, onestop_db: str) -> None:
+    """The lookup role reads public.dossiers and nothing else (it was given every schema)."""
+    name = "deploy_two_schemas"
+    admin = pg.connect()
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        assert psql(pg, name, str(ROOT / "schemas" / "reference.sql")).returncode == 0
+        with closing(pg.connect(dbname=name)) as conn, conn, conn.cursor() as cur:
+            cur.execute("CREATE SCHEMA hs; CREATE TABLE hs.attachments (id int PRIMARY KEY)")
+        result = psql(pg, name, str(DEPLOY / "postgres" / "least-privilege.sql"),
+                      tables="public.dossiers,hs.attachments", publication="two_schemas")
+        assert result.returncode == 0, result.stderr
+        with closing(pg.connect(dbname=name)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT has_schema_privilege('onestop_capture', 'hs', 'USAGE'), "
+                        "has_schema_privilege('onestop_lookup', 'hs', 'USAGE'), "
+                        "has_table_privilege('onestop_capture', 'hs.attachments', 'SELECT')")
+            assert cur.fetchone() == (True, False, True)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
 def test_publication_is_filtered_to_the_captured_tables(pg: Any, onestop_db: str) -> None:
     with closing(pg.connect(dbname=onestop_db)) as conn, conn.cursor() as cur:
         cur.execute("SELECT puballtables FROM pg_publication WHERE pubname = 'onestop_bridge'")
