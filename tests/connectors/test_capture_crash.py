@@ -95,8 +95,8 @@ def _wait_log(log: Path, text: str, count: int, proc: subprocess.Popen[bytes]) -
     wait_for(seen, timeout=60, interval=0.01, message=f"{text!r} x{count} in the connector log")
 
 
-def _start(db, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **db.env(ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S="1")}
+def _start(db, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **db.env(ONESTOP_SOURCE__HEARTBEAT_INTERVAL_S="1", **extra)}
     return subprocess.Popen([sys.executable, "-m", "connectors", "--metrics-port", "0"], cwd=ROOT,
                             env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -135,13 +135,18 @@ def _check_key(records: list[Record]) -> tuple[int | None, int, int]:
     return (None if deleted else highest), reread, replayed
 
 
-def test_kill_9_at_random_points_loses_nothing(capture_db, reader, tmp_path) -> None:
+def _versioned_dossiers(db, count: int) -> tuple[int, random.Random]:
+    """`count` dossiers with a version column; the run's seed (ONESTOP_CRASH_SEED repeats one)."""
+    db.execute("ALTER TABLE dossiers ADD COLUMN version int NOT NULL DEFAULT 0")
+    db.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
+               "applicant_name, status) SELECT 'PRE-' || g, '1.1', 'P', 'A', 'B', 2 "
+               f"FROM generate_series(1, {count}) g")
     seed = int(os.environ.get("ONESTOP_CRASH_SEED", random.randrange(1 << 30)))
-    rng = random.Random(seed)
-    capture_db.execute("ALTER TABLE dossiers ADD COLUMN version int NOT NULL DEFAULT 0")
-    capture_db.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
-                       "applicant_name, status) SELECT 'PRE-' || g, '1.1', 'P', 'A', 'B', 2 "
-                       "FROM generate_series(1, 5000) g")
+    return seed, random.Random(seed)
+
+
+def test_kill_9_at_random_points_loses_nothing(capture_db, reader, tmp_path) -> None:
+    seed, rng = _versioned_dossiers(capture_db, 5000)
     log = tmp_path / "capture.log"
     workload = Workload(capture_db, rng=rng)
     proc = _start(capture_db, log)
@@ -206,3 +211,88 @@ def test_kill_9_at_random_points_loses_nothing(capture_db, reader, tmp_path) -> 
           f"transactions + {reread} rows re-read by the redone snapshot = "
           f"{(replayed + reread) / changes:.1%} of records ({replayed / changes:.1%} from streaming)")
     assert len(expected) > 5000
+
+
+class BothTables(threading.Thread):
+    """Versioned updates of a random notice and a random dossier in each transaction."""
+
+    def __init__(self, db, rng: random.Random) -> None:
+        super().__init__(daemon=True)
+        self.db, self.rng = db, rng
+        self.finish = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            conn = self.db.connect()
+            conn.autocommit = False
+            with conn.cursor() as cur:
+                cur.execute("SELECT min(id), max(id) FROM dossiers")
+                low, high = cur.fetchone()
+                while not self.finish.is_set():
+                    cur.execute("UPDATE notices SET version = version + 1 WHERE id = %s",
+                                (self.rng.randint(1, 30000),))
+                    cur.execute("UPDATE dossiers SET version = version + 1 WHERE id = %s",
+                                (self.rng.randint(low, high),))
+                    conn.commit()
+                    time.sleep(0.002)
+            conn.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+
+
+def test_kill_9_while_a_table_added_later_is_snapshotted_loses_nothing(capture_db, reader, tmp_path) -> None:
+    """The per-table snapshot of a table added to source.tables (connectors/handoff.py), with
+    the connector killed inside that snapshot and again soon after: both tables end at their
+    final versions, streamed versions arrive once each and in order, and the first table is
+    never read again."""
+    seed, rng = _versioned_dossiers(capture_db, 200)
+    log = tmp_path / "capture.log"
+    proc = _start(capture_db, log)
+    _wait_log(log, "streaming from slot", 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, log.read_text()[-3000:]
+    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
+                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 30000) g; "
+                       f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
+    both = {"ONESTOP_SOURCE__TABLES": "public.dossiers,public.notices"}
+    workload = BothTables(capture_db, rng)
+    workload.start()
+    proc = _start(capture_db, log, **both)
+    try:
+        _wait_log(log, "not snapshotted yet", 1, proc)
+        time.sleep(rng.uniform(0.0, 0.15))  # inside the added table's snapshot, most likely
+        proc.kill()
+        proc.wait()
+        proc = _start(capture_db, log, **both)
+        _wait_log(log, "streaming from slot", 2, proc)
+        time.sleep(rng.uniform(0.0, 0.3))  # in the catch-up or just after it
+        proc.kill()
+        proc.wait()
+        proc = _start(capture_db, log, **both)
+        _wait_log(log, "streaming from slot", 3, proc)
+        workload.finish.set()
+        workload.join(30)
+        assert workload.error is None, workload.error
+        for table in ("notices", "dossiers"):
+            expected = dict(capture_db.execute(f"SELECT id, version FROM {table}"))
+            topic = reader(f"{capture_db.name}.public.{table}")
+            records = topic.wait(
+                lambda rs, e=expected: {r.key["id"]: r.value["after"]["version"] for r in rs if r.value} == e,
+                timeout=90, message=f"every {table} row's final state")
+            by_key: dict[int, list[Record]] = defaultdict(list)
+            for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+                by_key[record.key["id"]].append(record)
+            reread = sum(_check_key(key_records)[1] for key_records in by_key.values())
+            if table == "dossiers":
+                assert reread == 0, "the table captured all along was read again"
+                assert all(rs[0].value["op"] == "r" and rs[0].value["after"]["version"] == 0
+                           for rs in by_key.values())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        workload.finish.set()
+    print(f"\nadded-table crash test seed={seed}: its snapshot started "
+          f"{log.read_text().count('not snapshotted yet')} times")
