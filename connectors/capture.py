@@ -95,7 +95,8 @@ class PgCapture:
         self.limit = ConfirmLimit(self.offsets, enabled=src.snapshot_mode != "no_data")
         self._snapshotted = False
         self._switch_lsn = 0
-        self._switch_tables: frozenset[str] | None = None  # what that snapshot read; None: all
+        # What that snapshot read; None (a record from before tables were recorded): every table.
+        self._switch_tables: frozenset[str] | None = None
         self._told_unseen = False  # warned once that the slot's holder cannot be judged
         self._streaming_since: float | None = None
         self._failures = 0
@@ -233,7 +234,7 @@ class PgCapture:
                 self._snapshot(str(snapshot), point, tables, tables, db)
                 return point, point
             self._free(catalog, state)
-            return self.delivery.acked_position(), self._snapshot_beside(tables, tables, db, None)
+            return self.delivery.acked_position(), self._snapshot_beside(tables, tables, db)
         if state is None:
             self.delivery.reset_position()
             point, _ = create_slot(cursor, slot, export=False)
@@ -244,11 +245,10 @@ class PgCapture:
             log.info("%s not snapshotted yet (added to source.tables): snapshotting; the other "
                      "tables' changes are streamed after it", ", ".join(sorted(added)))
             read = [t for t in tables if str(t.ref) in added]
-            return self.delivery.acked_position(), self._snapshot_beside(read, tables, db, added)
+            return self.delivery.acked_position(), self._snapshot_beside(read, tables, db)
         return self.delivery.acked_position(), self._switch_lsn  # 0 = slot's confirmed_flush_lsn
 
-    def _snapshot_beside(self, read: list[cat.TableInfo], tables: list[cat.TableInfo], db: str,
-                         only: frozenset[str] | None) -> int:
+    def _snapshot_beside(self, read: list[cat.TableInfo], tables: list[cat.TableInfo], db: str) -> int:
         """Keep the slot (it holds every change since it was last confirmed); a temporary slot
         exports the snapshot at a point S and the stream catches up to it (connectors/handoff.py).
         Returns S."""
@@ -256,7 +256,7 @@ class PgCapture:
         try:
             point, snapshot = create_slot(temp.cursor(), f"{self.src.slot}_snap_{os.getpid()}",
                                           export=True, temporary=True)
-            self._snapshot(str(snapshot), point, read, tables, db, only)
+            self._snapshot(str(snapshot), point, read, tables, db)
         finally:
             temp.close()
         return point
@@ -280,9 +280,9 @@ class PgCapture:
         return added
 
     def _snapshot(self, name: str, point: int, read: list[cat.TableInfo], tables: list[cat.TableInfo],
-                  db: str, only: frozenset[str] | None = None) -> None:
-        """Read `read` (`only`: their names, None when that is every table) at `point`, then
-        record every configured table as snapshotted."""
+                  db: str) -> None:
+        """Read the tables `read` at `point`, then record every configured table as
+        snapshotted, and `read` as the tables the catch-up to `point` covers."""
         read_tables(self.connect, name, read, point, self.src.topic_prefix, db,
                     self.src.schemas_enable, self.delivery, self.stop)
         # The slot is at or before the snapshot's point: that is its first confirmation bound.
@@ -290,9 +290,10 @@ class PgCapture:
                            "switch_lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000,
                            "confirm_limit": point, "confirm_limit_text": int_to_lsn(point),
                            "tables": sorted(str(t.ref) for t in tables),
-                           "switch_tables": None if only is None else sorted(only)})
+                           "switch_tables": sorted(str(t.ref) for t in read)})
         self.limit.loaded(self.offsets.record)
-        self._snapshotted, self._switch_lsn, self._switch_tables = True, point, only
+        self._snapshotted, self._switch_lsn = True, point
+        self._switch_tables = frozenset(str(t.ref) for t in read)
 
     def _needs_snapshot(self, state: cat.SlotState | None) -> bool:
         mode = self.src.snapshot_mode
@@ -307,9 +308,10 @@ class PgCapture:
         # one waits for it.
         record = self.offsets.load(stop=self.stop)
         done = bool(record and record.get("snapshot_completed") and record.get("slot") == self.src.slot)
+        completed = record if done and record else {}
         self._snapshotted = done
-        self._switch_lsn = int(record.get("switch_lsn", 0)) if done and record else 0
-        switch_tables = record.get("switch_tables") if done and record else None
+        self._switch_lsn = int(completed.get("switch_lsn", 0))
+        switch_tables = completed.get("switch_tables")
         self._switch_tables = None if switch_tables is None else frozenset(switch_tables)
         if not done:
             if state is not None:

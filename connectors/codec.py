@@ -8,16 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.decode.types import TOAST_PLACEHOLDER, TOAST_PLACEHOLDER_BYTES
+
 # How a column's text form becomes its JSON value on the native event path (connectors/_rowjson.c
 # switches on these numbers): copied as a JSON string, copied as a number, t/f, a UTC
 # timestamptz reformatted, numeric(p,s) as Connect's Decimal — or through `from_text`.
 AS_TEXT, AS_INT, AS_BOOL, AS_UTC_TIMESTAMP, AS_DECIMAL, BY_CONVERTER = range(6)
 
-# Debezium's `unavailable.value.placeholder`: an unchanged TOASTed value the server did not
-# send. A binary column gets the placeholder's bytes, so base64 under JsonConverter — the
-# text itself would not decode as base64, and a Kafka Connect sink with schemas would fail.
-TOAST_PLACEHOLDER = "__debezium_unavailable_value"
-TOAST_PLACEHOLDER_BYTES = base64.b64encode(TOAST_PLACEHOLDER.encode()).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +35,9 @@ class Codec:
         return None if self.form == AS_TEXT else self.from_text
 
     def unavailable(self) -> str:
-        """This column's unchanged TOASTed value (see TOAST_PLACEHOLDER)."""
+        """This column's unchanged TOASTed value, Debezium's `unavailable.value.placeholder`:
+        a binary column gets the placeholder's bytes, base64 under JsonConverter (the text
+        itself would not decode as base64, and a Kafka Connect sink with schemas would fail)."""
         return TOAST_PLACEHOLDER_BYTES if self.type == "bytes" and self.name is None else TOAST_PLACEHOLDER
 
     def zero(self) -> Any:

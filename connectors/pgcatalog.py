@@ -24,8 +24,13 @@ log = logging.getLogger("onestop.capture.catalog")
 
 # A name SQL may carry unquoted: any other (capitals, spaces, dots) is written in quotes.
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
-# One part of `schema.table` as configured: "quoted" (doubled quotes inside) or bare.
-_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^."]+)')
+# `schema.table` or `table` as configured, each part "quoted" (doubled quotes inside) or bare.
+_PART = r'"(?:[^"]|"")+"|[^."]+'
+_TABLE_NAME = re.compile(rf"(?:({_PART})\.)?({_PART})")
+
+
+def _unquote(part: str) -> str:
+    return part[1:-1].replace('""', '"') if part.startswith('"') else part.strip()
 
 
 def quote_name(name: str) -> str:
@@ -41,17 +46,11 @@ class TableRef:
     def parse(cls, text: str, setting: str = "source.tables") -> TableRef:
         """`schema.table` or `table` (schema public), each part as stored (`public.HoSo`) or
         quoted as in SQL (`public."HoSo"`)."""
-        parts: list[str] = []
-        pos, text = 0, text.strip()
-        while True:
-            match = _NAME_PART.match(text, pos)
-            if match is None or (match.end() < len(text) and (text[match.end()] != "." or parts)):
-                raise ConfigError(f"{setting}: {text!r} is not a table name (schema.table)")
-            parts.append(match[1].replace('""', '"') if match[1] is not None else match[2].strip())
-            pos = match.end() + 1
-            if pos > len(text):
-                break
-        return cls(*parts) if len(parts) == 2 else cls("public", parts[0])
+        match = _TABLE_NAME.fullmatch(text.strip())
+        if match is None:
+            raise ConfigError(f"{setting}: {text.strip()!r} is not a table name (schema.table)")
+        schema, name = match.groups()
+        return cls(_unquote(schema) if schema else "public", _unquote(name))
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}"

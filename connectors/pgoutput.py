@@ -181,8 +181,8 @@ def row_reader(fields: list[Field]) -> RowReader:
 
     The hot path of streaming, compiled with mypyc (setup.py). The reader takes
     (payload, position, bad) and returns (row, position after the tuple). An unchanged
-    TOASTed value becomes its field's third element; a value its converter rejects is kept as text and its column name
-    appended to `bad`, so one odd value never wedges the stream.
+    TOASTed value becomes its field's third element; a value its converter rejects is kept
+    as text and its column name appended to `bad`, so one odd value never wedges the stream.
     """
     return _Reader(fields)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from binascii import b2a_base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -157,10 +157,27 @@ def enum_codec(labels: Sequence[str]) -> Codec:
                  {"allowed": ",".join(labels)}, form=AS_TEXT)
 
 
+def _numeric(typmod: int) -> Codec:
+    if typmod < 4:
+        return _VARIABLE_DECIMAL
+    return _decimal_codec((typmod - 4) & 0xFFFF, (typmod - 4) >> 16)
+
+
+def _adaptive(typmod: int) -> int:
+    """time.precision.mode=adaptive: precision 0-3 in ms, else µs."""
+    return 1000 if 0 <= typmod <= 3 else 1_000_000
+
+
+# Types whose codec depends on the typmod.
+_BY_TYPMOD: dict[int, Callable[[int], Codec]] = {
+    1700: _numeric, 1114: lambda m: timestamp_codec(_adaptive(m)), 1083: lambda m: time_codec(_adaptive(m)),
+}
+
+
 def builtin_type(type_oid: int) -> bool:
     """Whether `pg_codec` knows the type by its oid alone (else the catalog may say more: a
     domain's base type, an enum's labels)."""
-    return type_oid in _BY_OID or type_oid in (1700, 1114, 1083)
+    return type_oid in _BY_OID or type_oid in _BY_TYPMOD
 
 
 def pg_codec(type_oid: int, typmod: int, enum_labels: Sequence[str] | None = None) -> Codec:
@@ -168,14 +185,9 @@ def pg_codec(type_oid: int, typmod: int, enum_labels: Sequence[str] | None = Non
     resolves); other types (arrays, ranges, composites) travel as text."""
     if enum_labels is not None:
         return enum_codec(enum_labels)
-    if type_oid == 1700:  # numeric
-        if typmod < 4:
-            return _VARIABLE_DECIMAL
-        return _decimal_codec((typmod - 4) & 0xFFFF, (typmod - 4) >> 16)
-    if type_oid == 1114:  # timestamp: precision 0-3 → ms, else µs (adaptive)
-        return timestamp_codec(1000 if 0 <= typmod <= 3 else 1_000_000)
-    if type_oid == 1083:  # time
-        return time_codec(1000 if 0 <= typmod <= 3 else 1_000_000)
+    by_typmod = _BY_TYPMOD.get(type_oid)
+    if by_typmod is not None:
+        return by_typmod(typmod)
     return _BY_OID.get(type_oid, _STRING)
 
 

@@ -17,7 +17,8 @@ from bridge.errors import BadInputError
 from bridge.model import UNAVAILABLE
 
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
-# A binary column's placeholder is the text's bytes, base64 under JsonConverter.
+# A binary column's placeholder is the text's bytes, base64 under JsonConverter (the
+# connector writes both: connectors.codec.Codec.unavailable).
 TOAST_PLACEHOLDER_BYTES = base64.b64encode(TOAST_PLACEHOLDER.encode()).decode()
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_DATE = date(1970, 1, 1)
