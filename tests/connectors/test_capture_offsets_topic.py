@@ -8,17 +8,20 @@ one that is not; so does the connector.
 
 from __future__ import annotations
 
+import logging
 import subprocess
+import time
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from bridge.embedded import free_port
 from bridge.errors import ConfigError
 from bridge.settings import load_settings
 from capture_support import insert_dossier
-from connectors.delivery import producer_config
+from connectors.delivery import KafkaUnavailable, producer_config
 from connectors.offsets import OffsetStore
 from test_capture_robustness import _cli
 
@@ -103,3 +106,16 @@ def test_the_last_record_wins_and_a_tombstone_deletes_it(broker, unique_name) ->
     producer.produce(store.topic, None, store.key)
     assert producer.flush(15) == 0
     assert _store(broker, unique_name).load() is None
+
+
+def test_an_unreachable_kafka_is_named_at_once_not_only_when_the_wait_ends(caplog) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    kafka = load_settings(None, kafka={"bootstrap_servers": address}).kafka
+    store = OffsetStore(kafka, producer_config(kafka), "unreachable")
+    started = time.time()
+    with caplog.at_level(logging.WARNING, logger="onestop.capture.offsets"), \
+            pytest.raises(KafkaUnavailable):
+        store.prepare(timeout=6.0)
+    said = [r for r in caplog.records if "does not answer yet" in r.getMessage()]
+    assert len(said) == 1 and address in said[0].getMessage()
+    assert said[0].created - started < 3.0  # the first one-second attempt, not the 6 s timeout
