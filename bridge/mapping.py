@@ -17,7 +17,7 @@ from bridge.decode.types import (
     date_from_days, decimal_from_base64, parse_iso_datetime, to_decimal, wall_clock_from_epoch,
 )
 from bridge.errors import BadInputError
-from bridge.model import DOSSIER_FIELDS, UNAVAILABLE, Dossier, Unavailable
+from bridge.model import DOSSIER_FIELDS, UNAVAILABLE, Dossier, Unavailable, Unreadable
 from bridge.settings import SourceSettings
 
 _EPOCH_UNITS = {"timestamp_ms": 1_000, "timestamp_us": 1_000_000, "timestamp_ns": 1_000_000_000}
@@ -118,7 +118,7 @@ class SourceMapping:
             return date_from_days(value)
         return value
 
-    def _decimal(self, name: str, value: Any) -> Decimal | None | Unavailable:
+    def _decimal(self, name: str, value: Any) -> Decimal | None | Unavailable | Unreadable:
         if value is None or value is UNAVAILABLE or isinstance(value, Decimal):
             return value
         kind = self.column_types.get(name, "")
@@ -127,9 +127,11 @@ class SourceMapping:
         try:
             return to_decimal(value)
         except BadInputError:
-            raise BadInputError(f"{name} ({self.columns[name]}) = {value!r} is not a number (a "
-                                f"base64 decimal needs [source.column_types] {name} = "
-                                f"'decimal_base64:<scale>')") from None
+            # Typically base64 without its scale (schemas off): never guessed, and refused
+            # only by the fee notice, so the dossier's other notices are not held back.
+            return Unreadable(f"{name} ({self.columns[name]}) = {value!r} is not a number (a "
+                              f"base64 decimal needs [source.column_types] {name} = "
+                              f"'decimal_base64:<scale>', or the connector's schemas on)")
 
 
 def _text(value: Any) -> Any:

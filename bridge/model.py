@@ -44,6 +44,15 @@ class Unavailable:
 UNAVAILABLE = Unavailable()
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A value the event carries but that cannot be read without a setting the bridge lacks
+    (a schemaless decimal's scale). Only the notice that shows it is refused: the others of
+    the dossier still go out."""
+
+    reason: str
+
+
 # The records built once per change event (SourceInfo, ChangeEvent, Dossier, Notification)
 # are slotted but not frozen: a frozen dataclass sets each field through
 # object.__setattr__, which cost ~2 µs per record, a tenth of the per-event budget of
@@ -90,7 +99,7 @@ class Dossier:
     received_at: datetime | None | Unavailable = UNAVAILABLE
     due_at: datetime | None | Unavailable = UNAVAILABLE
     finished_at: datetime | None | Unavailable = UNAVAILABLE
-    fee_amount: Decimal | None | Unavailable = UNAVAILABLE
+    fee_amount: Decimal | None | Unavailable | Unreadable = UNAVAILABLE
     note: Any = UNAVAILABLE
     updated_at: datetime | None | Unavailable = UNAVAILABLE
 

@@ -16,7 +16,7 @@ from bridge.model import ChangeEvent, Notification
 from bridge.phone import normalise_phone
 from bridge.settings import Settings
 from bridge.templates import Renderer
-from bridge.transitions import StateStore, decide, known, never_notifies
+from bridge.transitions import Change, StateStore, decide, known, never_notifies
 
 
 def idempotency_key(event_id_: str, kind: str) -> str:
@@ -62,17 +62,19 @@ class Pipeline:
         before = event.before or {}
         change = decide(event.op, after, self.mapping.status(before) if before else None,
                         self.mapping.moment(before, "due_at") if before else None, stored)
-        store.put(key, change.dossier)
-        if never_notifies(event) or change.kind is None:
-            return []
+        notices = [] if never_notifies(event) or change.kind is None \
+            else [self._notice(event, change.kind, change)]
+        store.put(key, change.dossier)  # after rendering: a refused notice leaves no state
+        return notices
+
+    def _notice(self, event: ChangeEvent, kind: str, change: Change) -> Notification:
         eid = self.event_id(event)
-        text, template_data = self.renderer.render(change.kind, change.dossier,
-                                                   change.previous_due_at)
+        text, template_data = self.renderer.render(kind, change.dossier, change.previous_due_at)
         phone = change.dossier.applicant_phone
-        return [Notification(  # positional: hot path (field order in bridge/model.py)
-            change.dossier.code, change.dossier.id, change.kind,
+        return Notification(  # positional: hot path (field order in bridge/model.py)
+            change.dossier.code, change.dossier.id, kind,
             normalise_phone(phone) if known(phone) else None, text, template_data,
-            idempotency_key(eid, change.kind), eid, event.source.ts_ms, self.renderer.version)]
+            idempotency_key(eid, kind), eid, event.source.ts_ms, self.renderer.version)
 
 
 __all__ = ["BadInputError", "Pipeline", "idempotency_key"]

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from bridge.model import DOSSIER_FIELDS, STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable
+from bridge.model import (
+    DOSSIER_FIELDS, STATUS_KIND, UNAVAILABLE, ChangeEvent, Dossier, Unavailable, Unreadable,
+)
 
 _all_fields = attrgetter(*DOSSIER_FIELDS)
 _JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -113,7 +115,7 @@ def dossier_to_dict(dossier: Dossier) -> dict[str, Any]:
             out[name] = {"$dt": value.isoformat()}
         elif isinstance(value, Decimal):
             out[name] = {"$dec": str(value)}
-        elif value is not UNAVAILABLE:
+        elif value is not UNAVAILABLE and not isinstance(value, Unreadable):  # not state
             out[name] = value
     return out
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bridge.errors import BadInputError
-from bridge.model import STATUS_NAME_VI, Dossier
+from bridge.model import STATUS_NAME_VI, Dossier, Unreadable
 from bridge.transitions import known
 
 UNKNOWN_DATE = "chưa xác định"
@@ -63,7 +63,13 @@ def format_date(moment: Any, zone: ZoneInfo) -> str:
 
 
 def format_vnd(amount: Any) -> str:
-    """``Decimal('1250000.00')`` → ``1.250.000 đồng`` (Vietnamese grouping and comma)."""
+    """``Decimal('1250000.00')`` → ``1.250.000 đồng`` (Vietnamese grouping and comma).
+
+    An amount the event had but the bridge could not read raises BadInputError: the notice
+    goes to the DLQ until the setting is fixed, rather than out with no amount.
+    """
+    if isinstance(amount, Unreadable):
+        raise BadInputError(amount.reason)
     if not isinstance(amount, Decimal):
         return "theo thông báo của cơ quan giải quyết"
     rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

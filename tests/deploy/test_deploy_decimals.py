@@ -26,16 +26,17 @@ ROW = {  # column: (type oid, typmod, the server's text)
 }
 
 
-def fee_requested(schemas: bool) -> bytes:
-    """The status-6 change of a dossier as the built-in connector writes it."""
+def fee_requested(schemas: bool, status: int = 6, op: str = "c") -> bytes:
+    """The status-6 change of a dossier (or another status) as the built-in connector writes it."""
     codecs = {name: pg_codec(oid, typmod) for name, (oid, typmod, _) in ROW.items()}
     table = TableSchema("onestop", "public", "dossiers",
                         tuple(Column(name, codec, name != "id") for name, codec in codecs.items()),
                         ("id",))
-    after = {name: (codecs[name].text_converter() or str)(text) for name, (_, _, text) in ROW.items()}
+    texts = {**{name: text for name, (_, _, text) in ROW.items()}, "status": str(status)}
+    after = {name: (codecs[name].text_converter() or str)(text) for name, text in texts.items()}
     source = pg_source("onestop", "onestop", table, 1_764_206_000_000_000, "false", 901,
                        24_023_128, 24_023_119)
-    return envelope_bytes(table, None, after, source, "c", schemas)
+    return envelope_bytes(table, None, after, source, op, schemas)
 
 
 def notices(settings: Settings, value: bytes) -> list[str]:
@@ -55,3 +56,17 @@ def test_without_the_schema_the_scale_is_never_guessed() -> None:
     told = Settings(source={"column_types": {"fee_amount": "decimal_base64:2"}})
     [text] = notices(told, fee_requested(schemas=False))
     assert "1.250.000 đồng" in text
+
+
+def test_an_unreadable_fee_holds_back_only_the_notice_that_shows_it() -> None:
+    """Schemas off and no scale configured: the receipt and the result still reach the
+    citizen; the fee notice is refused (run dead-letters it, render reports the line) and
+    leaves the dossier's state as it was, so a replay after the fix notifies."""
+    pipeline, store = Pipeline(Settings()), MemoryStateStore()
+    [received] = pipeline.notify(present(pipeline.decode(fee_requested(False, status=2))), store)
+    assert received.kind == "RECEIVED" and "000.00.23.H39-261127-0007" in received.text
+    with pytest.raises(BadInputError, match="fee_amount.*decimal_base64"):
+        pipeline.notify(present(pipeline.decode(fee_requested(False, 6, "u"))), store)
+    assert present(store.get("7")).status == 2
+    [ready] = pipeline.notify(present(pipeline.decode(fee_requested(False, 9, "u"))), store)
+    assert ready.kind == "RESULT_READY"
