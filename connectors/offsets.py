@@ -67,6 +67,7 @@ class OffsetStore:
                                            "client.id": producer_conf["client.id"],
                                            **kafka.extra_for("producer")})
         self._prepared = False
+        self._silence_said = False  # "Kafka does not answer" logged in this outage
         self.record: dict[str, Any] | None = None  # the latest one read or written
 
     def prepare(self, timeout: float = 15.0, stop: threading.Event | None = None) -> None:
@@ -154,19 +155,20 @@ class OffsetStore:
         """The topic's metadata, asked for a second at a time: while Kafka is unreachable a
         signal's handler (which stops the connector) runs only between two C calls."""
         deadline = time.monotonic() + timeout
-        said = False
         while True:
             try:
                 slice_s = min(1.0, max(0.1, deadline - time.monotonic()))
-                return consumer.list_topics(self.topic, timeout=slice_s).topics.get(self.topic)
+                topics = consumer.list_topics(self.topic, timeout=slice_s).topics
+                self._silence_said = False
+                return topics.get(self.topic)
             except KafkaException as exc:
                 if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                     raise
-                if not said:  # else the log is silent until the whole timeout has passed
+                if not self._silence_said:  # once per outage, not per session attempt
                     log.warning("Kafka (%s) does not answer yet: %s; still trying for %.0f s",
                                 self._reader_conf["bootstrap.servers"], exc,
                                 deadline - time.monotonic())
-                    said = True
+                    self._silence_said = True
 
     def _read_partition(self, consumer: Consumer, partition: int, timeout: float) -> dict[str, Any] | None:
         low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
