@@ -181,7 +181,7 @@ class PgCapture:
             tables = cat.check_tables(catalog, self.src.tables)
             if self.src.heartbeat_table:
                 cat.check_heartbeat_table(catalog, self.src.heartbeat_table)
-            cat.ensure_publication(catalog, self.src.publication, tables)
+            tables = cat.ensure_publication(catalog, self.src.publication, tables)
             db = catalog.info.dbname
             if self.limit.enabled:  # the offsets topic is in use (not snapshot_mode=no_data)
                 self.offsets.prepare(stop=self.stop)

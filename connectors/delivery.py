@@ -17,7 +17,7 @@ from typing import Any, Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from bridge import metrics
-from bridge.errors import TransportError
+from bridge.errors import ConfigError, TransportError
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
 from connectors.envelope import TableSchema
@@ -37,6 +37,25 @@ class DeliveryFailed(KafkaUnavailable):
     """Kafka refused or timed out a record: replay from the last confirmed position."""
 
 
+class RecordTooLarge(ConfigError):
+    """A change's record is larger than Kafka takes. No retry can send it, and skipping it
+    would lose the change: capture stops with the fix, and the slot keeps the change."""
+
+    def __init__(self, topic: str, key: bytes | None, size: int, limit: Any, where: str) -> None:
+        shown = key.decode("utf-8", "replace")[:200] if key else "null"
+        super().__init__(
+            f"a record for {topic} (key {shown}) is {size:,} bytes, more than {where} takes "
+            f"(producer message.max.bytes {limit}); capture stops here, the slot keeps the "
+            f"change. Either raise the limits — [kafka.extra] \"message.max.bytes\" for the "
+            f"producer, and the topic's max.message.bytes on the broker — or leave the large "
+            f"column out of the publication (PostgreSQL 15+: ALTER PUBLICATION … SET TABLE "
+            f"<table> (<the other columns>)), then start capture again")
+
+
+def _size_refused(err: KafkaError | None) -> bool:
+    return err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
 def kafka_failure(exc: BaseException | None) -> bool:
     """Kafka, not the source, ended the session: what `reconnects{reason="kafka"}` counts."""
     return isinstance(exc, (KafkaUnavailable, KafkaException))
@@ -45,8 +64,8 @@ def kafka_failure(exc: BaseException | None) -> bool:
 class Batch:
     """The in-flight records of one source transaction (or the snapshot, or one message)."""
 
-    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "commit_ts", "_counts", "_table",
-                 "_op", "_run", "listener", "callback")
+    __slots__ = ("end_lsn", "pending", "sent", "closed", "error", "refused", "commit_ts", "_counts",
+                 "_table", "_op", "_run", "listener", "callback")
 
     def __init__(self, commit_ts: float | None, listener: AckListener | None) -> None:
         self.end_lsn = 0
@@ -54,6 +73,7 @@ class Batch:
         self.sent = 0
         self.closed = False
         self.error: KafkaError | None = None
+        self.refused: Message | None = None  # the record of `error`, for the report
         self.commit_ts = commit_ts  # Unix seconds of the source commit, for latency
         self._counts: dict[tuple[str, str], int] = {}
         # The latest (table, op) and how many records in a row had it: a transaction's rows
@@ -82,7 +102,7 @@ class Batch:
     def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         self.pending -= 1
         if err is not None:
-            self.error = err
+            self.error, self.refused = err, _msg
         elif self.pending == 0 and self.closed:
             self.acknowledged()
 
@@ -158,6 +178,8 @@ class Delivery:
                 self.producer.produce(topic, value, key, ANY_PARTITION, callback, headers=headers)
         except BufferError:
             self._produce_when_room(topic, key, value, callback, headers)
+        except KafkaException as exc:
+            raise self._refusal(exc, topic, key, value) from None
         self._sent(batch)
         if batch is not None and count is not None:
             batch.count(count[0], count[1])
@@ -173,9 +195,25 @@ class Delivery:
             encoded = encoder.encode(payload, frame, lsn)
             assert encoded is not None, "encoded a moment ago"
             self._produce_when_room(table.topic, encoded[1], encoded[0], batch.callback, None)
+        except KafkaException as exc:
+            encoded = encoder.encode(payload, frame, lsn)
+            assert encoded is not None, "encoded a moment ago"
+            raise self._refusal(exc, table.topic, encoded[1], encoded[0]) from None
         self._sent(batch)
         batch.count(table.full_name, op)
         return True
+
+    def _refusal(self, exc: KafkaException, topic: str, key: bytes | None,
+                 value: bytes | None) -> Exception:
+        """What produce() refusing a record means: too large is for an operator to fix."""
+        if exc.args and isinstance(exc.args[0], KafkaError) and _size_refused(exc.args[0]):
+            return self._too_large(topic, key, value, "the producer")
+        return exc
+
+    def _too_large(self, topic: str, key: bytes | None, value: bytes | None,
+                   where: str) -> RecordTooLarge:
+        limit = self._config.get("message.max.bytes", "1000000, the default")
+        return RecordTooLarge(topic, key, len(value or b""), limit, where)
 
     def _heartbeat_done(self, err: KafkaError | None, _msg: Message) -> None:
         """A record outside any transaction (a heartbeat): the only one on a quiet stream, so
@@ -207,6 +245,8 @@ class Delivery:
                 return
             except BufferError:
                 continue
+            except KafkaException as exc:
+                raise self._refusal(exc, topic, key, value) from None
 
     def poll(self, timeout: float = 0.0) -> None:
         self.producer.poll(timeout)
@@ -224,6 +264,10 @@ class Delivery:
         while batches:
             head = batches[0]
             if head.error is not None:
+                refused = head.refused
+                if _size_refused(head.error) and refused is not None:  # the broker's limit
+                    raise self._too_large(refused.topic() or "?", refused.key(), refused.value(),
+                                          "the broker")
                 raise DeliveryFailed(f"Kafka did not accept a record: {head.error}")
             if not head.closed or head.pending > 0:
                 break

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg2
 import psycopg2.errors
@@ -231,8 +231,13 @@ def check_server(conn: PgConnection) -> None:
                           f"must run: ALTER ROLE {quote_name(conn.info.user)} REPLICATION;")
 
 
-def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -> None:
-    """Reuse the publication if it exists (never alter it); create it filtered otherwise."""
+def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -> list[TableInfo]:
+    """Reuse the publication if it exists (never alter it); create it filtered otherwise.
+
+    Returns the tables as the publication sends them: on PostgreSQL 15+ it may list columns
+    (`FOR TABLE t (a, b)`, to keep an ID number or a scanned document out of Kafka), and a
+    snapshot must then read those columns only, as the stream carries them.
+    """
     wanted = ", ".join(t.ref.sql_text() for t in tables)
     with conn.cursor() as cur:
         cur.execute("SELECT pubinsert, pubupdate, pubdelete FROM pg_publication WHERE pubname = %s",
@@ -249,18 +254,37 @@ def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -
                     f"({exc.pgerror.strip() if exc.pgerror else exc}). An administrator must run: "
                     f"CREATE PUBLICATION {quote_name(name)} FOR TABLE {wanted};") from None
             log.info("created publication %s for %s", name, wanted)
-            return
+            return tables
         if not all(row):
             log.warning("publication %s does not publish every operation (insert/update/delete = %s)",
                         name, row)
-        cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
-                    (name,))
-        published = {f"{s}.{t}" for s, t in cur.fetchall()}
+        columns = "attnames" if server_version(conn) >= 150000 else "NULL"
+        cur.execute(f"SELECT schemaname, tablename, {columns} FROM pg_publication_tables "
+                    "WHERE pubname = %s", (name,))
+        published = {f"{s}.{t}": names for s, t, names in cur.fetchall()}
     missing = [t.ref for t in tables if str(t.ref) not in published]
     if missing:
         raise ConfigError(f"publication {name} exists but does not include "
                           f"{', '.join(map(str, missing))}; an administrator must run: ALTER PUBLICATION "
                           f"{quote_name(name)} ADD TABLE {', '.join(t.sql_text() for t in missing)};")
+    return [_narrowed(name, t, published[str(t.ref)]) for t in tables]
+
+
+def _narrowed(publication: str, info: TableInfo, names: list[str] | None) -> TableInfo:
+    if names is None or len(names) == len(info.columns):
+        return info
+    listed = set(names)
+    unkeyed = [k for k in info.primary_key if k not in listed]
+    if unkeyed:  # PostgreSQL then refuses the application's own UPDATEs and DELETEs
+        keep = ", ".join(quote_name(c.name) for c in info.columns if c.name in listed or c.name in unkeyed)
+        raise ConfigError(
+            f"publication {publication} lists columns of {info.ref} without its primary key "
+            f"({', '.join(unkeyed)}): its change events would have no key, and PostgreSQL refuses "
+            f"every UPDATE and DELETE on the table while this is so. An administrator must run: "
+            f"ALTER PUBLICATION {quote_name(publication)} SET TABLE {info.ref.sql_text()} ({keep});")
+    log.info("publication %s sends these columns of %s only: %s", publication, info.ref,
+             ", ".join(names))
+    return replace(info, columns=tuple(c for c in info.columns if c.name in listed))
 
 
 @dataclass(frozen=True)

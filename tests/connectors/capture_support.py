@@ -51,13 +51,13 @@ class CaptureDb:
         finally:
             conn.close()
 
-    def settings(self, **source: Any) -> Settings:
+    def settings(self, kafka_extra: dict[str, Any] | None = None, **source: Any) -> Settings:
         values = {"dsn": self.dsn, "slot": self.name, "publication": self.name,
                   "topic_prefix": self.name, "heartbeat_interval_s": 1.0,
                   "slot_takeover_after_s": 3.0, **source}
         return load_settings(None, source=values,
                              kafka={"bootstrap_servers": self.bootstrap,
-                                    "extra": {"message.timeout.ms": 30000}})
+                                    "extra": {"message.timeout.ms": 30000, **(kafka_extra or {})}})
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a connector subprocess configured only by ONESTOP_* variables."""

@@ -8,7 +8,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from bridge import metrics
-from connectors.delivery import Batch, Delivery, DeliveryFailed, KafkaUnavailable
+from bridge.errors import ConfigError
+from connectors.delivery import Batch, Delivery, DeliveryFailed, KafkaUnavailable, RecordTooLarge
 
 
 def _batch(records: int) -> tuple[Batch, list[tuple[float, int]]]:
@@ -96,3 +97,44 @@ def test_a_producer_that_refuses_to_produce_is_replaced_between_sessions() -> No
     delivery.recover(KafkaException(KafkaError(KafkaError._FATAL, "Unable to produce message", fatal=True)),
                      timeout=0.1)
     assert delivery.producer is not unreachable
+
+
+class _Refused:
+    """The record confluent-kafka hands a delivery callback with its error."""
+
+    def topic(self) -> str:
+        return "onestop.public.dossier_files"
+
+    def key(self) -> bytes:
+        return b'{"id":7}'
+
+    def value(self) -> bytes:
+        return b"x" * 2_000_000
+
+
+def test_a_record_the_broker_finds_too_large_stops_capture_with_the_fix() -> None:
+    """Retrying would refuse it forever while the slot holds WAL: an operator must act."""
+    delivery = Delivery({"bootstrap.servers": "127.0.0.1:9", "message.max.bytes": 5_000_000})
+    batch = delivery.open()
+    batch.pending = batch.sent = 1
+    batch.close(500)
+    batch.on_delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), _Refused())  # type: ignore[arg-type]
+    with pytest.raises(RecordTooLarge) as stopped:
+        delivery.acked_position()
+    message = str(stopped.value)
+    assert isinstance(stopped.value, ConfigError)  # exit 2: systemd does not restart it
+    assert ('onestop.public.dossier_files (key {"id":7}) is 2,000,000 bytes, more than the broker '
+            "takes (producer message.max.bytes 5000000)") in message
+    assert "max.message.bytes" in message and "ALTER PUBLICATION" in message
+    delivery.shutdown(0)
+
+
+def test_other_refusals_still_end_the_session_to_be_retried() -> None:
+    delivery = Delivery({"bootstrap.servers": "127.0.0.1:9"})
+    batch = delivery.open()
+    batch.pending = batch.sent = 1
+    batch.close(500)
+    batch.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), _Refused())  # type: ignore[arg-type]
+    with pytest.raises(DeliveryFailed):
+        delivery.acked_position()
+    delivery.shutdown(0)

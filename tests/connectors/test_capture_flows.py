@@ -346,3 +346,39 @@ def test_a_lone_change_is_not_held_for_linger_ms(capture_db, start_capture, read
     wait_for(lambda: (capture_db.confirmed_flush() or 0) >= written, timeout=10,
              message="slot confirmed past the change within 10 s")
     capture.stop()
+
+
+PUBLISHED = ("id", "code", "procedure_code", "procedure_name", "agency_name", "status",
+             "received_at", "due_at", "finished_at", "fee_amount", "updated_at")
+
+
+def test_a_publication_column_list_keeps_columns_out_of_snapshot_and_stream(
+        capture_db, start_capture, reader) -> None:
+    """PostgreSQL 15+: `FOR TABLE t (a, b)` leaves the applicant's name, phone and the note
+    out of Kafka — in the snapshot too, which reads the table itself, not the stream."""
+    conn = capture_db.connect()
+    insert_dossier(conn, "BEFORE", note="ghi chú nội bộ")
+    capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers ({", ".join(PUBLISHED)})')
+    capture = start_capture(capture_db.settings(schemas_enable=True))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 1 and capture.alive(), message="the snapshot's row")
+    insert_dossier(conn, "AFTER", note="ghi chú nội bộ")
+    records = topic.wait(lambda r: len(r) >= 2, message="the snapshot's row and the new one")
+    conn.close()
+    assert sorted((r.value["payload"]["op"], r.value["payload"]["after"]["code"]) for r in records) \
+        == [("c", "AFTER"), ("r", "BEFORE")]
+    for record in records:
+        assert tuple(record.value["payload"]["after"]) == PUBLISHED
+        [after_schema] = [f for f in record.value["schema"]["fields"] if f["field"] == "after"]
+        assert tuple(f["field"] for f in after_schema["fields"]) == PUBLISHED
+        raw = present(record.raw_value)
+        assert "ghi chú".encode() not in raw and b"0909123456" not in raw and b"Nguy" not in raw
+
+
+def test_a_column_list_without_the_primary_key_is_a_clear_startup_error(capture_db) -> None:
+    capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers (code, status)')
+    with pytest.raises(ConfigError, match=re.escape(
+            f"without its primary key (id): its change events would have no key, and PostgreSQL "
+            f"refuses every UPDATE and DELETE on the table while this is so. An administrator must "
+            f"run: ALTER PUBLICATION {capture_db.name} SET TABLE public.dossiers (id, code, status);")):
+        PgCapture(capture_db.settings(), threading.Event()).run()
