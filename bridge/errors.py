@@ -8,6 +8,7 @@ above only ask "retry, defer, refresh, or give up?"::
     │   ├── TransportError        timeout, connection reset, HTTP 5xx, non-JSON body
     │   ├── ProviderBusy          provider says "try later" (Zalo -100, -200, -214)
     │   └── DeferError            rate limit, quota or night window: try again at `until`
+    │       └── QuotaExhausted    a daily or monthly quota: until it resets
     ├── AuthError                 token invalid/expired: refresh once, then retry once
     └── PermanentError            never retried as is
         ├── BadInputError         malformed event, unmapped status, template error → DLQ
@@ -56,6 +57,11 @@ class DeferError(RetryableError):
     def __init__(self, message: str, *, until: datetime, code: int | None = None) -> None:
         super().__init__(message, code=code)
         self.until = until
+
+
+class QuotaExhausted(DeferError):
+    """The channel's daily or monthly quota is used up: it resets at `until`, and another
+    channel may still reach the citizen today (`dispatch.quota_fallback`)."""
 
 
 class AuthError(BridgeError):

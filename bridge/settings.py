@@ -223,6 +223,10 @@ class DispatchSettings(Section):
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     retry_delays_s: list[float] = [30.0, 300.0, 1800.0]
+    # A channel's daily quota used up (ZNS -144): wait for the reset (the default: cheaper,
+    # but the notice waits until midnight, and ZNS's night ban then holds it to 06:00), or
+    # go on to the next channel now (SMS at its price).
+    quota_fallback: bool = False
     night_start: str = "22:00"
     night_end: str = "06:00"
     shutdown_deadline_s: float = 20.0

@@ -31,7 +31,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bridge.errors import (
-    AuthError, BadInputError, BridgeError, ConfigError, DeferError, ProviderBusy, RecipientError,
+    AuthError, BadInputError, BridgeError, ConfigError, DeferError, ProviderBusy, QuotaExhausted,
+    RecipientError,
 )
 
 log = logging.getLogger(__name__)
@@ -168,9 +169,9 @@ def classify(code: int, message: str, channel: ZaloChannel, *, now: datetime,
         case Kind.RATE_MINUTE:
             return DeferError(text, until=now + timedelta(seconds=60), code=code)
         case Kind.RATE_DAILY:
-            return DeferError(text, until=next_local_midnight(now), code=code)
+            return QuotaExhausted(text, until=next_local_midnight(now), code=code)
         case Kind.RATE_MONTHLY:
-            return DeferError(text, until=next_local_month(now), code=code)
+            return QuotaExhausted(text, until=next_local_month(now), code=code)
         case Kind.NIGHT:
             return DeferError(text, until=next_local_time(now, night_end), code=code)
         case Kind.AUTH:

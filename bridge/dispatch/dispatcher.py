@@ -10,6 +10,8 @@ Per channel the answer decides what happens next:
                                goes up to the caller (→ delayed retry topic);
 - DeferError (rate limit, daily quota, night window) → up to the caller, which parks the
   message until `until`. In particular ZNS's night ban (-133) never falls through to SMS.
+  A used-up daily quota (QuotaExhausted) does, with `dispatch.quota_fallback` on; if no
+  later channel takes the notice, it waits for the reset all the same.
 
 Every channel refused permanently → DeliveryOutcome(status="failed") (→ DLQ).
 No phone and no linked follower → RecipientError before any call.
@@ -31,7 +33,8 @@ from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
 from bridge.dispatch.retry import RetryPolicy
 from bridge.errors import (
-    AuthError, BridgeError, ConfigError, PermanentError, RecipientError, RetryableError,
+    AuthError, BridgeError, ConfigError, PermanentError, QuotaExhausted, RecipientError,
+    RetryableError,
 )
 from bridge.model import Notification
 from bridge.phone import mask_phone
@@ -81,6 +84,7 @@ class Dispatcher:
             log.warning("no reachable recipient", extra=ctx)
             raise RecipientError("no reachable recipient: no phone and no linked Zalo follower")
         attempts: list[Attempt] = []
+        exhausted: tuple[str, QuotaExhausted] | None = None  # waited for if nothing else works
         for channel, send in plan:
             try:
                 provider_id = self.retry.run(lambda: self._attempt(channel, send, attempts))
@@ -89,15 +93,29 @@ class Dispatcher:
                 log.log(level, "channel refused, trying the next one",
                         extra={**ctx, "channel": channel, "code": exc.code, "error": exc.message})
                 continue
+            except QuotaExhausted as exc:
+                if not self.settings.dispatch.quota_fallback:
+                    raise self._postponed(channel, exc, attempts, ctx) from None
+                log.info("channel quota used up, trying the next one",
+                         extra={**ctx, "channel": channel, "code": exc.code, "error": exc.message})
+                exhausted = exhausted or (channel, exc)
+                continue
             except RetryableError as exc:
-                exc.attempts = attempts  # type: ignore[attr-defined]
-                log.warning("delivery postponed", extra={**ctx, "channel": channel,
-                                                         "code": exc.code, "error": exc.message})
-                raise
+                raise self._postponed(channel, exc, attempts, ctx) from None
             return self._sent(n, channel, provider_id, attempts, ctx)
+        if exhausted is not None:
+            raise self._postponed(*exhausted, attempts, ctx)
         _child(metrics.notifications, n.kind, "none", "failed").inc()
         log.warning("every channel refused", extra=ctx)
         return DeliveryOutcome("failed", None, None, 0, attempts)
+
+    @staticmethod
+    def _postponed(channel: str, exc: RetryableError, attempts: list[Attempt],
+                   ctx: dict[str, Any]) -> RetryableError:
+        exc.attempts = attempts  # type: ignore[attr-defined]
+        log.warning("delivery postponed", extra={**ctx, "channel": channel, "code": exc.code,
+                                                 "error": exc.message})
+        return exc
 
     def send_oa_message(self, user_id: str, message: dict[str, Any], *,
                         tracking: str | None = None) -> str:

@@ -10,13 +10,14 @@ from bridge.dispatch.classify import (
     LOCAL_TZ, OA_RULES, ZNS_RULES, classify, classify_oauth, next_local_midnight, next_local_time,
 )
 from bridge.errors import (
-    AuthError, BadInputError, ConfigError, DeferError, ProviderBusy, RecipientError,
+    AuthError, BadInputError, ConfigError, DeferError, ProviderBusy, QuotaExhausted, RecipientError,
 )
 
 # Written from the doc's tables, independently of the implementation's table.
 OA_EXPECTED: dict[type, list[int]] = {
     ProviderBusy: [-200, -214],
-    DeferError: [-32, -211, -234],
+    DeferError: [-32, -234],
+    QuotaExhausted: [-211],
     AuthError: [-216, -220],
     ConfigError: [-204, -205, -209, -212, -219, -221, -223, -224, -235, -237, -238, -241, -242,
                   -320, -321, -403],
@@ -25,7 +26,8 @@ OA_EXPECTED: dict[type, list[int]] = {
 }
 ZNS_EXPECTED: dict[type, list[int]] = {
     ProviderBusy: [-100],
-    DeferError: [-32, -133, -144, -147, -1441],
+    DeferError: [-32, -133],
+    QuotaExhausted: [-144, -147, -1441],
     AuthError: [-124],
     ConfigError: [-101, -102, -103, -104, -105, -115, -117, -120, -1201, -1202, -1241, -125, -126,
                   -128, -129, -142, -143, -135, -1351, -136, -137, -1381, -138, -145],

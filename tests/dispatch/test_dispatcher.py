@@ -19,7 +19,7 @@ from bridge.dispatch.retry import RetryPolicy
 from bridge.dispatch.sms import SmsClient
 from bridge.dispatch.tokens import MemoryTokenStore, TokenManager
 from bridge.dispatch.zalo import ZaloClient
-from bridge.errors import DeferError, ProviderBusy, RecipientError, TransportError
+from bridge.errors import DeferError, ProviderBusy, QuotaExhausted, RecipientError, TransportError
 from bridge.model import Notification
 from bridge.settings import Settings
 
@@ -157,6 +157,34 @@ def test_daily_quota_defers_and_night_ban_never_falls_to_sms(up: FakeUpstream, c
         d.deliver(note())
     assert info.value.until.astimezone(LOCAL_TZ).hour == 6
     assert not up.calls("sms")
+
+
+def test_with_quota_fallback_a_used_up_zns_quota_goes_on_to_sms(up: FakeUpstream, clock: FakeClock) -> None:
+    """The citizen hears today, at SMS's price, instead of at 06:00 tomorrow; the night ban
+    still never falls through."""
+    d = make(up, clock, dispatch={"quota_fallback": True})
+    up.script("zns", {"error": -144})
+    out = d.deliver(note())
+    assert (out.status, out.channel) == ("sent", "sms")
+    assert [(a.channel, a.result) for a in out.attempts] == [("zns", "rate_limited"), ("sms", "ok")]
+    assert d.deliver(note(idempotency_key="k2")).channel == "sms"  # the local count knows
+    assert len(up.calls("zns")) == 1
+    d.zalo.quota.observe(QuotaReading(500, 400))
+    up.script("zns", {"error": -133})
+    with pytest.raises(DeferError) as info:
+        d.deliver(note(idempotency_key="k3"))
+    assert info.value.until.astimezone(LOCAL_TZ).hour == 6 and len(up.calls("sms")) == 2
+
+
+def test_with_quota_fallback_and_sms_refusing_the_notice_waits_for_the_reset(
+        up: FakeUpstream, clock: FakeClock) -> None:
+    d = make(up, clock, dispatch={"quota_fallback": True})
+    up.script("zns", {"error": -144})
+    up.script("sms", httpx.Response(400, json={"error": "invalid_phone"}))
+    with pytest.raises(QuotaExhausted) as info:
+        d.deliver(note())
+    assert info.value.until.astimezone(LOCAL_TZ).hour == 0
+    assert [a.result for a in info.value.attempts] == ["rate_limited", "permanent"]  # type: ignore[attr-defined]
 
 
 def test_token_refused_mid_stream_refreshes_once(up: FakeUpstream, clock: FakeClock) -> None:
