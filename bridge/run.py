@@ -112,6 +112,9 @@ class Bridge:
         return self.ledger.engine.dialect.name
 
     def _check_token(self) -> str:
+        if self.dispatcher.zalo.tokens.refused():
+            raise RuntimeError("Zalo refused the refresh token: every OA and ZNS send fails until "
+                               "the OA is re-authorised (runbook: Zalo token re-consent)")
         self.dispatcher.zalo.tokens.access_token()  # refreshes when missing or due
         state = self.tokens.load()
         if state is None or not state.access_token or state.expires_at <= time.time():
@@ -133,7 +136,11 @@ def load(argv: list[str]) -> Settings:
     if args.sandbox:
         from bridge.dispatch import sandbox_settings
 
-        settings = sandbox_settings(settings, args.sandbox)
+        return sandbox_settings(settings, args.sandbox)
+    if settings.zalo.app_id and not settings.oa.oa_id.strip("0 "):  # a real OA, unnamed
+        raise ConfigError("oa.oa_id (ONESTOP_OA__OA_ID) is not set: the Official Account's id, "
+                          "as in its page's link zalo.me/<oa_id>. Every RECEIVED notice links "
+                          "to it (templates.lookup_url), and would open no OA")
     return settings
 
 

@@ -184,6 +184,15 @@ class TokenManager:
             log.info("access token refused, refreshing", extra={"code": exc.code})
             return fn(self.refresh_after_auth_error(token))
 
+    def refused(self) -> bool:
+        """Zalo refused the current refresh token for good: only re-consent helps, however
+        long the stored access token seems to last. An admin's new seed in the store ends it."""
+        with self._lock:
+            if self._dead_refresh is None:
+                return False
+            current = self._load_store() or self._state
+            return current is not None and current.refresh_token == self._dead_refresh
+
     @property
     def expires_at(self) -> float | None:
         return self._state.expires_at if self._state else None

@@ -41,6 +41,14 @@ def test_unusable_ledger_url_is_a_configuration_error(tmp_path, capsys) -> None:
     assert "in-memory SQLite ledger" in capsys.readouterr().err
 
 
+def test_a_real_oa_without_its_id_is_a_configuration_error(tmp_path, capsys) -> None:
+    """Every RECEIVED notice would link to zalo.me/000…: refused before anything is sent."""
+    config = tmp_path / "bridge.toml"
+    config.write_text('[zalo]\napp_id = "2074138120372622546"\n[oa]\noa_id = ""\n', encoding="utf-8")
+    assert main(["--config", str(config)]) == 2
+    assert "oa.oa_id (ONESTOP_OA__OA_ID) is not set" in capsys.readouterr().err
+
+
 def test_kafka_clients_get_their_own_settings() -> None:
     settings = load_settings(kafka={"extra": {"session.timeout.ms": 6000,
                                               "security.protocol": "SASL_SSL"}})

@@ -160,6 +160,21 @@ def test_dead_refresh_token_is_not_offered_again_until_reseeded() -> None:
     assert tokens.access_token() == "AT-1" and calls == ["RT-0", "RT-new"]
 
 
+def test_a_refused_refresh_is_reported_though_the_stored_token_looks_valid() -> None:
+    """What /readyz asks: the app secret was rotated, Zalo refuses the access token and then
+    the refresh token, while the stored expiry says hours are left."""
+    clock, oauth = FakeClock(), Oauth()
+    oauth.current = "RT-new"
+    store = MemoryTokenStore(TokenState("AT-old", "RT-0", clock.time() + 90_000))
+    tokens = TokenManager(store, oauth, clock=clock.time)
+    assert tokens.access_token() == "AT-old" and not tokens.refused()
+    with pytest.raises(ConfigError):
+        tokens.refresh_after_auth_error("AT-old")
+    assert tokens.refused()
+    store.save(TokenState("", "RT-new", 0.0))  # the admin seeds the store
+    assert not tokens.refused() and tokens.refresh_after_auth_error("AT-old") == "AT-1"
+
+
 class FailingStore(MemoryTokenStore):
     """The kill point: the rotated token cannot be saved (disk full, DB down)."""
 

@@ -229,6 +229,9 @@ def refuse_token_refresh(system: System) -> None:
     assert system.wait_status(code, "RECEIVED", "sent").channel == "sms"
     wait_for(lambda: system.metric("onestop_zalo_token_refresh_total", result="failed") >= 1,
              timeout=10, message="failed refresh counted")
+    # The stored access token's expiry still says hours are left; readiness says otherwise.
+    ready = httpx.get(f"{system.bridge_url}/readyz", timeout=10)
+    assert ready.status_code != 200 and "refused the refresh token" in ready.text, ready.text
 
 
 def test_rules_file_is_loaded_and_every_rule_evaluates(prom: Prometheus) -> None:
