@@ -14,7 +14,7 @@ def normalise_phone(raw: object) -> str | None:
     """Return the number as 84XXXXXXXXX, or None when absent or not a Vietnamese mobile.
 
     Accepts what desk staff type: ``0909 123 456``, ``+84 909.123.456``, ``84909123456``,
-    ``909123456``.
+    ``909123456``, ``+84 (0) 909 123 456``.
     """
     return None if raw is None else _normalise_text(raw if raw.__class__ is str else str(raw))
 
@@ -26,6 +26,8 @@ def _normalise_text(raw: str) -> str | None:
         text = text[1:]
     if text.startswith("0084"):
         text = text[2:]
+    if text.startswith("840") and len(text) == 12:  # "+84 (0)909…": the trunk 0 kept
+        text = "84" + text[3:]
     if text.startswith("0"):
         text = "84" + text[1:]
     elif len(text) == 9:

@@ -36,7 +36,9 @@ class DeliveryOutcome:
         if self.status == "sent" or not self.attempts:
             return None
         last = self.attempts[-1]
-        return f"{last.channel}: {last.error_message}"
+        message = last.error_message or "refused"
+        # The clients' messages mostly name their channel already ("sms: HTTP 400 …").
+        return message if message.startswith(last.channel) else f"{last.channel}: {message}"
 
 
 def result_of(exc: BridgeError) -> AttemptResult:

@@ -24,7 +24,8 @@ from bridge.model import STATUS_NAME_VI, Dossier, Unreadable
 from bridge.transitions import known
 
 UNKNOWN_DATE = "chưa xác định"
-UNKNOWN_REASON = "chưa được ghi rõ, Ông/Bà vui lòng liên hệ nơi tiếp nhận hồ sơ"
+# Each text that shows a reason already says whom to ask: the fallback only says none was given.
+UNKNOWN_REASON = "chưa được ghi rõ"
 UNKNOWN_PLACE = "Bộ phận Một cửa nơi Ông/Bà nộp hồ sơ"
 _DATE_CACHE = 4096
 

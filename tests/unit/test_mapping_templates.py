@@ -59,7 +59,9 @@ def test_settings_reject_status_codes_outside_the_national_list() -> None:
 @pytest.mark.parametrize("raw, expected", [
     ("0909 123 456", "84909123456"), ("+84 909.123.456", "84909123456"),
     ("84909123456", "84909123456"), ("909123456", "84909123456"), ("0084 909 123 456", "84909123456"),
+    ("84 0909 123 456", "84909123456"), ("+84 (0) 909 123 456", "84909123456"),
     ("0209 123 456", None), ("12345", None), ("", None), (None, None), ("090912345678", None),
+    ("840209123456", None),
 ])
 def test_phone_normalisation(raw, expected) -> None:
     assert normalise_phone(raw) == expected
@@ -102,6 +104,12 @@ def test_fee_request_shows_the_amount_the_vietnamese_way() -> None:
 def test_supplement_and_refusal_carry_the_reason() -> None:
     assert "Bổ sung bản vẽ sơ đồ thửa đất" in notice(5, note="Bổ sung bản vẽ sơ đồ thửa đất")["text"]
     assert "Không thuộc thẩm quyền" in notice(3, note="Không thuộc thẩm quyền")["text"]
+
+
+@pytest.mark.parametrize("status", [3, 5, 8])
+def test_a_missing_reason_says_so_once_and_whom_to_ask_once(status) -> None:
+    text = notice(status, note=None)["text"]
+    assert "chưa được ghi rõ." in text and text.count("vui lòng liên hệ") <= 1
 
 
 def test_result_ready_says_where_to_collect() -> None:
