@@ -116,7 +116,10 @@ def _list(records: list[DlqRecord], total: int, *, as_json: bool) -> int:
         if as_json:
             print(json_line(s))
             continue
-        print(f"{record.position:>10}  {(s['time'] or '-')[:19]:19}  {s['reason'] or '-':17} "
+        at = record.failed_at
+        # Local time with its offset: what --since reads back, offset or not.
+        when = at.astimezone().isoformat(timespec="seconds") if at else "-"
+        print(f"{record.position:>10}  {when:25}  {s['reason'] or '-':17} "
               f"{s['error_class'] or '-':15} {s['error_code'] or '-':>6}  {s['kind'] or '-':21} "
               f"{s['dossier_code'] or '-':28} {(s['message'] or '')[:60]}")
     counts: dict[str, int] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
+from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -93,6 +95,25 @@ def test_list_filters_by_error_kind_dossier_and_time(dlq, capsys) -> None:
     # The runbook's order, --config after the command, reads the same settings.
     assert run_cli(["list", "--config", config, "--error", "-118"], capsys)[:2] == \
         run_cli(["--config", config, "list", "--error", "-118"], capsys)[:2]
+
+
+def test_a_time_copied_from_list_means_the_same_moment_to_since(dlq, capsys, monkeypatch) -> None:
+    """On a host in Asia/Ho_Chi_Minh: list's times used to be UTC without their offset, and
+    --since reads such a time as local, seven hours off."""
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        _, config = dlq
+        out = run_cli(["--config", config, "list"], capsys)[1]
+        shown = [line.split()[1] for line in out.splitlines()]
+        exact = [json.loads(line)["time"] for line in
+                 run_cli(["--config", config, "list", "--json"], capsys)[1].splitlines()]
+        assert shown[0].endswith("+07:00")
+        assert [cli._moment(t) for t in shown] == \
+            [datetime.fromisoformat(t).replace(microsecond=0) for t in exact]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_show_prints_one_record_fully_and_matches_the_schema(dlq, capsys) -> None:
