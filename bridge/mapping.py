@@ -74,8 +74,12 @@ class SourceMapping:
         if self.status_map:
             code = self.status_map.get(str(raw))
             if code is None:
-                raise BadInputError(f"status {raw!r} maps to no national status code "
-                                    f"(add it to [source.status_map])")
+                # A map replaces the national codes: one that lists only an odd value
+                # leaves 1..10 unmapped too (never read as themselves: a vendor's 3 may not
+                # be the portal's 3).
+                raise BadInputError(f"status {raw!r} maps to no national status code: add it to "
+                                    f"[source.status_map], which must list every value the "
+                                    f"database stores (national codes too, e.g. \"2\" = 2)")
             return code
         if raw.__class__ is int and 1 <= raw <= 10:  # the usual case
             return raw

@@ -51,6 +51,15 @@ def test_naive_timestamps_are_local_time_of_the_source() -> None:
     assert moment == datetime(2024, 6, 20, 1, 0, tzinfo=UTC)
 
 
+def test_a_status_map_replaces_the_national_codes_and_says_so() -> None:
+    """A vendor's own 3 may not be the portal's 3: once mapped, every value must be listed."""
+    mapping = SourceMapping(SourceSettings(status_map={"42": 2}))
+    assert mapping.status({"status": "42"}) == 2
+    with pytest.raises(BadInputError, match=r"must list every value the database stores "
+                                            r"\(national codes too, e.g. \"2\" = 2\)"):
+        mapping.status({"status": 2})
+
+
 def test_settings_reject_status_codes_outside_the_national_list() -> None:
     with pytest.raises(ValueError):
         SourceSettings(status_map={"X": 11})
