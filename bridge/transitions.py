@@ -80,7 +80,14 @@ def decide(op: str, after: Dossier, before_status: int | None | Unavailable,
     what the event does not say. A dossier never seen before, updated without a
     `before` status, is treated as changed: missing a notice is worse for the
     citizen than repeating one.
+
+    An event older than the stored state (its `updated_at` earlier) is one the dossier has
+    moved past — a dead letter replayed after the fix — and changes nothing: its notice
+    would be stale, and the state it carries would make the next notice repeat.
     """
+    if stored is not None and isinstance(after.updated_at, datetime) \
+            and isinstance(stored.updated_at, datetime) and after.updated_at < stored.updated_at:
+        return Change(None, stored, None)
     dossier = merge(after, stored)
     # isinstance rather than known(): the same test for these fields' types, and it tells
     # the type checker (and mypyc, which enforces Change's annotations) that no UNAVAILABLE

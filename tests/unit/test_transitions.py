@@ -130,6 +130,20 @@ def test_a_second_supplement_request_a_week_later_is_a_second_notice(pipeline) -
     assert got == ["RECEIVED", "SUPPLEMENT_REQUESTED", "SUPPLEMENT_REQUESTED"]
 
 
+def test_a_replayed_event_the_dossier_has_moved_past_changes_nothing(pipeline) -> None:
+    """Status 42 was dead-lettered; the result came out meanwhile; the status map is fixed
+    and the dead letter replayed: no stale supplement request, and no second result notice
+    at the next update."""
+    store = MemoryStateStore()
+    assert kinds(pipeline, store, event("c", row(status=2, updated_at="2024-06-12T08:00:00Z")),
+                 event("u", row(status=9, updated_at="2024-06-14T08:00:00Z"), before=None)) \
+        == ["RECEIVED", "RESULT_READY"]
+    assert kinds(pipeline, store, event("u", row(status=5, updated_at="2024-06-13T08:00:00Z"),
+                                        before=None)) == []
+    assert kinds(pipeline, store, event("u", row(status=9, note="ghi chú", updated_at="2024-06-15T08:00:00Z"),
+                                        before=None)) == []
+
+
 def test_idempotency_key_is_stable_for_the_same_event_and_distinct_otherwise(pipeline) -> None:
     first = event("u", row(status=5), before=row(status=4), lsn=42)
     again = pipeline.notify(pipeline.decode(_dump(first)), MemoryStateStore())
