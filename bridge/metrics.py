@@ -68,6 +68,10 @@ rate_limit_wait = Histogram(
 in_flight = Gauge(
     "onestop_in_flight_notifications", "Notifications accepted from Kafka and not yet settled.",
     registry=REGISTRY)
+retry_waiting = Gauge(
+    "onestop_retry_waiting_notifications",
+    "Retry-topic records kept until they are due (deferred to the morning, retried later).",
+    registry=REGISTRY)
 token_refresh = Counter(
     "onestop_zalo_token_refresh_total", "Zalo access-token refreshes.", ["result"],
     registry=REGISTRY)

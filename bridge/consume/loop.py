@@ -102,10 +102,16 @@ class ConsumerLoop:
         self._beat.set(time.time())
         self.completions.drain()
         self.outcomes.service(0)
-        for tp in self.gate.due(int(self.clock() * 1000)):
+        now_ms = int(self.clock() * 1000)
+        for tp in self.gate.due(now_ms):
             if tp in self.assigned and not self.paused_when_full:
                 self.consumer.resume([TopicPartition(*tp)])
-        room = self.max_in_flight - self.tracker.outstanding()
+        # Kept retry records are outstanding (no commit may pass them) but not work.
+        room = self.max_in_flight - (self.tracker.outstanding() - self.gate.kept())
+        released = self.gate.release(now_ms, room)
+        if released:
+            self._process(released, [], tracked=True)
+            room -= len(released)
         if self._backpressure(room):
             # Full: wait for work to finish rather than poll. Completions are written
             # at once, since nothing else can move until they are.
@@ -148,6 +154,8 @@ class ConsumerLoop:
     def _handle(self, messages: list[Any]) -> None:
         now_ms = int(self.clock() * 1000)
         records: list[SourceRecord] = []
+        waiting: list[tuple[SourceRecord, int]] = []  # retry records to keep until due
+        waiting_dossiers: set[tuple[TP, bytes | None]] = set()
         for msg in messages:
             if msg.error() is not None:
                 if msg.error().code() != KafkaError._PARTITION_EOF:
@@ -157,20 +165,41 @@ class ConsumerLoop:
             if not self._takes(record):
                 continue
             due = record.due_ms
-            if due is not None and due > now_ms:
-                self._hold(record, due)
+            if due is not None and (self.gate.waits(record, due, now_ms)
+                                    or (record.tp, record.key) in waiting_dossiers):
+                if self.gate.kept() + len(waiting) >= self.gate.limit:
+                    self._hold(record, due)  # memory's bound: the partition waits instead
+                else:
+                    waiting.append((record, due))
+                    waiting_dossiers.add((record.tp, record.key))
                 continue
             records.append(record)
+        self._process(records, waiting)
+
+    def _process(self, records: list[SourceRecord], waiting: list[tuple[SourceRecord, int]], *,
+                 tracked: bool = False) -> None:
+        """Admit `records` in one ledger transaction and hand them out; keep `waiting` (both
+        into the offset tracker in offset order, unless `tracked`: released kept records)."""
         decoded = [self._decode(r) for r in records]
         batch = [inc for inc in decoded if isinstance(inc, Incoming)]
         try:
             admissions = iter(self.ledger.admit(batch, self.pipeline.notify))
         except Exception:
-            self._admit_failed(records)
+            log.exception("ledger admission failed; the batch will be taken again")
+            if tracked:
+                self.gate.restore(records)
+            else:
+                self._seek_back(records + [w for w, _ in waiting])
+            self._db_backoff = min(max(0.2, self._db_backoff * 2), 5.0)
+            time.sleep(self._db_backoff)
             return
         self._db_backoff = 0.0
+        if not tracked:
+            for record in sorted(records + [w for w, _ in waiting], key=lambda r: r.offset):
+                self.tracker.add(record.topic, record.partition, record.offset)
+        for record, due in waiting:
+            self.gate.keep(record, due)
         for record, item in zip(records, decoded):
-            self.tracker.add(record.topic, record.partition, record.offset)
             if isinstance(item, Incoming):
                 self._dispatch(record, next(admissions))
             elif isinstance(item, Failure):
@@ -260,15 +289,13 @@ class ConsumerLoop:
             self.consumer.seek(TopicPartition(tp[0], tp[1],
                                               OFFSET_BEGINNING if start is None else start))
 
-    def _admit_failed(self, records: list[SourceRecord]) -> None:
-        log.exception("ledger admission failed; the batch will be read again")
+    def _seek_back(self, records: list[SourceRecord]) -> None:
+        """Read these records again: from the first of each partition."""
         first: dict[TP, int] = {}
         for r in records:
-            first.setdefault(r.tp, r.offset)
+            first[r.tp] = min(r.offset, first.get(r.tp, r.offset))
         for (topic, partition), offset in first.items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
-        self._db_backoff = min(max(0.2, self._db_backoff * 2), 5.0)
-        time.sleep(self._db_backoff)
 
     # --- completions (from workers and producer reports) ---------------------------------------
     def _is_current(self, item: WorkItem) -> bool:
@@ -326,6 +353,8 @@ class ConsumerLoop:
         if now >= self._next["lag"]:
             self._next["lag"] = now + self.timers.lag_s
             kafka_ops.update_lag(self.consumer, self.assigned, self.tracker)
+            # Kept records are consumed, so the lag no longer counts them: this does.
+            metrics.retry_waiting.set(self.gate.kept())
         if now >= self._next["prune"]:
             self._next["prune"] = now + self.timers.prune_s
             try:

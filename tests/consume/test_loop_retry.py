@@ -56,6 +56,36 @@ def test_a_deferred_notification_waits_and_later_ones_of_its_dossier_wait_behind
     assert all(hm["onestop.original.topic"] == topic for hm in retried)
 
 
+def test_a_notice_held_till_morning_does_not_hold_up_another_dossiers_retry(
+        broker, unique_name, tmp_path) -> None:
+    """One retry partition: dossier 1's notice waits for the end of Zalo's night ban (an
+    hour here), dossier 2's 503 is retried after 0.5 s — and goes out, while dossier 1's
+    later notice stays behind its first."""
+    topic = unique_name
+    create_topics(broker, topic, partitions=1)
+    settings = make_settings(broker, topic, tmp_path)
+
+    def script(n, call_no):
+        if n.dossier_code.endswith("0001") and n.kind == "RECEIVED":
+            raise DeferError("night window", until=datetime.now(UTC) + timedelta(hours=1), code=-133)
+        if n.dossier_code.endswith("0002") and call_no == 1:
+            raise TransportError("zns: HTTP 503", code=503)
+        return None
+
+    fake = FakeDispatcher(script=script)
+    produce(broker, topic, [doc(1, status=2), doc(2, status=2),
+                            doc(1, "u", status=5, note="Bổ sung bản sao CCCD")], key=key)
+    running = Running(settings, fake)
+    try:
+        wait_for(lambda: [(n.dossier_code[-4:], n.kind) for n in fake.sent] == [("0002", "RECEIVED")],
+                 timeout=60, message="dossier 2's retried notice")
+        wait_for(lambda: running.loop.gate.kept() == 2, timeout=20,
+                 message="dossier 1's two notices kept, in memory")
+        assert all(not n.dossier_code.endswith("0001") for n in fake.sent)
+    finally:
+        running.stop()
+
+
 def test_transient_failures_use_every_round_then_dead_letter(broker, unique_name, tmp_path) -> None:
     topic = unique_name
     create_topics(broker, topic)
