@@ -40,8 +40,12 @@ class RetryGate:
         keys = self._keys.get(record.tp)
         return keys is not None and keys[record.key] > 0
 
-    def keep(self, record: SourceRecord, due_ms: int) -> None:
-        self._kept.setdefault(record.tp, deque()).append((record, due_ms))
+    def keep(self, record: SourceRecord, due_ms: int, *, first: bool = False) -> None:
+        kept = self._kept.setdefault(record.tp, deque())
+        if first:
+            kept.appendleft((record, due_ms))
+        else:
+            kept.append((record, due_ms))
         self._keys.setdefault(record.tp, Counter())[record.key] += 1
         self._count += 1
         if self._next_due_ms is None or due_ms < self._next_due_ms:
@@ -53,11 +57,7 @@ class RetryGate:
     def restore(self, records: list[SourceRecord]) -> None:
         """Released records that could not be taken after all: first again, in order."""
         for record in reversed(records):
-            due = record.due_ms or 0
-            self._kept.setdefault(record.tp, deque()).appendleft((record, due))
-            self._keys.setdefault(record.tp, Counter())[record.key] += 1
-            self._count += 1
-            self._next_due_ms = due if self._next_due_ms is None else min(due, self._next_due_ms)
+            self.keep(record, record.due_ms or 0, first=True)
 
     def release(self, now_ms: int, limit: int) -> list[SourceRecord]:
         """Up to `limit` kept records that are due and first of their dossier, in order."""
