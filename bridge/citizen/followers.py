@@ -71,11 +71,21 @@ class FollowerFlow:
         if phone is None:
             self.replier.reply(user_id, messages.text(wording.INVALID_PHONE), "link_invalid")
             return
+        local = "0" + phone[2:]
+        owner = self.followers.user_for_phone(phone)
+        if owner is not None and owner != user_id:
+            # Whoever shares a number second gets nothing of it: neither its dossiers nor,
+            # by taking the link over, its owner's notices.
+            log.warning("phone already linked to another follower; link refused",
+                        extra={"phone": mask_phone(phone)})
+            hotline = self.settings.oa.centres[0].hotline
+            self.replier.reply(user_id, messages.text(wording.phone_taken(local, hotline)),
+                               "link_refused")
+            return
         self.followers.link(user_id, phone)
         self._gauge()
         log.info("follower linked", extra={"phone": mask_phone(phone)})
         open_dossiers = self.dossiers.open_for_phone(phone)
-        local = "0" + phone[2:]
         self.replier.reply(user_id, messages.text(wording.linked(local, len(open_dossiers))),
                            "linked")
         self.lookup.confirm_open(user_id, open_dossiers[:10])

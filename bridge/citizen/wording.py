@@ -87,6 +87,12 @@ def linked(phone_local: str, open_count: int) -> str:
     return text + "\n" + NO_OPEN_DOSSIERS
 
 
+def phone_taken(phone_local: str, hotline: str) -> str:
+    return (f"Số điện thoại {phone_local} đã được liên kết với một tài khoản Zalo khác, nên thông "
+            "báo hồ sơ của số này chưa thể gửi đến tài khoản này. Nếu đây là số của Ông/Bà, "
+            f"vui lòng gọi tổng đài {hotline} để được hỗ trợ.")
+
+
 def challenge(codes: list[str]) -> str:
     listed = ", ".join(codes)
     return ("Để bảo vệ thông tin cá nhân, Ông/Bà vui lòng gửi 4 chữ số cuối của số điện thoại "

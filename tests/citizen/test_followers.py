@@ -83,3 +83,24 @@ def test_a_phone_that_is_not_a_mobile_number_is_not_linked(oa: Bridge) -> None:
     reply = oa.replies("u-bad", 1)[0]
     assert "chưa phải số di động Việt Nam hợp lệ" in reply["text"]
     assert LedgerFollowers(oa.ledger.engine).count() == 0
+
+
+def test_a_number_already_linked_is_not_taken_over_by_a_second_account(oa: Bridge) -> None:
+    """Sharing someone else's number shows none of their dossiers, and their notices keep
+    going to them."""
+    oa.dossier()
+    for user in ("u-owner", "u-other"):
+        oa.user_event("follow", user)
+        oa.replies(user, 2)
+    oa.user_event("user_submit_info", "u-owner", phone=PHONE)
+    oa.replies("u-owner", 4)
+    seq = oa.last_seq()
+    oa.user_event("user_submit_info", "u-other", phone=PHONE)
+    [refused] = oa.replies("u-other", 1, after=seq)
+    assert "đã được liên kết với một tài khoản Zalo khác" in refused["text"]
+    assert CODE not in refused["text"] and oa.settings.oa.centres[0].hotline in refused["text"]
+    assert LedgerFollowers(oa.ledger.engine).user_for_phone(PHONE) == "u-owner"
+    later = oa.admit(event("u", row(status=9), row(status=4)))
+    assert oa.deliver(later[0]) == "zalo_oa"
+    assert [m for m in oa.messages(user_id="u-owner") if m["tracking_id"] == later[0].key]
+    assert not [m for m in oa.messages(user_id="u-other") if m.get("tracking_id") == later[0].key]
