@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -41,7 +42,9 @@ from bridge.settings import Settings
 from bridge.templates import Renderer
 
 log = logging.getLogger(__name__)
-_TEXT_EVENTS = ("user_send_text",)
+# A link is what a citizen sends by opening the receipt's QR code or pasting its URL:
+# read as text too (its URL carries the dossier code).
+_TEXT_EVENTS = ("user_send_text", "user_send_link")
 INBOX_RETENTION_S = 30 * 86400.0   # handled events kept a month for audit, then forgotten
 
 
@@ -114,9 +117,8 @@ class Citizen:
         elif name == "user_submit_info":
             self.follow_flow.submit_info(user, body)
         elif name in _TEXT_EVENTS:
-            message = body.get("message")
-            text = message.get("text") if isinstance(message, dict) else None
-            if isinstance(text, str) and text.strip():
+            text = _message_text(body.get("message"))
+            if text:
                 self.chat.handle(user, text)
         elif name == "user_received_message":
             self.receipts.handle(event, attempt)
@@ -125,3 +127,15 @@ class Citizen:
             self.chat.help(user)
         # Anything else (seen receipts, reactions, consent, ZNS template status…) is stored
         # in the inbox and acknowledged; nothing to say to the citizen.
+
+
+def _message_text(message: Any) -> str:
+    """The words of a text or link message: its text and any attachment's URL (§7.3)."""
+    if not isinstance(message, dict):
+        return ""
+    parts = [message.get("text")]
+    for attachment in message.get("attachments") or []:
+        payload = attachment.get("payload") if isinstance(attachment, dict) else None
+        if isinstance(payload, dict):
+            parts += [payload.get("url"), payload.get("description")]
+    return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())

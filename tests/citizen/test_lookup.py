@@ -3,6 +3,8 @@ limited attempts, tolerant code parsing, and inert injection strings."""
 
 from __future__ import annotations
 
+import time
+
 from citizen_harness import CODE, PHONE, Bridge, metric
 from sqlalchemy import func, select
 
@@ -70,6 +72,20 @@ def test_codes_with_odd_spacing_case_and_separators_are_found(oa: Bridge) -> Non
     both = oa.ask("u-odd", f"{CODE}, 000.00.23.h39-240613-0002", count=2)
     texts = "\n".join(m["text"] for m in both)
     assert CODE in texts and "000.00.23.H39-240613-0002" in texts
+
+
+def test_the_receipts_link_sent_as_a_link_message_is_looked_up(oa: Bridge) -> None:
+    """Opening the QR code in Zalo sends `user_send_link`, not text."""
+    oa.dossier()
+    oa.link("u-qr")
+    seq = oa.last_seq()
+    url = f"https://zalo.me/{oa.settings.oa.oa_id}?tra-cuu={CODE}"
+    oa.post({"app_id": "sandbox-app", "sender": {"id": "u-qr"}, "recipient": {"id": "x"},
+             "event_name": "user_send_link", "timestamp": str(int(time.time() * 1000)),
+             "message": {"msg_id": "m-qr", "text": "",
+                         "attachments": [{"type": "link", "payload": {"url": url}}]}})
+    [reply] = oa.replies("u-qr", 1, after=seq)
+    assert CODE in reply["text"] and "Được tiếp nhận" in reply["text"]
 
 
 def test_an_unknown_code_is_answered_and_counts_as_a_failure(oa: Bridge) -> None:
