@@ -21,6 +21,7 @@ from bridge.citizen.text import RATING_PREFIX, Command, find_codes, parse_comman
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
+_ABOUT_A_DOSSIER = frozenset({"procedure", "support"})  # commands a dossier code outranks
 FEEDBACK_MAX = 2000
 
 
@@ -55,9 +56,12 @@ class Chat:
         digits = second_factor(text)
         if digits is not None and self.lookup.answer(user_id, digits):
             return None
-        if command is not None and command.name != "lookup_help":
-            return self.command(user_id, command)
         codes = find_codes(text)
+        # "Thủ tục của hồ sơ <code> đến đâu rồi?", "hỗ trợ giúp tôi hồ sơ <code>": a question
+        # about that dossier, whatever word comes first. Feedback may name a dossier too.
+        if command is not None and command.name != "lookup_help" \
+                and not (codes and command.name in _ABOUT_A_DOSSIER):
+            return self.command(user_id, command)
         if codes:
             return self.lookup.codes(user_id, codes)
         if command is not None:  # "tra cứu hồ sơ" without a code

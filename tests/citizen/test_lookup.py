@@ -88,6 +88,14 @@ def test_the_receipts_link_sent_as_a_link_message_is_looked_up(oa: Bridge) -> No
     assert CODE in reply["text"] and "Được tiếp nhận" in reply["text"]
 
 
+def test_a_code_in_a_question_is_looked_up_whatever_word_comes_first(oa: Bridge) -> None:
+    oa.dossier()
+    oa.link("u-ask")
+    for typed in (f"Thủ tục của hồ sơ {CODE} đến đâu rồi?", f"Hỗ trợ giúp tôi hồ sơ {CODE} bao giờ xong?"):
+        reply = oa.ask("u-ask", typed)[0]["text"]
+        assert CODE in reply and "Được tiếp nhận" in reply, typed
+
+
 def test_an_unknown_code_is_answered_and_counts_as_a_failure(oa: Bridge) -> None:
     oa.follow("u-miss")
     reply = oa.ask("u-miss", "000.00.23.H39-240612-9999")[0]["text"]
