@@ -65,13 +65,18 @@ _RATING = re.compile(r"^#danh-gia\s+(\S+)\s+([1-5])$")
 # (folded prefix, command). Longer prefixes first so "huy dang ky tin tuc" wins.
 _PREFIXES: tuple[tuple[str, str], ...] = (
     ("huy dang ky tin tuc", "unsubscribe:tin-tuc"),
+    ("huy dang ky nhan tin tuc", "unsubscribe:tin-tuc"),
+    ("huy dang ky nhan tin", "unsubscribe:tin-tuc"),
     ("huy dang ky khan cap", "unsubscribe:khan-cap"),
     ("huy dang ky thong bao khan cap", "unsubscribe:khan-cap"),
+    ("huy dang ky nhan thong bao khan cap", "unsubscribe:khan-cap"),
     ("huy dang ky", "unsubscribe:all"),
     ("dang ky tin tuc", "subscribe:tin-tuc"),
     ("dang ky nhan tin tuc", "subscribe:tin-tuc"),
+    ("dang ky nhan tin", "subscribe:tin-tuc"),
     ("dang ky khan cap", "subscribe:khan-cap"),
     ("dang ky thong bao khan cap", "subscribe:khan-cap"),
+    ("dang ky nhan thong bao khan cap", "subscribe:khan-cap"),
     ("tra cuu ho so", "lookup_help"),
     ("tra cuu thu tuc", "procedure"),
     ("thu tuc", "procedure"),
@@ -85,6 +90,9 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("menu", "help"),
 )
 
+# "hủy đăng ký nhận tin tức" is news only, not every topic "hủy đăng ký" would cancel.
+_LONGEST_FIRST = sorted(_PREFIXES, key=lambda entry: -len(entry[0]))
+
 
 def parse_command(text: str) -> Command | None:
     """A keyword command at the start of the message, accent- and case-insensitive."""
@@ -93,7 +101,7 @@ def parse_command(text: str) -> Command | None:
     if rating:
         return Command("rating", f"{rating.group(1)} {rating.group(2)}")
     folded = fold(stripped)
-    for prefix, name in _PREFIXES:
+    for prefix, name in _LONGEST_FIRST:
         if folded == prefix or folded.startswith(prefix + " ") or folded.startswith(prefix + ":"):
             return Command(name, _rest_after(stripped, len(prefix.split())))
     return None

@@ -61,6 +61,17 @@ def test_commands_are_accent_and_case_insensitive() -> None:
     assert second_factor("số 1234") is None
 
 
+@pytest.mark.parametrize("typed, name", [
+    ("hủy đăng ký nhận tin tức", "unsubscribe:tin-tuc"), ("Hủy đăng ký nhận tin", "unsubscribe:tin-tuc"),
+    ("hủy đăng ký nhận thông báo khẩn cấp", "unsubscribe:khan-cap"),
+    ("đăng ký nhận tin", "subscribe:tin-tuc"), ("Đăng ký nhận tin tức", "subscribe:tin-tuc"),
+    ("đăng ký nhận thông báo khẩn cấp", "subscribe:khan-cap"),
+])
+def test_subscriptions_are_read_by_their_longest_wording(typed: str, name: str) -> None:
+    """Cancelling the news must not cancel the emergency alerts too."""
+    assert parse_command(typed).name == name  # type: ignore[union-attr]
+
+
 def test_signature_variants_and_refusals() -> None:
     raw, stamp = b'{"event_name":"follow","timestamp":"1"}', "1"
     cfg = SignatureConfig("app", "oa", "secret")
