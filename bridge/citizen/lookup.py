@@ -31,35 +31,45 @@ CHALLENGE_TTL_S = 15 * 60
 GRANT_TTL_S = 24 * 3600
 
 
-def next_step(d: Dossier, ctx: dict[str, str]) -> str:
-    """What the citizen should do now, by national status code."""
-    place, reason = ctx.get("noi_tra", ""), ctx.get("ly_do", "")
+def next_step(d: Dossier, ctx: dict[str, str], now: datetime) -> str:
+    """Where the dossier stands and what the citizen should do now, by national status code.
+
+    The appointment date only where a result is still to come: a refused, withdrawn or
+    stopped dossier has none, and a supplement request restarts the count.
+    """
+    place, reason, due = ctx.get("noi_tra", ""), ctx.get("ly_do", ""), ctx.get("ngay_hen_tra", "")
+    status = d.status if isinstance(d.status, int) else 0
+    if status in (2, 4):
+        if isinstance(d.due_at, datetime) and d.due_at < now:
+            return (f"Hồ sơ đã quá ngày hẹn trả kết quả ({due}). Cơ quan giải quyết sẽ thông báo "
+                    f"ngày hẹn mới; Ông/Bà có thể liên hệ {place} để biết thêm.")
+        appointment = f"Ngày hẹn trả kết quả: {due}, tại {place}. " \
+            if isinstance(d.due_at, datetime) else ""
+        return (appointment + "Hồ sơ đang được giải quyết, Ông/Bà chưa cần làm gì thêm; khi có "
+                "kết quả Ông/Bà sẽ nhận được thông báo.")
     steps = {
         1: "Bộ phận Một cửa đang kiểm tra hồ sơ nộp trực tuyến; Ông/Bà sẽ nhận thông báo khi "
            "hồ sơ được tiếp nhận.",
-        2: "Hồ sơ đang được giải quyết, Ông/Bà chưa cần làm gì thêm; khi có kết quả Ông/Bà sẽ "
-           "nhận được thông báo.",
-        3: f"Ông/Bà vui lòng hoàn thiện hồ sơ theo lý do: {reason}, rồi nộp lại.",
-        5: f"Ông/Bà vui lòng bổ sung: {reason}, tại {place} hoặc trên Cổng Dịch vụ công.",
-        6: f"Ông/Bà vui lòng nộp {ctx.get('so_tien', '')} tại {place} hoặc thanh toán trực "
-           "tuyến trên Cổng Dịch vụ công.",
+        3: f"Lý do: {reason}. Ông/Bà vui lòng liên hệ {place} để được giải thích và hướng dẫn.",
+        5: f"Nội dung cần bổ sung: {reason}. Ông/Bà vui lòng nộp bổ sung tại {place} hoặc trên "
+           "Cổng Dịch vụ công; thời hạn giải quyết được tính lại kể từ ngày nhận đủ hồ sơ hợp lệ.",
+        6: f"Ngày hẹn trả kết quả: {due}. Ông/Bà vui lòng nộp {ctx.get('so_tien', '')} tại "
+           f"{place} hoặc thanh toán trực tuyến trên Cổng Dịch vụ công.",
         7: "Hồ sơ đã được rút theo đề nghị; khi có nhu cầu, Ông/Bà có thể nộp hồ sơ mới.",
-        8: f"Hồ sơ đã dừng xử lý (lý do: {reason}); Ông/Bà vui lòng liên hệ {place} để được "
-           "hướng dẫn.",
+        8: f"Lý do: {reason}. Ông/Bà vui lòng liên hệ {place} để được hướng dẫn.",
         9: "Mời Ông/Bà mang Giấy tiếp nhận hồ sơ và hẹn trả kết quả đến nhận kết quả tại "
            f"{place}.",
         10: "Hồ sơ đã hoàn thành và trả kết quả. Cảm ơn Ông/Bà đã sử dụng dịch vụ công.",
     }
-    steps[4] = steps[2]
-    status = d.status if isinstance(d.status, int) else 0
-    return "Việc cần làm: " + steps.get(status, f"Ông/Bà vui lòng liên hệ {place} để biết thêm.")
+    return steps.get(status, f"Ông/Bà vui lòng liên hệ {place} để biết thêm.")
 
 
-def summary(renderer: Renderer, d: Dossier) -> str:
-    """STATUS_SUMMARY wording of the template set, plus the next step."""
+def summary(renderer: Renderer, d: Dossier, now: datetime) -> str:
+    """STATUS_SUMMARY wording of the template set (code, procedure, status), then where the
+    dossier stands and what to do."""
     text, _ = renderer.render("STATUS_SUMMARY", d)
-    ctx = renderer.context(d, None, ("noi_tra", "ly_do", "so_tien"))
-    return text + "\n" + next_step(d, ctx)
+    ctx = renderer.context(d, None, ("noi_tra", "ly_do", "so_tien", "ngay_hen_tra"))
+    return text + "\n" + next_step(d, ctx, now)
 
 
 class Lookup:
@@ -143,7 +153,7 @@ class Lookup:
     def _details(self, user_id: str, d: Dossier, result: str) -> None:
         metrics.lookups.labels(result=result).inc()
         self.store.set_context(user_id, d.code)
-        self._say(user_id, summary(self.renderer, d), "lookup_details")
+        self._say(user_id, summary(self.renderer, d, datetime.now(timezone.utc)), "lookup_details")
 
     def _failures(self, user_id: str) -> tuple[int, int | None]:
         return self.store.failures_since(user_id, self.settings.oa.lookup_lock_s)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from citizen_harness import CODE, PHONE, Bridge, metric
 from sqlalchemy import func, select
 
@@ -14,12 +16,26 @@ NAME, PROCEDURE = "Nguyễn Văn An", "Cấp giấy chứng nhận quyền sử 
 
 
 def test_linked_owner_sees_status_appointment_and_next_step(oa: Bridge) -> None:
-    oa.dossier()
+    oa.dossier(due_at="2099-06-20T09:00:00Z")
     oa.link("u-owner")
     reply = oa.ask("u-owner", f"Cho tôi hỏi hồ sơ {CODE} ạ")[0]["text"]
     assert CODE in reply and PROCEDURE in reply
-    assert "Được tiếp nhận" in reply and "Ngày hẹn trả kết quả: 20/06/2024" in reply
-    assert "Việc cần làm:" in reply and len(reply) <= 2000
+    assert "Được tiếp nhận" in reply and "Ngày hẹn trả kết quả: 20/06/2099" in reply
+    assert "chưa cần làm gì thêm" in reply and len(reply) <= 2000
+
+
+@pytest.mark.parametrize("status, says, not_said", [
+    (2, "đã quá ngày hẹn trả kết quả (20/06/2024)", "chưa cần làm gì thêm"),  # overdue
+    (5, "thời hạn giải quyết được tính lại", "Ngày hẹn trả kết quả"),
+    (7, "Hồ sơ đã được rút", "Ngày hẹn trả kết quả"),
+    (3, "để được giải thích và hướng dẫn", "nộp lại"),  # a refusal may be final
+])
+def test_the_summary_says_only_what_still_applies(oa: Bridge, status: int, says: str,
+                                                  not_said: str) -> None:
+    oa.dossier(status=status, due_at="2024-06-20T09:00:00Z", note="Thiếu bản sao CCCD")
+    oa.link("u-state")
+    reply = oa.ask("u-state", CODE)[0]["text"]
+    assert says in reply and not_said not in reply, reply
 
 
 def test_unlinked_user_must_give_the_last_four_digits(oa: Bridge) -> None:

@@ -67,7 +67,7 @@ def test_lookup_reads_the_one_stop_database_read_only(pg: Any, make_bridge: Make
     assert "1 hồ sơ" in confirm and "Bản sao CCCD của mẹ" in confirm
     assert "240612-0002" not in confirm                      # finished: not confirmed again
     details = ask(oa, "db-1", "000.00.23.h39-240612-0001")[0]["text"]
-    assert "Yêu cầu bổ sung giấy tờ" in details and "Ngày hẹn trả kết quả: 14/06/2024" in details
+    assert "Yêu cầu bổ sung giấy tờ" in details and "Nội dung cần bổ sung: Bản sao CCCD của mẹ" in details
     assert "Trần Thị Bình" not in details
     seq = oa.last_seq()
     oa.user_event("follow", "db-2")
