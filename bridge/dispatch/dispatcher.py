@@ -32,6 +32,7 @@ from bridge import metrics
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
 from bridge.dispatch.retry import RetryPolicy
+from bridge.dispatch.sms import sms_text
 from bridge.errors import (
     AuthError, BridgeError, ConfigError, PermanentError, QuotaExhausted, RecipientError,
     RetryableError,
@@ -143,7 +144,7 @@ class Dispatcher:
                 phone, template, n.template_data, tracking=n.idempotency_key,
                 on_auth_error=on_auth)))
             if self.settings.sms.enabled:
-                plan.append(("sms", lambda _: self.sms.send(phone, n.text,
+                plan.append(("sms", lambda _: self.sms.send(phone, sms_text(n.text),
                                                             tracking=n.idempotency_key)))
         return plan
 

@@ -7,6 +7,7 @@ Contract: ``POST {base}/sms/send`` JSON ``{phone, text, brandname, tracking_id}`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,6 +19,16 @@ from bridge.errors import (
     BadInputError, ConfigError, DeferError, RecipientError, TransportError,
 )
 from bridge.settings import SmsSettings
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sms_text(text: str) -> str:
+    """The notice as SMS carries it: SMS is for citizens Zalo cannot reach, so a sentence
+    that only works in Zalo (the lookup link, zalo.me/…) is left out — a segment saved too."""
+    kept = [s for s in _SENTENCE_END.split(text) if "zalo.me/" not in s]
+    return " ".join(kept) if kept else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -206,6 +207,19 @@ def test_every_channel_refusing_is_a_failed_outcome(up: FakeUpstream, clock: Fak
     assert (out.status, out.channel, out.provider_message_id, out.price_vnd) == ("failed", None, None, 0)
     assert out.reason == "sms: gateway refused the phone number"  # the channel named once
     assert counter(metrics.notifications, kind="RECEIVED", channel="none", outcome="failed") - failed == 1
+
+
+def test_sms_leaves_out_what_only_works_in_zalo(up: FakeUpstream, clock: FakeClock) -> None:
+    """A phone without Zalo (-118) gets the receipt by SMS, without the Zalo lookup link."""
+    d = make(up, clock)
+    up.script("zns", {"error": -118})
+    text = ("Kính gửi Ông/Bà An, hồ sơ mã số H12.34-261103-0001 đã được tiếp nhận. Ngày hẹn trả "
+            "kết quả: 20/11/2026. Để tra cứu tình trạng hồ sơ, Ông/Bà mở đường dẫn sau bằng Zalo "
+            "rồi nhắn mã hồ sơ vào khung chat: https://zalo.me/1032900368640139458?tra-cuu=H12")
+    assert d.deliver(note(text=text)).channel == "sms"
+    [sent] = up.calls("sms")
+    assert json.loads(sent.content)["text"] == ("Kính gửi Ông/Bà An, hồ sơ mã số H12.34-261103-0001 "
+                                                "đã được tiếp nhận. Ngày hẹn trả kết quả: 20/11/2026.")
 
 
 def test_sms_disabled_stops_after_zns(up: FakeUpstream, clock: FakeClock) -> None:
