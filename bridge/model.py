@@ -18,11 +18,6 @@ STATUS_KIND: dict[int, str | None] = {
     1: "SUBMITTED", 2: "RECEIVED", 3: "REJECTED", 4: None, 5: "SUPPLEMENT_REQUESTED",
     6: "FEE_REQUESTED", 7: "WITHDRAWN", 8: "STOPPED", 9: "RESULT_READY", 10: "RESULT_RETURNED",
 }
-STATUS_NAME_VI: dict[int, str] = {
-    1: "Mới đăng ký", 2: "Được tiếp nhận", 3: "Không được tiếp nhận", 4: "Đang xử lý",
-    5: "Yêu cầu bổ sung giấy tờ", 6: "Yêu cầu thực hiện nghĩa vụ tài chính",
-    7: "Công dân yêu cầu rút hồ sơ", 8: "Dừng xử lý", 9: "Đã xử lý xong", 10: "Đã trả kết quả",
-}
 
 
 class Unavailable:

@@ -20,7 +20,7 @@ SCORE_LABEL = {5: "Rất hài lòng", 4: "Hài lòng", 3: "Bình thường", 2: 
                1: "Rất không hài lòng"}
 
 HELP = (
-    "Xin chào Ông/Bà! Ông/Bà có thể gửi cho Zalo OA này:\n"
+    "Xin chào Ông/Bà! Ông/Bà có thể nhắn vào đây:\n"
     f"• mã hồ sơ in trên Giấy tiếp nhận (ví dụ {EXAMPLE_CODE}) để tra cứu tình trạng hồ sơ;\n"
     "• \"thủ tục\" kèm từ khóa (ví dụ: thủ tục khai sinh) để xem hướng dẫn thủ tục;\n"
     "• \"hỗ trợ\" để xem số điện thoại tổng đài;\n"
@@ -50,7 +50,7 @@ def welcome(settings: Settings) -> str:
     centre = settings.oa.centres[0].name if settings.oa.centres else "Trung tâm Phục vụ hành chính công"
     return (f"Cảm ơn Ông/Bà đã quan tâm kênh Zalo của {centre}!\n"
             "Tại đây Ông/Bà được thông báo miễn phí tình trạng hồ sơ thủ tục hành chính, tra cứu "
-            "hồ sơ, tra cứu thủ tục và liên hệ tổng đài hỗ trợ.\n" + HELP.split("\n", 1)[1])
+            "hồ sơ, tra cứu thủ tục và liên hệ tổng đài hỗ trợ. " + HELP.split("! ", 1)[1])
 
 
 def menu_buttons(settings: Settings) -> list[Button]:
@@ -83,7 +83,7 @@ def linked(phone_local: str, open_count: int) -> str:
     text = (f"Cảm ơn Ông/Bà! Số điện thoại {phone_local} đã được liên kết với tài khoản Zalo này. "
             "Từ nay, thông báo về các hồ sơ khai số điện thoại này sẽ được gửi miễn phí qua Zalo.")
     if open_count:
-        return text + f"\nÔng/Bà đang có {open_count} hồ sơ đang giải quyết, tình trạng như sau:"
+        return text + f"\nÔng/Bà có {open_count} hồ sơ đang được giải quyết, tình trạng như sau:"
     return text + "\n" + NO_OPEN_DOSSIERS
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bridge.errors import BadInputError
-from bridge.model import STATUS_NAME_VI, Dossier, Unreadable
+from bridge.model import Dossier, Unreadable
 from bridge.transitions import known
 
 UNKNOWN_DATE = "chưa xác định"
@@ -28,6 +28,14 @@ UNKNOWN_DATE = "chưa xác định"
 UNKNOWN_REASON = "chưa được ghi rõ"
 UNKNOWN_PLACE = "Bộ phận Một cửa nơi Ông/Bà nộp hồ sơ"
 _DATE_CACHE = 4096
+# The portal's status names (design.md §3) are desk language ("Công dân yêu cầu rút
+# hồ sơ", "Mới đăng ký"); a citizen reads where their dossier stands.
+STATUS_FOR_CITIZENS: dict[int, str] = {
+    1: "Đã nộp trực tuyến, đang chờ tiếp nhận", 2: "Đã được tiếp nhận", 3: "Không được tiếp nhận",
+    4: "Đang được giải quyết", 5: "Cần bổ sung giấy tờ", 6: "Chờ thực hiện nghĩa vụ tài chính",
+    7: "Đã rút theo đề nghị", 8: "Đã dừng xử lý", 9: "Đã có kết quả, chờ nhận",
+    10: "Đã trả kết quả",
+}
 
 
 @cache
@@ -150,8 +158,8 @@ _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
     "ly_do": lambda r, d, p: _text(d.note) or UNKNOWN_REASON,
     "so_tien": lambda r, d, p: format_vnd(d.fee_amount),
     "noi_tra": lambda r, d, p: _text(d.agency_name) or UNKNOWN_PLACE,
-    "trang_thai": lambda r, d, p: STATUS_NAME_VI.get(d.status, "đang được giải quyết")
-    if isinstance(d.status, int) else "đang được giải quyết",
+    "trang_thai": lambda r, d, p: STATUS_FOR_CITIZENS.get(d.status, "Đang được giải quyết")
+    if isinstance(d.status, int) else "Đang được giải quyết",
     "link_tra_cuu": lambda r, d, p: r.link(d.code),
 }
 

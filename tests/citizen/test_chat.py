@@ -121,6 +121,6 @@ def test_subscriptions_by_chat_command(oa: Bridge) -> None:
 def test_anything_else_gets_the_help_text_and_menus(oa: Bridge) -> None:
     oa.follow("u-hi")
     reply = oa.ask("u-hi", "xin chào")[0]
-    assert "Ông/Bà có thể gửi" in reply["text"]
+    assert "Ông/Bà có thể nhắn vào đây" in reply["text"]
     assert len(reply["attachment"]["payload"]["buttons"]) == 5
     assert json.dumps(reply, ensure_ascii=False).count("Tra cứu hồ sơ") >= 1

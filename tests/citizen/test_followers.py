@@ -43,7 +43,7 @@ def test_sharing_the_phone_links_it_and_confirms_open_dossiers(oa: Bridge) -> No
     assert LedgerFollowers(oa.ledger.engine).user_for_phone(PHONE) == "u-link"
     assert "0909123456 đã được liên kết" in got[0]["text"] and "2 hồ sơ" in got[0]["text"]
     summaries = "\n".join(m["text"] for m in got[1:])
-    assert CODE in summaries and "Được tiếp nhận" in summaries
+    assert CODE in summaries and "Đã được tiếp nhận" in summaries
     assert "000.00.23.H39-240613-0002" in summaries and "Bản sao sổ hộ khẩu" in summaries
     assert "240101-0003" not in summaries and "240614-0004" not in summaries
     assert metric("onestop_followers_linked") == 1

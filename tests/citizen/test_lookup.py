@@ -20,7 +20,7 @@ def test_linked_owner_sees_status_appointment_and_next_step(oa: Bridge) -> None:
     oa.link("u-owner")
     reply = oa.ask("u-owner", f"Cho tôi hỏi hồ sơ {CODE} ạ")[0]["text"]
     assert CODE in reply and PROCEDURE in reply
-    assert "Được tiếp nhận" in reply and "Ngày hẹn trả kết quả: 20/06/2099" in reply
+    assert "Đã được tiếp nhận" in reply and "Ngày hẹn trả kết quả: 20/06/2099" in reply
     assert "chưa cần làm gì thêm" in reply and len(reply) <= 2000
 
 
@@ -48,10 +48,10 @@ def test_unlinked_user_must_give_the_last_four_digits(oa: Bridge) -> None:
         assert secret not in question, "nothing about the dossier before the second factor"
     assert metric("onestop_lookups_total", result="challenged") == before + 1
     details = oa.ask("u-stranger", "3456")[0]["text"]
-    assert "Yêu cầu bổ sung giấy tờ" in details and "Bản sao giấy tờ tùy thân" in details
+    assert "Cần bổ sung giấy tờ" in details and "Bản sao giấy tờ tùy thân" in details
     # Unlocked for a while: asking again needs no new question.
     again = oa.ask("u-stranger", CODE)[0]["text"]
-    assert "Yêu cầu bổ sung giấy tờ" in again
+    assert "Cần bổ sung giấy tờ" in again
 
 
 def test_wrong_digits_are_limited_and_refusals_counted(oa: Bridge) -> None:
@@ -73,7 +73,7 @@ def test_wrong_digits_are_limited_and_refusals_counted(oa: Bridge) -> None:
     assert "4 chữ số cuối" in oa.ask("u-other", CODE)[0]["text"]
     oa.user_event("user_submit_info", "u-guess", phone=PHONE)
     oa.settle()
-    assert "Được tiếp nhận" in oa.ask("u-guess", CODE)[0]["text"]
+    assert "Đã được tiếp nhận" in oa.ask("u-guess", CODE)[0]["text"]
 
 
 def test_codes_with_odd_spacing_case_and_separators_are_found(oa: Bridge) -> None:
@@ -84,7 +84,7 @@ def test_codes_with_odd_spacing_case_and_separators_are_found(oa: Bridge) -> Non
                   "000.00.23.H392406120001", "mã hồ sơ: 000 . 00 . 23 . H39-240612–0001",
                   "https://zalo.me/1032900368640139458?tra-cuu=000.00.23.H39-240612-0001"):
         reply = oa.ask("u-odd", typed)[0]["text"]
-        assert CODE in reply and "Được tiếp nhận" in reply, typed
+        assert CODE in reply and "Đã được tiếp nhận" in reply, typed
     both = oa.ask("u-odd", f"{CODE}, 000.00.23.h39-240613-0002", count=2)
     texts = "\n".join(m["text"] for m in both)
     assert CODE in texts and "000.00.23.H39-240613-0002" in texts
@@ -101,7 +101,7 @@ def test_the_receipts_link_sent_as_a_link_message_is_looked_up(oa: Bridge) -> No
              "message": {"msg_id": "m-qr", "text": "",
                          "attachments": [{"type": "link", "payload": {"url": url}}]}})
     [reply] = oa.replies("u-qr", 1, after=seq)
-    assert CODE in reply["text"] and "Được tiếp nhận" in reply["text"]
+    assert CODE in reply["text"] and "Đã được tiếp nhận" in reply["text"]
 
 
 def test_a_code_in_a_question_is_looked_up_whatever_word_comes_first(oa: Bridge) -> None:
@@ -109,7 +109,7 @@ def test_a_code_in_a_question_is_looked_up_whatever_word_comes_first(oa: Bridge)
     oa.link("u-ask")
     for typed in (f"Thủ tục của hồ sơ {CODE} đến đâu rồi?", f"Hỗ trợ giúp tôi hồ sơ {CODE} bao giờ xong?"):
         reply = oa.ask("u-ask", typed)[0]["text"]
-        assert CODE in reply and "Được tiếp nhận" in reply, typed
+        assert CODE in reply and "Đã được tiếp nhận" in reply, typed
 
 
 def test_an_unknown_code_is_answered_and_counts_as_a_failure(oa: Bridge) -> None:

@@ -67,13 +67,13 @@ def test_lookup_reads_the_one_stop_database_read_only(pg: Any, make_bridge: Make
     assert "1 hồ sơ" in confirm and "Bản sao CCCD của mẹ" in confirm
     assert "240612-0002" not in confirm                      # finished: not confirmed again
     details = ask(oa, "db-1", "000.00.23.h39-240612-0001")[0]["text"]
-    assert "Yêu cầu bổ sung giấy tờ" in details and "Nội dung cần bổ sung: Bản sao CCCD của mẹ" in details
+    assert "Cần bổ sung giấy tờ" in details and "Nội dung cần bổ sung: Bản sao CCCD của mẹ" in details
     assert "Trần Thị Bình" not in details
     seq = oa.last_seq()
     oa.user_event("follow", "db-2")
     oa.replies("db-2", 2, after=seq)
     assert "4 chữ số cuối" in ask(oa, "db-2", "000.00.23.H39-240612-0003")[0]["text"]
-    assert "Được tiếp nhận" in ask(oa, "db-2", "0999")[0]["text"]
+    assert "Đã được tiếp nhận" in ask(oa, "db-2", "0999")[0]["text"]
     ask(oa, "db-2", "000.00.23.H39-240612-0003' OR '1'='1'; DROP TABLE dossiers; --")
     with oa.citizen.dossiers.engine.connect() as conn:          # the role cannot write
         with pytest.raises(Exception, match="read-only|permission denied"):
@@ -108,5 +108,5 @@ def test_a_vendor_schema_is_read_through_the_column_and_status_maps(
     oa.user_event("follow", "v-1")
     oa.user_event("user_submit_info", "v-1", phone=PHONE)
     confirm = "\n".join(m["text"] or "" for m in oa.replies("v-1", 4, after=seq))
-    assert "Yêu cầu thực hiện nghĩa vụ tài chính" in confirm and "75.000 đồng" in confirm
+    assert "Chờ thực hiện nghĩa vụ tài chính" in confirm and "75.000 đồng" in confirm
     assert "27/06/2024" in confirm and "Lê Văn Cường" not in confirm
