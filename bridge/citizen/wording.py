@@ -94,9 +94,12 @@ def phone_taken(phone_local: str, hotline: str) -> str:
 
 
 def challenge(codes: list[str]) -> str:
-    listed = ", ".join(codes)
+    if len(codes) == 1:
+        return ("Để bảo vệ thông tin cá nhân, Ông/Bà vui lòng gửi 4 chữ số cuối của số điện "
+                f"thoại đã khai khi nộp hồ sơ {codes[0]}.")
+    # Two dossiers may have two applicants: the digits open those filed with that number.
     return ("Để bảo vệ thông tin cá nhân, Ông/Bà vui lòng gửi 4 chữ số cuối của số điện thoại "
-            f"người nộp hồ sơ {listed} (số điện thoại đã khai khi nộp hồ sơ).")
+            f"đã khai khi nộp hồ sơ ({', '.join(codes)}); hồ sơ nào khai số đó sẽ được hiển thị.")
 
 
 def wrong_factor(left: int) -> str:
@@ -105,8 +108,9 @@ def wrong_factor(left: int) -> str:
 
 def locked(max_attempts: int, until_hhmm: str, hotline: str) -> str:
     help_line = f" Nếu cần hỗ trợ, Ông/Bà vui lòng gọi tổng đài {hotline}." if hotline else ""
-    return (f"Ông/Bà đã nhập sai quá {max_attempts} lần. Để bảo vệ thông tin cá nhân, chức năng "
-            f"tra cứu hồ sơ tạm khóa đến {until_hhmm}.{help_line}")
+    # Unknown codes count too (they are how codes are guessed), so not "wrong digits".
+    return (f"Ông/Bà đã tra cứu không thành công {max_attempts} lần. Để bảo vệ thông tin cá "
+            f"nhân, chức năng tra cứu hồ sơ tạm khóa đến {until_hhmm}.{help_line}")
 
 
 def not_found(code: str) -> str:
@@ -132,13 +136,13 @@ def rating_thanks(code: str, score: int) -> str:
     text = f"Cảm ơn Ông/Bà đã đánh giá hồ sơ {code}: {score}/5 ({SCORE_LABEL[score]})."
     if score <= 2:
         text += (" Rất mong Ông/Bà cho biết điều chưa hài lòng: gửi \"góp ý\" kèm nội dung để "
-                 "Trung tâm cải thiện.")
+                 "nơi giải quyết hồ sơ cải thiện.")
     return text
 
 
 def feedback_thanks(code: str | None) -> str:
     about = f" về hồ sơ {code}" if code else ""
-    return f"Trung tâm đã ghi nhận góp ý của Ông/Bà{about}. Xin chân thành cảm ơn!"
+    return f"Góp ý của Ông/Bà{about} đã được ghi nhận. Xin chân thành cảm ơn!"
 
 
 def subscribed(topic: str) -> str:

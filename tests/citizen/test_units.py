@@ -137,3 +137,12 @@ def test_migrated_schema_matches_the_citizen_query_tables(tmp_path: Path) -> Non
     assert {"notifications_phone", "notifications_dossier_code",
             "notifications_provider_message"} <= indexes
     engine.dispose()
+
+
+def test_the_second_factor_wording_fits_one_or_several_dossiers_and_the_lock_is_exact() -> None:
+    one = wording.challenge([CODE])
+    assert one.endswith(f"đã khai khi nộp hồ sơ {CODE}.")
+    several = wording.challenge([CODE, "000.00.23.H39-240613-0002"])
+    assert "hồ sơ nào khai số đó sẽ được hiển thị" in several  # two applicants are possible
+    # Unknown codes count as failures too: not "entered wrong digits more than 5 times".
+    assert "tra cứu không thành công 5 lần" in wording.locked(5, "10:30", "0272 3550 055")
