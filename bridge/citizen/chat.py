@@ -65,6 +65,8 @@ class Chat:
         if codes:
             return self.lookup.codes(user_id, codes)
         if command is not None:  # "tra cứu hồ sơ" without a code
+            if self.lookup.own(user_id):
+                return None
             return self._say(user_id, messages.text(wording.LOOKUP_HELP), "lookup_help")
         return self.help(user_id)
 

@@ -144,10 +144,22 @@ class Lookup:
             self._details(user_id, d, "unlocked")
         return True
 
-    def confirm_open(self, user_id: str, dossiers: list[Dossier]) -> None:
+    def confirm_open(self, user_id: str, dossiers: list[Dossier],
+                     result: str = "linked_retroactive") -> None:
         """Retroactive confirmation after a phone was linked (the user owns these)."""
         for d in dossiers:
-            self._details(user_id, d, "linked_retroactive")
+            self._details(user_id, d, result)
+
+    def own(self, user_id: str) -> bool:
+        """"Tra cứu hồ sơ" from a linked citizen: their open dossiers, no code to type.
+        False when there is nothing to show (not linked, or nothing open)."""
+        phone = self.store.linked_phone(user_id)
+        dossiers = self.dossiers.open_for_phone(phone)[:10] if phone else []
+        if not dossiers:
+            return False
+        self._say(user_id, wording.own_dossiers(len(dossiers)), "lookup_own")
+        self.confirm_open(user_id, dossiers, "linked")
+        return True
 
     # --- internals -------------------------------------------------------------------------
     def _details(self, user_id: str, d: Dossier, result: str) -> None:

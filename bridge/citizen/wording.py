@@ -87,6 +87,11 @@ def linked(phone_local: str, open_count: int) -> str:
     return text + "\n" + NO_OPEN_DOSSIERS
 
 
+def own_dossiers(count: int) -> str:
+    return (f"Ông/Bà có {count} hồ sơ đang được giải quyết theo số điện thoại đã liên kết, tình "
+            "trạng như sau. Để tra cứu hồ sơ khác, Ông/Bà gửi mã hồ sơ in trên Giấy tiếp nhận.")
+
+
 def phone_taken(phone_local: str, hotline: str) -> str:
     return (f"Số điện thoại {phone_local} đã được liên kết với một tài khoản Zalo khác, nên thông "
             "báo hồ sơ của số này chưa thể gửi đến tài khoản này. Nếu đây là số của Ông/Bà, "

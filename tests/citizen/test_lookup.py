@@ -112,6 +112,19 @@ def test_a_code_in_a_question_is_looked_up_whatever_word_comes_first(oa: Bridge)
         assert CODE in reply and "Đã được tiếp nhận" in reply, typed
 
 
+def test_a_linked_citizen_asking_to_look_up_sees_their_dossiers_without_typing_a_code(
+        oa: Bridge) -> None:
+    oa.link("u-menu")  # no dossier yet: the link confirmed none
+    oa.settle()
+    assert "gửi mã hồ sơ" in oa.ask("u-menu", "Tra cứu hồ sơ")[0]["text"]
+    oa.dossier()
+    head, details = oa.ask("u-menu", "Tra cứu hồ sơ", count=2)
+    assert "Ông/Bà có 1 hồ sơ đang được giải quyết" in head["text"]
+    assert CODE in details["text"] and "Đã được tiếp nhận" in details["text"]
+    oa.follow("u-stranger")  # not linked
+    assert "gửi mã hồ sơ" in oa.ask("u-stranger", "Tra cứu hồ sơ")[0]["text"]
+
+
 def test_an_unknown_code_is_answered_and_counts_as_a_failure(oa: Bridge) -> None:
     oa.follow("u-miss")
     reply = oa.ask("u-miss", "000.00.23.H39-240612-9999")[0]["text"]
