@@ -118,7 +118,10 @@ class Chat:
         code = codes[0] if codes else self.store.context(user_id)
         self.store.record_feedback(user_id, code, body[:FEEDBACK_MAX])
         metrics.feedback.inc()
-        self._say(user_id, messages.text(wording.feedback_thanks(code)), "feedback")
+        thanks = wording.feedback_thanks(code)
+        if len(body) > FEEDBACK_MAX:
+            thanks += " " + wording.feedback_cut(FEEDBACK_MAX)
+        self._say(user_id, messages.text(thanks), "feedback")
         return None
 
     def rating(self, user_id: str, command: Command) -> None:

@@ -150,6 +150,12 @@ def feedback_thanks(code: str | None) -> str:
     return f"Góp ý của Ông/Bà{about} đã được ghi nhận. Xin chân thành cảm ơn!"
 
 
+def feedback_cut(limit: int) -> str:
+    count = f"{limit:,}".replace(",", ".")  # Vietnamese grouping: 2.000
+    return (f"Góp ý dài hơn {count} ký tự nên phần sau đó chưa được ghi nhận; Ông/Bà vui lòng "
+            "gửi tiếp phần còn lại trong một góp ý khác.")
+
+
 def subscribed(topic: str) -> str:
     return (f"Ông/Bà đã đăng ký nhận {TOPIC_LABEL[topic]}. Để hủy, Ông/Bà gửi "
             f"\"hủy đăng ký {TOPIC_COMMAND[topic]}\".")

@@ -102,6 +102,12 @@ def test_feedback_without_a_dossier_and_empty_feedback(oa: Bridge) -> None:
             (None, "nhà vệ sinh của trung tâm cần sạch hơn"), (CODE, f"hồ sơ {CODE} bị chậm")]
 
 
+def test_feedback_longer_than_kept_says_so(oa: Bridge) -> None:
+    oa.follow("u-long")
+    reply = oa.ask("u-long", "góp ý " + "Thời gian chờ quá lâu. " * 120)[0]["text"]
+    assert "đã được ghi nhận" in reply and "dài hơn 2.000 ký tự" in reply
+
+
 def test_subscriptions_by_chat_command(oa: Bridge) -> None:
     oa.follow("u-sub")
     assert "đã đăng ký nhận tin tức" in oa.ask("u-sub", "Đăng ký tin tức")[0]["text"]
