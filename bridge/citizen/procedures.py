@@ -27,6 +27,10 @@ NATIONAL_DETAIL_URL = ("https://dichvucong.gov.vn/p/home/dvc-chi-tiet-thu-tuc-ha
 _STOP = frozenset("thu tuc lam the nao o dau can gi toi em minh muon xin cho hoi ve cua va "
                   "la bao nhieu lau duoc khong a nhe oi".split())
 _STOP_PHRASES = (" giay to ", " ho so ", " thu tuc ")
+# What is done (issue again, register, change…), not to what: a match on these alone is no
+# match — "cấp lại CCCD" must not answer with "Cấp lại giấy phép lái xe".
+_ACTIONS = frozenset("cap lai moi doi dang ky xin lam thay nop giay phep chung nhan xac ban sao "
+                     "gia han bo sung".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,9 @@ class Catalogue:
         words = [w for w in phrase.split() if w not in _STOP] or phrase.split()
         if not words:
             return []
-        scored = [(self._score(item, phrase, words), item) for item in self._index]
+        subject = [w for w in words if w not in _ACTIONS]
+        scored = [(self._score(item, phrase, words), item) for item in self._index
+                  if not subject or _names_any(item, subject)]
         ranked = sorted((s for s in scored if s[0] >= 3),
                         key=lambda s: (-s[0], len(s[1].name)))
         if not ranked:
@@ -123,6 +129,12 @@ class Catalogue:
                 + 1 * (w in item.field_words) + 0.5 * (w in item.doc_words)
         score += 2 * len(_bigrams(words) & item.name_bigrams)
         return score
+
+
+def _names_any(item: _Indexed, words: list[str]) -> bool:
+    """Does the procedure's name, keywords or field name one of these words?"""
+    return any(w in item.name_words or w in item.keyword_words or w in item.field_words
+               for w in words)
 
 
 def _procedure(raw: dict[str, Any]) -> Procedure:

@@ -146,3 +146,19 @@ def test_the_second_factor_wording_fits_one_or_several_dossiers_and_the_lock_is_
     assert "hồ sơ nào khai số đó sẽ được hiển thị" in several  # two applicants are possible
     # Unknown codes count as failures too: not "entered wrong digits more than 5 times".
     assert "tra cứu không thành công 5 lần" in wording.locked(5, "10:30", "0272 3550 055")
+
+
+@pytest.mark.parametrize("query, first", [
+    ("cap lai CCCD", "căn cước"),                # not "Cấp lại giấy phép lái xe"
+    ("cấp lại căn cước", "căn cước"),
+    ("cấp lại xyzzy", None),                     # nothing but what is done matches
+    ("cấp lại giấy phép lái xe", "lái xe"),
+    ("làm giấy khai sinh cho con", "khai sinh"),
+    ("sang tên sổ đỏ", "biến động"),
+])
+def test_a_search_is_about_what_is_asked_for_not_only_what_is_done(query: str, first: str | None) -> None:
+    found = load_catalogue().search(query)
+    if first is None:
+        assert found == [], [p.name for p in found]
+    else:
+        assert found and first in found[0].name.lower(), [p.name for p in found]
