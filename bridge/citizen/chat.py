@@ -106,7 +106,8 @@ class Chat:
             return self._say(user_id, body, "procedure_none")
         best, others = found[0], found[1:]
         buttons = [url_button("Xem trên Cổng Dịch vụ công", best.link(portal))]
-        buttons += [query_button(_title(p.name), f"thủ tục {p.code}") for p in others]
+        buttons += [query_button(messages.clip(p.name, messages.BUTTON_TITLE_MAX),
+                                 f"thủ tục {p.code}") for p in others]
         self._say(user_id, messages.with_buttons(procedure_text(best), buttons), "procedure")
         return None
 
@@ -137,7 +138,3 @@ class Chat:
 
     def _say(self, user_id: str, message: messages.Message, purpose: str) -> None:
         self.replier.reply(user_id, message, purpose)
-
-
-def _title(name: str, limit: int = 40) -> str:
-    return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"

@@ -6,7 +6,9 @@ or concatenation only; nothing a citizen typed is ever used as a format string.
 
 from __future__ import annotations
 
-from bridge.citizen.messages import Button, phone_button, query_button, url_button
+from bridge.citizen.messages import (
+    BUTTON_TITLE_MAX, Button, clip, phone_button, query_button, url_button,
+)
 from bridge.settings import Centre, Settings
 
 EXAMPLE_CODE = "000.00.23.H39-240612-0001"
@@ -71,12 +73,8 @@ def support(centres: list[Centre]) -> tuple[str, list[Button]]:
     lines += [f"• {c.name}: {c.hotline} ({c.hours})" for c in centres]
     if len(centres) == 1:
         return "\n".join(lines), [phone_button("Gọi tổng đài hỗ trợ", centres[0].hotline)]
-    buttons = [phone_button(_short("Gọi " + c.name), c.hotline) for c in centres[:5]]
+    buttons = [phone_button(clip("Gọi " + c.name, BUTTON_TITLE_MAX), c.hotline) for c in centres[:5]]
     return "\n".join(lines), buttons
-
-
-def _short(title: str, limit: int = 40) -> str:
-    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 
 def linked(phone_local: str, open_count: int) -> str:

@@ -18,7 +18,7 @@ from bridge.citizen.text import find_codes, fold, parse_command, second_factor
 from bridge.ledger.engine import make_engine
 from bridge.ledger.migrate import migrate
 from bridge.sandbox.signing import zalo_signature
-from bridge.settings import Settings
+from bridge.settings import Centre, Settings
 
 CODE = "000.00.23.H39-240612-0001"
 
@@ -162,3 +162,9 @@ def test_a_search_is_about_what_is_asked_for_not_only_what_is_done(query: str, f
         assert found == [], [p.name for p in found]
     else:
         assert found and first in found[0].name.lower(), [p.name for p in found]
+
+
+def test_long_button_titles_end_at_a_word() -> None:
+    centre = Centre(name="Trung tâm Phục vụ hành chính công xã Cần Giuộc", hotline="0272 3874 123")
+    _, buttons = wording.support([centre, centre])
+    assert buttons[0].title == "Gọi Trung tâm Phục vụ hành chính công…"  # not "…xã C…"
