@@ -17,7 +17,9 @@ from bridge.citizen.messages import query_button, url_button
 from bridge.citizen.procedures import Catalogue, Procedure
 from bridge.citizen.replies import Replier
 from bridge.citizen.store import TOPICS, CitizenStore
-from bridge.citizen.text import RATING_PREFIX, Command, find_codes, parse_command, second_factor
+from bridge.citizen.text import (
+    RATING_PREFIX, Command, find_codes, is_courtesy, parse_command, second_factor,
+)
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class Chat:
             if self.lookup.own(user_id):
                 return None
             return self._say(user_id, messages.text(wording.LOOKUP_HELP), "lookup_help")
+        if is_courtesy(text):
+            return self.acknowledge(user_id)
         return self.help(user_id)
 
     def command(self, user_id: str, command: Command) -> None:
@@ -90,6 +94,9 @@ class Chat:
             self._say(user_id, messages.text(wording.unsubscribed(list(topics))), "subscription")
         else:
             self.help(user_id)
+
+    def acknowledge(self, user_id: str) -> None:
+        self._say(user_id, messages.text(wording.ACKNOWLEDGED), "acknowledged")
 
     def help(self, user_id: str) -> None:
         body = messages.with_buttons(wording.HELP, wording.menu_buttons(self.settings))

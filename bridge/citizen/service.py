@@ -122,6 +122,8 @@ class Citizen:
                 self.chat.handle(user, text)
         elif name == "user_received_message":
             self.receipts.handle(event, attempt)
+        elif name == "user_send_sticker":  # a thumbs-up, a thank-you: a short answer
+            self.chat.acknowledge(user)
         elif name.startswith("user_send_"):
             # A picture, sticker, location…: answer with the menus so the citizen can go on.
             self.chat.help(user)

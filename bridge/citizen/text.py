@@ -89,6 +89,14 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("huong dan", "help"),
     ("menu", "help"),
 )
+# A thank-you or an "ok" (after a notice, typically) wants a short answer, not the menus.
+_COURTESY = frozenset({"cam on", "cam on a", "cam on nhieu", "xin cam on", "thanks", "thank you",
+                       "ok", "oke", "okay", "vang", "da", "da vang", "vang a", "da a", "👍"})
+
+
+def is_courtesy(text: str) -> bool:
+    return fold(text.strip().rstrip("!.")).strip() in _COURTESY
+
 
 # "hủy đăng ký nhận tin tức" is news only, not every topic "hủy đăng ký" would cancel.
 _LONGEST_FIRST = sorted(_PREFIXES, key=lambda entry: -len(entry[0]))

@@ -29,6 +29,8 @@ HELP = (
     "• \"góp ý\" kèm nội dung để gửi ý kiến;\n"
     "• \"đăng ký tin tức\" hoặc \"đăng ký khẩn cấp\" để nhận tin của tỉnh."
 )
+ACKNOWLEDGED = ("Dạ, cảm ơn Ông/Bà! Khi cần, Ông/Bà gửi mã hồ sơ để tra cứu, hoặc gửi \"hỗ trợ\" "
+                "để xem số tổng đài.")
 SHARE_TITLE = "Nhận thông báo hồ sơ qua Zalo"
 SHARE_SUBTITLE = ("Ông/Bà vui lòng chia sẻ số điện thoại đã khai khi nộp hồ sơ để nhận thông báo "
                   "tình trạng hồ sơ miễn phí qua Zalo và xem chi tiết hồ sơ khi tra cứu.")

@@ -4,6 +4,7 @@ chat, as a citizen uses them."""
 from __future__ import annotations
 
 import json
+import time
 
 from citizen_harness import CODE, Bridge, metric
 from events import event, row
@@ -130,3 +131,17 @@ def test_anything_else_gets_the_help_text_and_menus(oa: Bridge) -> None:
     assert "Ông/Bà có thể nhắn vào đây" in reply["text"]
     assert len(reply["attachment"]["payload"]["buttons"]) == 5
     assert json.dumps(reply, ensure_ascii=False).count("Tra cứu hồ sơ") >= 1
+
+
+def test_a_thank_you_or_a_sticker_gets_a_short_answer_not_the_menus(oa: Bridge) -> None:
+    oa.follow("u-thanks")
+    for said in ("Cảm ơn!", "ok", "Dạ vâng"):
+        reply = oa.ask("u-thanks", said)[0]
+        assert reply["text"].startswith("Dạ, cảm ơn Ông/Bà!") and not reply.get("attachment"), said
+    seq = oa.last_seq()
+    oa.post({"app_id": "sandbox-app", "sender": {"id": "u-thanks"}, "recipient": {"id": "x"},
+             "event_name": "user_send_sticker", "timestamp": str(int(time.time() * 1000)),
+             "message": {"msg_id": "m-sticker", "attachments": [
+                 {"type": "sticker", "payload": {"id": "bfe458bf64fa8da4d4eb", "url": "https://zalo.me/s"}}]}})
+    [reply] = oa.replies("u-thanks", 1, after=seq)
+    assert reply["text"].startswith("Dạ, cảm ơn Ông/Bà!")
