@@ -52,8 +52,11 @@ class RecordTooLarge(ConfigError):
             f"<table> (<the other columns>)), then start capture again")
 
 
-def _size_refused(err: KafkaError | None) -> bool:
-    return err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+def _size_refused(err: object) -> bool:
+    """Kafka's answer, or the KafkaException carrying it: the record is too large?"""
+    if isinstance(err, KafkaException) and err.args:
+        err = err.args[0]
+    return isinstance(err, KafkaError) and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
 
 def kafka_failure(exc: BaseException | None) -> bool:
@@ -179,7 +182,9 @@ class Delivery:
         except BufferError:
             self._produce_when_room(topic, key, value, callback, headers)
         except KafkaException as exc:
-            raise self._refusal(exc, topic, key, value) from None
+            if _size_refused(exc):
+                raise self._too_large(topic, key, value, "the producer") from None
+            raise
         self._sent(batch)
         if batch is not None and count is not None:
             batch.count(count[0], count[1])
@@ -196,19 +201,14 @@ class Delivery:
             assert encoded is not None, "encoded a moment ago"
             self._produce_when_room(table.topic, encoded[1], encoded[0], batch.callback, None)
         except KafkaException as exc:
-            encoded = encoder.encode(payload, frame, lsn)
+            if not _size_refused(exc):
+                raise
+            encoded = encoder.encode(payload, frame, lsn)  # for the report: topic, key, size
             assert encoded is not None, "encoded a moment ago"
-            raise self._refusal(exc, table.topic, encoded[1], encoded[0]) from None
+            raise self._too_large(table.topic, encoded[1], encoded[0], "the producer") from None
         self._sent(batch)
         batch.count(table.full_name, op)
         return True
-
-    def _refusal(self, exc: KafkaException, topic: str, key: bytes | None,
-                 value: bytes | None) -> Exception:
-        """What produce() refusing a record means: too large is for an operator to fix."""
-        if exc.args and isinstance(exc.args[0], KafkaError) and _size_refused(exc.args[0]):
-            return self._too_large(topic, key, value, "the producer")
-        return exc
 
     def _too_large(self, topic: str, key: bytes | None, value: bytes | None,
                    where: str) -> RecordTooLarge:
@@ -246,7 +246,9 @@ class Delivery:
             except BufferError:
                 continue
             except KafkaException as exc:
-                raise self._refusal(exc, topic, key, value) from None
+                if _size_refused(exc):
+                    raise self._too_large(topic, key, value, "the producer") from None
+                raise
 
     def poll(self, timeout: float = 0.0) -> None:
         self.producer.poll(timeout)
