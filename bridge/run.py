@@ -137,11 +137,16 @@ def load(argv: list[str]) -> Settings:
         from bridge.dispatch import sandbox_settings
 
         return sandbox_settings(settings, args.sandbox)
-    if settings.zalo.app_id and not settings.oa.oa_id.strip("0 "):  # a real OA, unnamed
-        raise ConfigError("oa.oa_id (ONESTOP_OA__OA_ID) is not set: the Official Account's id, "
-                          "as in its page's link zalo.me/<oa_id>. Every RECEIVED notice links "
-                          "to it (templates.lookup_url), and would open no OA")
     return settings
+
+
+def check_oa_id(settings: Settings) -> None:
+    """A real OA (app id set) without its own id: every RECEIVED notice's lookup link opens
+    no OA. Said loudly at start; not fatal, since notices still reach citizens."""
+    if settings.zalo.app_id and not settings.oa.oa_id.strip("0 "):
+        log.error("oa.oa_id (ONESTOP_OA__OA_ID) is not set: the Official Account's id, as in its "
+                  "page's link zalo.me/<oa_id>. Every RECEIVED notice links to it "
+                  "(templates.lookup_url) and opens no OA until it is set")
 
 
 def open_bridge(settings: Settings, stop: threading.Event, *, first_wait_s: float = 1.0,
@@ -173,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onestop-bridge run: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log)
+    check_oa_id(settings)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

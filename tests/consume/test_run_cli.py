@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from bridge.embedded import free_port
 from bridge.kafka_clients import consumer_config, producer_config
-from bridge.run import main
+from bridge.run import check_oa_id, main
 from bridge.settings import load_settings
 from waiting import wait_for
 
@@ -41,12 +42,15 @@ def test_unusable_ledger_url_is_a_configuration_error(tmp_path, capsys) -> None:
     assert "in-memory SQLite ledger" in capsys.readouterr().err
 
 
-def test_a_real_oa_without_its_id_is_a_configuration_error(tmp_path, capsys) -> None:
-    """Every RECEIVED notice would link to zalo.me/000…: refused before anything is sent."""
-    config = tmp_path / "bridge.toml"
-    config.write_text('[zalo]\napp_id = "2074138120372622546"\n[oa]\noa_id = ""\n', encoding="utf-8")
-    assert main(["--config", str(config)]) == 2
-    assert "oa.oa_id (ONESTOP_OA__OA_ID) is not set" in capsys.readouterr().err
+def test_a_real_oa_without_its_id_is_an_error_in_the_log(caplog) -> None:
+    """Every RECEIVED notice would link to zalo.me/000…: said at start, before any notice."""
+    with caplog.at_level(logging.ERROR, logger="onestop.run"):
+        check_oa_id(load_settings(zalo={"app_id": "2074138120372622546"}, oa={"oa_id": ""}))
+        check_oa_id(load_settings(zalo={"app_id": "2074138120372622546"},
+                                  oa={"oa_id": "1032900368640139458"}))
+        check_oa_id(load_settings())  # no OA at all: a dry run, a test
+    [said] = caplog.records
+    assert "oa.oa_id (ONESTOP_OA__OA_ID) is not set" in said.getMessage()
 
 
 def test_kafka_clients_get_their_own_settings() -> None:
