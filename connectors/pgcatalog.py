@@ -271,9 +271,12 @@ def ensure_publication(conn: PgConnection, name: str, tables: list[TableInfo]) -
 
 
 def _narrowed(publication: str, info: TableInfo, names: list[str] | None) -> TableInfo:
-    if names is None or len(names) == len(info.columns):
+    if names is None:  # PostgreSQL before 15: no column lists
         return info
     listed = set(names)
+    kept = tuple(c for c in info.columns if c.name in listed)
+    if len(kept) == len(info.columns):  # every column we read is published
+        return info
     unkeyed = [k for k in info.primary_key if k not in listed]
     if unkeyed:  # PostgreSQL then refuses the application's own UPDATEs and DELETEs
         keep = ", ".join(quote_name(c.name) for c in info.columns if c.name in listed or c.name in unkeyed)
@@ -283,8 +286,8 @@ def _narrowed(publication: str, info: TableInfo, names: list[str] | None) -> Tab
             f"every UPDATE and DELETE on the table while this is so. An administrator must run: "
             f"ALTER PUBLICATION {quote_name(publication)} SET TABLE {info.ref.sql_text()} ({keep});")
     log.info("publication %s sends these columns of %s only: %s", publication, info.ref,
-             ", ".join(names))
-    return replace(info, columns=tuple(c for c in info.columns if c.name in listed))
+             ", ".join(c.name for c in kept))
+    return replace(info, columns=kept)
 
 
 @dataclass(frozen=True)

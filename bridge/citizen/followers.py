@@ -78,8 +78,8 @@ class FollowerFlow:
             # by taking the link over, its owner's notices.
             log.warning("phone already linked to another follower; link refused",
                         extra={"phone": mask_phone(phone)})
-            hotline = self.settings.oa.centres[0].hotline
-            self.replier.reply(user_id, messages.text(wording.phone_taken(local, hotline)),
+            taken = wording.phone_taken(local, wording.hotline(self.settings))
+            self.replier.reply(user_id, messages.text(taken),
                                "link_refused")
             return
         self.followers.link(user_id, phone)

@@ -107,7 +107,7 @@ class Lookup:
                 self._say(user_id, wording.not_found(code), "lookup")
             elif phone_of(d) is None:
                 metrics.lookups.labels(result="no_phone").inc()
-                self._say(user_id, wording.no_phone(code, self._hotline()), "lookup")
+                self._say(user_id, wording.no_phone(code, wording.hotline(self.settings)), "lookup")
             else:
                 to_verify.append(code)
         if refused:
@@ -180,10 +180,7 @@ class Lookup:
         until = datetime.fromtimestamp(until_ms / 1000, timezone.utc).astimezone(self.zone)
         hhmm = f"{until:%H:%M} ngày {until:%d/%m/%Y}"
         self._say(user_id, wording.locked(self.settings.oa.lookup_max_attempts, hhmm,
-                                          self._hotline()), "lookup_refused")
-
-    def _hotline(self) -> str:
-        return self.settings.oa.centres[0].hotline if self.settings.oa.centres else ""
+                                          wording.hotline(self.settings)), "lookup_refused")
 
     def _say(self, user_id: str, body: str, purpose: str) -> None:
         message: Message = messages.text(body)

@@ -10,6 +10,7 @@ from bridge.citizen.messages import (
     BUTTON_TITLE_MAX, Button, clip, phone_button, query_button, url_button,
 )
 from bridge.settings import Centre, Settings
+from bridge.templates import group_digits
 
 EXAMPLE_CODE = "000.00.23.H39-240612-0001"
 LOOKUP_QUERY = "Tra cứu hồ sơ"
@@ -92,10 +93,16 @@ def own_dossiers(count: int) -> str:
             "trạng như sau. Để tra cứu hồ sơ khác, Ông/Bà gửi mã hồ sơ in trên Giấy tiếp nhận.")
 
 
+def hotline(settings: Settings) -> str:
+    """The first centre's hotline, "" when none is configured."""
+    return settings.oa.centres[0].hotline if settings.oa.centres else ""
+
+
 def phone_taken(phone_local: str, hotline: str) -> str:
+    whom = f"gọi tổng đài {hotline}" if hotline else "liên hệ Bộ phận Một cửa nơi nộp hồ sơ"
     return (f"Số điện thoại {phone_local} đã được liên kết với một tài khoản Zalo khác, nên thông "
             "báo hồ sơ của số này chưa thể gửi đến tài khoản này. Nếu đây là số của Ông/Bà, "
-            f"vui lòng gọi tổng đài {hotline} để được hỗ trợ.")
+            f"vui lòng {whom} để được hỗ trợ.")
 
 
 def challenge(codes: list[str]) -> str:
@@ -151,8 +158,7 @@ def feedback_thanks(code: str | None) -> str:
 
 
 def feedback_cut(limit: int) -> str:
-    count = f"{limit:,}".replace(",", ".")  # Vietnamese grouping: 2.000
-    return (f"Góp ý dài hơn {count} ký tự nên phần sau đó chưa được ghi nhận; Ông/Bà vui lòng "
+    return (f"Góp ý dài hơn {group_digits(limit)} ký tự nên phần sau đó chưa được ghi nhận; Ông/Bà vui lòng "
             "gửi tiếp phần còn lại trong một góp ý khác.")
 
 
