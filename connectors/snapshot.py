@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg2
@@ -48,13 +48,27 @@ def create_slot(cursor: ReplicationCursor, slot: str, export: bool,
     return lsn_to_int(point), snapshot
 
 
+def text_columns(info: TableInfo) -> sql.Composable:
+    """The select list of a snapshot read: ::text gives the same representation pgoutput
+    sends, so one codec path serves both (`row_of`)."""
+    return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in info.columns)
+
+
+def row_reader(schema: TableSchema) -> Callable[[Sequence[str | None]], dict[str, Any]]:
+    """Rows read through `text_columns`, as the stream would have decoded them."""
+    names = [c.name for c in schema.columns]
+    converters = [c.codec.from_text for c in schema.columns]
+
+    def read(values: Sequence[str | None]) -> dict[str, Any]:
+        return {n: None if v is None else conv(v)
+                for n, conv, v in zip(names, converters, values, strict=True)}
+    return read
+
+
 def _rows(conn: psycopg2.extensions.connection, info: TableInfo) -> Iterator[list[str | None]]:
-    # ::text gives the same representation pgoutput sends, so one codec path serves both.
-    columns = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name))
-                                 for c in info.columns)
     with conn.cursor(name=f"onestop_snapshot_{info.oid}") as cur:
         cur.itersize = FETCH_ROWS
-        cur.execute(sql.SQL("SELECT {} FROM {}").format(columns, info.ref.ident()))
+        cur.execute(sql.SQL("SELECT {} FROM {}").format(text_columns(info), info.ref.ident()))
         yield from cur
 
 
@@ -96,15 +110,14 @@ def read_tables(connect: Any, snapshot_name: str, tables: list[TableInfo], consi
 
         for info in tables:
             schema = info.schema(prefix)
-            converters = [c.codec.from_text for c in schema.columns]
-            names = [c.name for c in schema.columns]
+            read = row_reader(schema)
             first_in_table = True
             for values in _rows(conn, info):
                 if stop.is_set():
                     raise SnapshotAborted("stop requested during the snapshot")
                 if pending is not None:
                     emit(False, pending[0] is not schema)
-                row = {n: (None if v is None else conv(v)) for n, conv, v in zip(names, converters, values, strict=True)}
+                row = read(values)
                 pending = (schema, row, count == 0, first_in_table)
                 first_in_table = False
                 count += 1
