@@ -153,7 +153,11 @@ capture_reconnects = Counter(
 for _reason in ("connection", "kafka", "slot_busy", "snapshot"):
     capture_reconnects.labels(reason=_reason)
 capture_snapshot_rows = Counter(
-    "onestop_capture_snapshot_rows_total", "Rows emitted by the initial snapshot.",
+    "onestop_capture_snapshot_rows_total", "Rows emitted by snapshots: the initial one, a table "
+    "added later, and incremental snapshots on a signal.", registry=REGISTRY)
+capture_incremental_tables = Gauge(
+    "onestop_capture_incremental_snapshot_tables",
+    "Tables an incremental snapshot (on a signal) has yet to finish reading; 0 when none runs.",
     registry=REGISTRY)
 capture_heartbeats = Counter(
     "onestop_capture_heartbeats_total", "Heartbeats Kafka acknowledged (sent while captured tables were quiet).",

@@ -78,6 +78,10 @@ class SourceSettings(Section):
     snapshot_mode: Literal["initial", "no_data", "always"] = "initial"
     heartbeat_interval_s: float = 10.0
     heartbeat_table: str | None = None
+    # Incremental snapshots on a signal (connectors/incremental.py): Debezium's signal table
+    # (`signal.data.collection`) and chunk size (`incremental.snapshot.chunk.size`).
+    signal_table: str | None = None
+    incremental_chunk_size: Annotated[int, Field(gt=0, le=100_000)] = 1024
     poll_interval_s: float = 2.0
     # Capture connector (connectors/): how long a walsender that stopped answering may hold
     # the slot before it is terminated; the polling connector's overlap window and state file.

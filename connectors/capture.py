@@ -28,7 +28,9 @@ from bridge.errors import ConfigError, TransportError
 from bridge.refusals import refusal
 from bridge.settings import Settings
 from connectors import pgcatalog as cat
+from connectors.chunks import Chunks
 from connectors.delivery import AckListener, Delivery, kafka_failure, producer_config
+from connectors.incremental import IncrementalSnapshot
 from connectors.offsets import ConfirmLimit, OffsetStore
 from connectors.pgoutput import int_to_lsn
 from connectors.snapshot import SnapshotAborted, create_slot, read_tables
@@ -98,6 +100,7 @@ class PgCapture:
         # What that snapshot read; None (a record from before tables were recorded): every table.
         self._switch_tables: frozenset[str] | None = None
         self._told_unseen = False  # warned once that the slot's holder cannot be judged
+        self.incremental: IncrementalSnapshot | None = None  # with source.signal_table, across sessions
         self._streaming_since: float | None = None
         self._failures = 0
         self._jitter = wait_random_exponential(multiplier=0.5, max=30, min=0.2)
@@ -181,7 +184,9 @@ class PgCapture:
             tables = cat.check_tables(catalog, self.src.tables)
             if self.src.heartbeat_table:
                 cat.check_heartbeat_table(catalog, self.src.heartbeat_table)
-            tables = cat.ensure_publication(catalog, self.src.publication, tables)
+            signals = cat.check_signal_table(catalog, self.src.signal_table) if self.src.signal_table else []
+            # The signal table must be published too: its rows reach the connector in the stream.
+            tables = cat.ensure_publication(catalog, self.src.publication, tables + signals)[:len(tables)]
             db = catalog.info.dbname
             if self.limit.enabled:  # the offsets topic is in use (not snapshot_mode=no_data)
                 self.offsets.prepare(stop=self.stop)
@@ -192,8 +197,11 @@ class PgCapture:
                                  self.src.schemas_enable, self.src.heartbeat_interval_s,
                                  self.src.heartbeat_table,
                                  tables=frozenset(str(t.ref) for t in tables),
-                                 messages=cat.server_version(catalog) >= 140000)
-            streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop, self.limit)
+                                 messages=cat.server_version(catalog) >= 140000,
+                                 signal_table=str(signals[0].ref) if signals else None)
+            chunks = self._incremental(catalog, opts) if signals else None
+            streamer = Streamer(opts, cursor, catalog, self.delivery, self.stop, self.limit,
+                                self.incremental if signals else None, chunks)
             try:
                 self._streaming_since = time.monotonic()
                 streamer.run(start, switch, self._switch_tables)
@@ -208,6 +216,20 @@ class PgCapture:
                         conn.close()
                     except psycopg2.Error:
                         pass
+
+    def _incremental(self, catalog: Any, opts: StreamOptions) -> Chunks:
+        """The incremental snapshot, created at the first session from the offsets record;
+        later sessions resume from what Kafka acknowledged."""
+        if self.incremental is None:
+            self.incremental = IncrementalSnapshot(opts.tables, self.offsets.incremental, self._keep)
+        else:
+            self.incremental.configured = opts.tables
+            self.incremental.restart()
+        return Chunks(catalog, opts.publication, opts.prefix, opts.db, opts.schemas,
+                      self.src.incremental_chunk_size)
+
+    def _keep(self, progress: dict[str, Any] | None) -> None:
+        self.offsets.incremental = progress  # written with the next confirmation bound
 
     def _prepare_slot(self, catalog: Any, cursor: Any, tables: list[cat.TableInfo],
                       db: str) -> tuple[int, int]:
@@ -285,6 +307,9 @@ class PgCapture:
         snapshotted, and `read` as the tables the catch-up to `point` covers."""
         read_tables(self.connect, name, read, point, self.src.topic_prefix, db,
                     self.src.schemas_enable, self.delivery, self.stop)
+        if len(read) == len(tables):  # every table read anew: no incremental snapshot left to do
+            self.offsets.incremental = None
+            self.incremental = None
         # The slot is at or before the snapshot's point: that is its first confirmation bound.
         self.offsets.save({"slot": self.src.slot, "snapshot_completed": True, "switch_lsn": point,
                            "switch_lsn_text": int_to_lsn(point), "ts_usec": time.time_ns() // 1000,

@@ -69,6 +69,8 @@ class OffsetStore:
         self._prepared = False
         self._silence_said = False  # "Kafka does not answer" logged in this outage
         self.record: dict[str, Any] | None = None  # the latest one read or written
+        # An incremental snapshot's progress (connectors/incremental.py), in every record written.
+        self.incremental: dict[str, Any] | None = None
 
     def prepare(self, timeout: float = 15.0, stop: threading.Event | None = None) -> None:
         """Create the topic compacted if it is missing; refuse one whose record would expire.
@@ -144,6 +146,7 @@ class OffsetStore:
             for partition in topic.partitions:
                 latest = self._read_partition(consumer, partition, timeout) or latest
             self.record = latest
+            self.incremental = (latest or {}).get("incremental")
             return latest
         except KafkaException as exc:
             raise KafkaUnavailable(f"cannot read {self.topic}: {exc}") from exc
@@ -210,6 +213,7 @@ class OffsetStore:
 
     def save(self, value: dict[str, Any], timeout: float = 30.0) -> None:
         """Write synchronously: returns only once Kafka acknowledged the record."""
+        value = self._with_progress(value)
         producer = Producer(self._conf)
         errors: list[Any] = []
         producer.produce(self.topic, key=self.key, value=json.dumps(value).encode(),
@@ -224,7 +228,8 @@ class OffsetStore:
         """Without waiting: the latest record with a new confirmation bound. `on_done(limit)`
         once Kafka has it, `on_done(None)` if it refused; `producer` is the connector's own,
         whose callbacks the stream polls."""
-        value = {**(self.record or {}), "confirm_limit": limit, "confirm_limit_text": int_to_lsn(limit)}
+        value = self._with_progress({**(self.record or {}), "confirm_limit": limit,
+                                     "confirm_limit_text": int_to_lsn(limit)})
 
         def report(err: KafkaError | None, _msg: Any) -> None:
             if err is None:
@@ -234,6 +239,12 @@ class OffsetStore:
             on_done(None if err else limit)
 
         producer.produce(self.topic, json.dumps(value).encode(), self.key, ANY_PARTITION, report)
+
+    def _with_progress(self, value: dict[str, Any]) -> dict[str, Any]:
+        value = {k: v for k, v in value.items() if k != "incremental"}
+        if self.incremental:
+            value["incremental"] = self.incremental
+        return value
 
 
 class ConfirmLimit:

@@ -208,6 +208,26 @@ def check_heartbeat_table(conn: PgConnection, text: str) -> None:
                           f"an administrator must run: {grants}")
 
 
+def check_signal_table(conn: PgConnection, text: str) -> list[TableInfo]:
+    """The signal table exists (in Debezium's layout) on a server whose pgoutput sends the
+    watermarks (logical decoding messages, PostgreSQL 14+); else what to do."""
+    if server_version(conn) < 140000:
+        raise ConfigError("source.signal_table: incremental snapshots need PostgreSQL 14 or later "
+                          "(pgoutput sends logical decoding messages from 14 on); leave it unset")
+    ref = TableRef.parse(text, "source.signal_table")
+    info = describe_table(conn, ref)
+    if info is None:
+        raise ConfigError(f"signal table {ref} (source.signal_table) does not exist; an administrator "
+                          f"must run: CREATE TABLE {ref.sql_text()} (id varchar(42) PRIMARY KEY, "
+                          f"type varchar(32) NOT NULL, data varchar(2048)); (docs/connectors.md, "
+                          f"\"Incremental snapshots\")")
+    missing = {"id", "type", "data"} - {c.name for c in info.columns}
+    if missing:
+        raise ConfigError(f"signal table {ref} (source.signal_table) lacks the column(s) "
+                          f"{', '.join(sorted(missing))}: it needs id, type and data, as Debezium's")
+    return [info]
+
+
 # Managed services grant replication through a role instead of the REPLICATION attribute.
 _REPLICATION_ROLES = ("rds_replication", "cloudsqlsuperuser", "azure_pg_admin", "alloydbsuperuser")
 

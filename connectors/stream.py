@@ -24,6 +24,7 @@ from psycopg2.extras import ReplicationCursor
 
 from bridge import metrics
 from connectors import pgoutput as po
+from connectors.chunks import Chunks
 from connectors.delivery import Batch, Delivery, Headers
 from connectors.envelope import (
     CONNECTOR_VERSION,
@@ -37,6 +38,7 @@ from connectors.envelope import (
     pg_source,
 )
 from connectors.handoff import CatchUp
+from connectors.incremental import WATERMARK_PREFIX, IncrementalSnapshot
 from connectors.offsets import ConfirmLimit
 from connectors.pgcatalog import TableRef, column_codecs, describe_oid, slot_lag_bytes
 from connectors.rowjson import NEW_TUPLE, row_encoder
@@ -63,25 +65,31 @@ class StreamOptions:
     heartbeat_table: str | None
     tables: frozenset[str] = frozenset()  # "schema.table" published to Kafka; empty = all
     messages: bool = True
+    signal_table: str | None = None  # "schema.table" of incremental-snapshot signals
 
 
 class _Rel:
     """A relation as last described by the server, with what its changes need per row."""
 
-    __slots__ = ("schema", "read", "encode", "published")
+    __slots__ = ("schema", "read", "encode", "published", "signal", "fast")
 
-    def __init__(self, schema: TableSchema, published: bool = True, schemas: bool = False) -> None:
+    def __init__(self, schema: TableSchema, published: bool = True, schemas: bool = False,
+                 signal: bool = False) -> None:
         self.schema = schema
         self.published = published
+        self.signal = signal
         # Text columns need no conversion: None leaves the call out of the reader.
         self.read = po.row_reader([(c.name, c.codec.text_converter(), c.codec.unavailable())
                                    for c in schema.columns])
         self.encode = row_encoder(schema, schemas)
+        # The native path, unless each change's key must be seen (an incremental snapshot).
+        self.fast = self.encode is not None
 
 
 class Streamer:
     def __init__(self, opts: StreamOptions, cursor: ReplicationCursor, catalog: PgConnection,
-                 delivery: Delivery, stop: threading.Event, limit: ConfirmLimit) -> None:
+                 delivery: Delivery, stop: threading.Event, limit: ConfirmLimit,
+                 incremental: IncrementalSnapshot | None = None, chunks: Chunks | None = None) -> None:
         self.opts, self.cur, self.catalog, self.delivery, self.stop = opts, cursor, catalog, delivery, stop
         self.limit = limit
         self.reader = StreamReader(cursor)
@@ -96,6 +104,7 @@ class Streamer:
         self._bad: list[str] = []
         self.catchup: CatchUp | None = None
         self._window: Batch | None = None  # holds confirmation back until catch-up deletes are out
+        self.incremental, self.chunks = incremental, chunks
         delivery.on_wait = self._keep_alive
 
     def run(self, start_lsn: int, switch_lsn: int = 0, switch_tables: frozenset[str] | None = None) -> None:
@@ -134,10 +143,12 @@ class Streamer:
         if payload[0] in po.ROW_TAGS:
             # The relation id by hand: compiled, indexing is C; Struct.unpack_from is a call.
             rel = self.rels[(payload[1] << 24) | (payload[2] << 16) | (payload[3] << 8) | payload[4]]
-            if not rel.published:
-                return  # e.g. the heartbeat table, or a wider publication than source.tables
+            if not rel.published:  # e.g. the heartbeat table, or a wider publication than source.tables
+                if rel.signal:
+                    self._signal(rel, payload)
+                return
             batch = self.batch
-            if payload[5] == NEW_TUPLE and rel.encode is not None and batch is not None \
+            if payload[5] == NEW_TUPLE and rel.fast and rel.encode is not None and batch is not None \
                     and self.catchup is None:
                 # Inserts, most updates: no dict in between (`rowjson`).
                 if self.delivery.send_row(batch, rel.schema, rel.encode, payload,
@@ -173,6 +184,8 @@ class Streamer:
                 catchup.active, catchup.end_lsn = False, m.end_lsn
             if self.batch is not None:
                 self.batch.close(m.end_lsn)
+            if self.incremental is not None and self.begin is not None:
+                self.incremental.committed(self.begin.xid)
             self.batch, self.begin = None, None
         elif isinstance(m, po.Relation):
             self._relation(m)
@@ -214,6 +227,8 @@ class Streamer:
               after: dict[str, Any] | None, lsn: int, headers: Headers | None = None) -> None:
         schema = rel.schema
         key = schema.key_for(after if after is not None else before or {}, self.opts.schemas)
+        if not rel.fast and self.incremental is not None and self.incremental.table == schema.full_name:
+            self.incremental.seen(key)
         self.delivery.send(self.batch, schema.topic, key,
                            self._transaction(rel).event(before, after, op, lsn), (schema.full_name, op),
                            headers)
@@ -248,9 +263,16 @@ class Streamer:
         if old is not None and [c.name for c in old.schema.columns] != names:
             log.info("table %s changed shape: columns now %s", schema.full_name, names)
         tables = self.opts.tables
-        self.rels[m.relid] = _Rel(schema, not tables or schema.full_name in tables, self.opts.schemas)
+        self.rels[m.relid] = _Rel(schema, not tables or schema.full_name in tables, self.opts.schemas,
+                                  schema.full_name == self.opts.signal_table)
+        if self.chunks is not None:
+            self.chunks.forget(schema.full_name)  # read its columns as they are now
+        self._watch()
 
     def _message(self, m: po.Message) -> None:
+        if m.prefix == WATERMARK_PREFIX:
+            self._watermark(m)
+            return
         begin = self.begin if m.transactional else None
         ts_us = begin.commit_ts_us if begin else time.time_ns() // 1000
         source = {"version": CONNECTOR_VERSION, "connector": "postgresql",
@@ -269,6 +291,44 @@ class Streamer:
         self.delivery.send(batch, topic, key, payload, ("", "m"))
         if not m.transactional:
             batch.close(m.lsn)
+
+    # --- incremental snapshots (connectors/incremental.py) -----------------------------------
+
+    def _signal(self, rel: _Rel, payload: bytes) -> None:
+        change = po.decode_change(payload, rel.read, self._bad)
+        if self.incremental is not None and change.op == "c" and change.new is not None:
+            self.incremental.signal(change.new)
+            self._watch()
+
+    def _watermark(self, m: po.Message) -> None:
+        """A chunk's high watermark: publish what the stream did not overtake."""
+        if self.incremental is None:
+            return
+        chunk = self.incremental.watermark(m.content.decode("utf-8", "replace"))
+        if chunk is None:
+            return  # an earlier session's
+        batch = self.batch or self.delivery.open()
+        for key, value in chunk.rows.items():
+            self.delivery.send(batch, chunk.topic, key, value, (chunk.table, "r"))
+        if chunk.dropped:
+            log.debug("chunk of %s: %d rows left to the stream", chunk.table, chunk.dropped)
+        self.incremental.published(batch)
+        if batch is not self.batch:
+            batch.close(m.lsn)
+        self._watch()
+
+    def _watch(self) -> None:
+        """The table an incremental snapshot reads takes the decoding path, where `_emit`
+        shows each change's key to it."""
+        table = self.incremental.table if self.incremental is not None else None
+        for rel in self.rels.values():
+            rel.fast = rel.encode is not None and rel.schema.full_name != table
+
+    def _next_chunk(self) -> None:
+        if self.incremental is not None and self.chunks is not None and self.catchup is None \
+                and self.incremental.wants_chunk():
+            self.incremental.take_chunk(self.chunks)
+            self._watch()
 
     def _finish_catchup(self) -> None:
         """Past the snapshot's point: publish the deletes it could not show, then stream."""
@@ -307,7 +367,11 @@ class Streamer:
         if self.catchup is not None and self.begin is None and self.catchup.passed(self.reader.wal_end):
             self._finish_catchup()
         now = time.monotonic()
-        position = self._allowed(self.position())
+        position = self.position()
+        if self.incremental is not None:
+            self.incremental.acknowledged(position)
+            self._next_chunk()
+        position = self._allowed(position)
         idle = self.begin is None and self.delivery.idle()
         if answer or position > self.confirmed or now - self._last_feedback >= FEEDBACK_INTERVAL_S:
             self._confirm(position, reply=idle)

@@ -1,0 +1,121 @@
+"""An incremental snapshot's reads and watermarks (connectors/incremental.py), on the
+connector's catalog connection (autocommit: each read and each watermark its own
+transaction, so the watermark commits after the read's snapshot was taken)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extensions import connection as PgConnection
+
+from connectors.envelope import envelope_bytes, pg_source
+from connectors.incremental import WATERMARK_PREFIX, ChunkRead, Key, Visibility
+from connectors.pgcatalog import TableInfo, TableRef, describe_table, ensure_publication
+from connectors.snapshot import row_reader, text_columns
+
+log = logging.getLogger("onestop.capture.incremental")
+
+
+class _Table:
+    """What reading one table in key order needs, described once per session."""
+
+    def __init__(self, info: TableInfo, types: list[str]) -> None:
+        self.info = info
+        # Qualified: a bare name in ORDER BY would mean the select list's `id::text`, in text order.
+        self.source = sql.SQL("{} AS src").format(info.ref.ident())
+        keys = [sql.Identifier("src", k) for k in info.primary_key]
+        self.order = sql.SQL(", ").join(keys)
+        self.key = sql.SQL("({})").format(self.order)
+        self.bound = sql.SQL("({})").format(sql.SQL(", ").join(sql.SQL("%s::" + t) for t in types))
+        self.largest = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
+            sql.SQL(", ").join(sql.SQL("{}::text").format(k) for k in keys), self.source,
+            sql.SQL(", ").join(sql.SQL("{} DESC").format(k) for k in keys))
+        names = [c.name for c in info.columns]
+        self.positions = [names.index(k) for k in info.primary_key]
+
+
+class Chunks:
+    def __init__(self, conn: PgConnection, publication: str, prefix: str, db: str, schemas: bool,
+                 size: int) -> None:
+        self.conn, self.publication, self.prefix, self.db = conn, publication, prefix, db
+        self.schemas, self.size = schemas, size
+        self._tables: dict[str, _Table | None] = {}
+
+    def forget(self, table: str) -> None:
+        """The table changed shape (a Relation message): describe it again."""
+        self._tables.pop(table, None)
+
+    def read(self, table: str, after: Key | None, until: Key | None) -> ChunkRead | None:
+        """The rows after `after` up to `until` (None: the table's largest key now), in key
+        order, with the snapshot that read them; None for a table that cannot be read in chunks."""
+        t = self._table(table)
+        if t is None:
+            return None
+        schema = t.info.schema(self.prefix)
+        with self.conn.cursor() as cur:
+            # One snapshot for all three statements, and what it saw (incremental.Visibility).
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                cur.execute("SELECT pg_current_snapshot()::text")
+                visibility = Visibility.parse(cur.fetchone()[0])
+                if until is None:
+                    cur.execute(t.largest)
+                    row = cur.fetchone()
+                    until = list(row) if row else None
+                fetched = self._fetch(cur, t, after, until) if until is not None else []
+            finally:
+                cur.execute("COMMIT")
+        last = [fetched[-1][i] for i in t.positions] if fetched else None
+        finished = len(fetched) < self.size or last == until
+        return ChunkRead(schema.topic, self._records(schema, fetched), None if finished else last,
+                         until, visibility)
+
+    def _fetch(self, cur: Any, t: _Table, after: Key | None, until: Key) -> list[Any]:
+        where = sql.SQL("{} <= {}").format(t.key, t.bound)
+        args: list[Any] = list(until)
+        if after is not None:
+            where = sql.SQL("{} > {} AND {}").format(t.key, t.bound, where)
+            args = list(after) + args
+        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
+            text_columns(t.info), t.source, where, t.order, sql.Literal(self.size)), args)
+        return list(cur.fetchall())
+
+    def _records(self, schema: Any, fetched: list[Any]) -> dict[bytes | None, bytes]:
+        # No LSN: the rows are read, not streamed (Debezium's incremental reads carry none).
+        source = pg_source(self.prefix, self.db, schema, time.time_ns() // 1000, "incremental",
+                           None, None, None)
+        read_row, schemas = row_reader(schema), self.schemas
+        records: dict[bytes | None, bytes] = {}
+        for values in fetched:
+            row = read_row(values)
+            records[schema.key_bytes(schema.key_of(row), schemas)] = envelope_bytes(
+                schema, None, row, source, "r", schemas)
+        return records
+
+    def _table(self, table: str) -> _Table | None:
+        if table not in self._tables:
+            self._tables[table] = self._describe(table)
+        return self._tables[table]
+
+    def _describe(self, table: str) -> _Table | None:
+        info = describe_table(self.conn, TableRef.parse(table))
+        if info is None:
+            log.error("incremental snapshot: table %s no longer exists; skipped", table)
+            return None
+        if not info.primary_key:
+            log.error("incremental snapshot: table %s has no primary key to read it in chunks by; "
+                      "skipped (ALTER TABLE … ADD PRIMARY KEY, then signal again)", table)
+            return None
+        info = ensure_publication(self.conn, self.publication, [info])[0]  # its column list
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = %s AND attname = ANY(%s)", (info.oid, list(info.primary_key)))
+            types = dict(cur.fetchall())
+        return _Table(info, [types[k] for k in info.primary_key])
+
+    def watermark(self, chunk_id: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_logical_emit_message(true, %s, %s)", (WATERMARK_PREFIX, chunk_id))

@@ -1,0 +1,318 @@
+"""Incremental snapshots: a table read again, a chunk at a time, while streaming goes on.
+
+Debezium's signal-driven `execute-snapshot` of type `incremental`, after Netflix's DBLog. An
+operator inserts a row into the signal table (`source.signal_table`, Debezium's layout: id,
+type, data); the insert reaches the connector through the stream, in order with the changes.
+
+Per chunk: the connector reads the next rows by primary key (`source.incremental_chunk_size`),
+keeps them, and writes a watermark into the WAL (a transactional logical decoding message,
+which needs no table and no write grant). Every change of the table the stream delivers
+between that read and the watermark drops its key from the chunk: the stream carries a
+state at least as new. At the watermark the rest of the chunk goes to Kafka as op "r"
+(`source.snapshot` "incremental"). A change made after the watermark comes after its
+chunk row, so each key's last record is its latest state; a row deleted before the read is
+not in it. Debezium's low watermark is not needed: a change the read cannot see commits
+after it, so the stream delivers it after the read too (save the race below), before or
+after the watermark — dropped from the chunk, or published after it.
+
+One race is closed beyond Debezium's: PostgreSQL makes a commit visible a moment after it
+writes it to the WAL (longer where a commit waits for a synchronous standby), so the stream
+can deliver a change that a read, a moment later, cannot see yet; that older row would then
+be published after it. The read's snapshot says which transactions it saw (`Visibility`):
+a read that misses one the stream has already delivered is thrown away and done again.
+
+Progress (the last key of the last chunk Kafka acknowledged) travels in the offsets record
+with the confirmation bound, so a restart resumes at the next chunk, not at the start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Protocol
+
+from bridge import metrics
+from bridge.errors import ConfigError
+from connectors.pgcatalog import TableRef
+
+log = logging.getLogger("onestop.capture.incremental")
+WATERMARK_PREFIX: Final = "onestop-incremental-watermark"
+_XID_MASK: Final = 0xFFFFFFFF
+# How many delivered transactions a read is checked against: one not yet visible committed a
+# moment ago, or waits for a synchronous standby; never thousands of commits back.
+RECENT_TRANSACTIONS: Final = 10_000
+Key = list[str | None]  # a primary key as text, in key-column order
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One row of the signal table, as an action."""
+
+    id: str
+    action: str  # "execute-snapshot" or "stop-snapshot"
+    tables: tuple[str, ...]  # "schema.table"; empty in a stop: every table
+
+
+def parse_signal(row: dict[str, Any]) -> Signal | str:
+    """The action a signal row asks for, or why it is ignored."""
+    kind, text = row.get("type"), row.get("data")
+    if kind not in ("execute-snapshot", "stop-snapshot"):
+        return f"type {kind!r} is not one this connector acts on (execute-snapshot, stop-snapshot)"
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return f"data is not JSON: {str(text)[:200]!r}"
+    if not isinstance(data, dict):
+        return "data is not a JSON object"
+    if data.get("type", "incremental").lower() != "incremental":
+        return f"snapshot type {data.get('type')!r} is not supported; only incremental"
+    names = data.get("data-collections") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return "data-collections is not a list of table names"
+    if kind == "execute-snapshot" and not names:
+        return "execute-snapshot names no table in data-collections"
+    try:
+        tables = tuple(str(TableRef.parse(n, "data-collections")) for n in names)
+    except ConfigError as exc:
+        return str(exc)
+    return Signal(str(row.get("id")), kind, tables)
+
+
+@dataclass
+class Progress:
+    """What the offsets record keeps: the tables still to read, and where the first stands."""
+
+    signal: str
+    tables: list[str]
+    after: Key | None = None  # the last key read; None: from the start
+    until: Key | None = None  # the table's largest key when its reading began
+    rows: int = 0
+    done_signals: list[str] = field(default_factory=list)
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any] | None) -> Progress | None:
+        if not saved or not saved.get("tables"):
+            return None
+        fields = ("signal", "tables", "after", "until", "rows", "done_signals")
+        return cls(**{k: saved[k] for k in fields if k in saved})
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """The transactions still running when a read's snapshot was taken: invisible to it.
+    (One the stream delivered before the read committed before it, so it is either visible
+    or among these; none can be past the snapshot's xmax.)"""
+
+    running: frozenset[int]  # 32-bit ids, as pgoutput's Begin carries them
+
+    @classmethod
+    def parse(cls, text: str) -> Visibility:
+        """`pg_current_snapshot()` as text: "xmin:xmax:xip,…", 64-bit ids with their epoch."""
+        running = text.split(":")[2]
+        return cls(frozenset(int(x) & _XID_MASK for x in running.split(",") if x))
+
+
+@dataclass
+class ChunkRead:
+    """What `ChunkSource.read` returns for a table it can read in chunks."""
+
+    topic: str
+    rows: dict[bytes | None, bytes]  # record key -> record value, in key order
+    last: Key | None  # the last key read; None: the table is finished
+    until: Key | None  # the table's largest key when its reading began
+    visibility: Visibility
+
+
+@dataclass
+class Chunk:
+    """Rows read, waiting for their watermark; `rows` keyed by their record key."""
+
+    id: str
+    table: str
+    topic: str
+    rows: dict[bytes | None, bytes]  # record key -> record value
+    last: Key | None  # the last key read; None: the table is finished
+    dropped: int = 0
+
+
+class ChunkSource(Protocol):
+    """Reading a chunk and writing its watermark (connectors/chunks.py)."""
+
+    def read(self, table: str, after: Key | None, until: Key | None) -> ChunkRead | None:
+        """The rows after `after` up to `until` (None: the table's largest key now); None for
+        a table that cannot be read in chunks (the source logs why)."""
+
+    def watermark(self, chunk_id: str) -> None: ...
+
+
+class IncrementalSnapshot:
+    """The state machine, free of I/O: what to read next, what the stream overtook, what
+    Kafka has."""
+
+    def __init__(self, configured: frozenset[str], saved: dict[str, Any] | None,
+                 keep: Callable[[dict[str, Any] | None], None]) -> None:
+        self.configured = configured
+        self.keep = keep  # where progress goes (the offsets record); None when nothing is left
+        # What a restart resumes from: the tables to read, and how far Kafka has the first.
+        self.acked = Progress.restore(saved)
+        self.read = _copy(self.acked)  # what has been read: ahead of `acked` by a chunk in flight
+        self.chunk: Chunk | None = None  # read, waiting for its watermark
+        # The transactions the stream delivered last, oldest first (a dict: ordered, and a set).
+        self._committed: dict[int, None] = {}
+        self.emitted: Any = None  # the batch of the last chunk published, until Kafka has it
+        self._done = list(self.acked.done_signals) if self.acked else []
+        metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
+        if self.acked:
+            log.info("resuming the incremental snapshot of %s after key %s",
+                     ", ".join(self.acked.tables), self.acked.after)
+
+    # --- signals --------------------------------------------------------------------------
+
+    def signal(self, row: dict[str, Any]) -> None:
+        parsed = parse_signal(row)
+        if isinstance(parsed, str):
+            log.warning("signal %s ignored: %s", row.get("id"), parsed)
+            return
+        if parsed.id in self._done:
+            return  # read again after a restart
+        self._done = (self._done + [parsed.id])[-20:]
+        if parsed.action == "stop-snapshot":
+            self._stop(parsed)
+            return
+        unknown = [t for t in parsed.tables if t not in self.configured]
+        if unknown:
+            log.warning("signal %s: %s not in source.tables, not snapshotted", parsed.id,
+                        ", ".join(unknown))
+        wanted = [t for t in parsed.tables if t in self.configured]
+        if self.read is None:
+            self.read = Progress(parsed.id, [])
+        for progress in (self.read, self.acked):
+            if progress is not None:
+                progress.tables += [t for t in wanted if t not in progress.tables]
+        if not self.read.tables:
+            self.read = None
+            return
+        log.info("signal %s: incremental snapshot of %s", parsed.id, ", ".join(self.read.tables))
+        self._settle()
+
+    def _stop(self, signal: Signal) -> None:
+        names = ", ".join(signal.tables) if signal.tables else "every table"
+        log.info("signal %s: incremental snapshot of %s stopped", signal.id, names)
+        self.read, self.acked = _without(self.read, signal.tables), _without(self.acked, signal.tables)
+        if self.chunk is not None and self.table != self.chunk.table:
+            self.chunk = None  # its watermark is ignored
+        self._settle()
+
+    # --- chunks ---------------------------------------------------------------------------
+
+    @property
+    def table(self) -> str | None:
+        """The table being read, whose changes the stream must show to `seen`."""
+        return self.read.tables[0] if self.read is not None else None
+
+    def wants_chunk(self) -> bool:
+        return self.read is not None and self.chunk is None and self.emitted is None
+
+    def take_chunk(self, source: ChunkSource) -> None:
+        """Read the next chunk (or start the next table), then write its watermark."""
+        read = self.read
+        assert read is not None, "wants_chunk() first"
+        table = read.tables[0]
+        got = source.read(table, read.after, read.until)
+        if got is None:  # gone, or no longer keyed: skipped
+            self._table_done()
+            self._settle()
+            return
+        hidden = [xid for xid in got.visibility.running if xid in self._committed]
+        if hidden:  # committed in the WAL, not yet visible: read again at the next turn
+            log.debug("chunk of %s read before transactions %s were visible: reading it again",
+                      table, hidden)
+            return
+        read.until = got.until
+        self.chunk = Chunk(uuid.uuid4().hex, table, got.topic, got.rows, got.last)
+        source.watermark(self.chunk.id)
+
+    def seen(self, key: bytes | None) -> None:
+        """A change of the table being read, streamed before the chunk's watermark: the
+        stream carries a state at least as new as the row read."""
+        chunk = self.chunk
+        if chunk is not None and chunk.rows.pop(key, None) is not None:
+            chunk.dropped += 1
+
+    def committed(self, xid: int) -> None:
+        """The stream delivered transaction `xid` (every transaction, signal or not: the
+        first read after a signal must see those delivered before it too)."""
+        committed = self._committed
+        committed[xid] = None
+        if len(committed) > RECENT_TRANSACTIONS:
+            del committed[next(iter(committed))]
+
+    def watermark(self, chunk_id: str) -> Chunk | None:
+        """The chunk to publish now, or None for a watermark of an earlier session."""
+        chunk = self.chunk
+        if chunk is None or chunk.id != chunk_id or self.read is None:
+            return None
+        self.chunk = None
+        self.read.rows += len(chunk.rows)
+        metrics.capture_snapshot_rows.inc(len(chunk.rows))
+        if chunk.last is None:
+            log.info("incremental snapshot of %s complete: %d rows", chunk.table, self.read.rows)
+            self._table_done()
+        else:
+            self.read.after = chunk.last
+        return chunk
+
+    def _table_done(self) -> None:
+        read = self.read
+        assert read is not None
+        read.tables, read.after, read.until, read.rows = read.tables[1:], None, None, 0
+        if not read.tables:
+            self.read = None
+
+    def published(self, batch: Any) -> None:
+        """The chunk went into `batch`: its progress counts once Kafka has the batch."""
+        self.emitted = batch
+
+    def acknowledged(self, position: int) -> None:
+        """Kafka's acknowledged position moved to `position`: keep the progress it covers."""
+        batch = self.emitted
+        if batch is not None and batch.end_lsn and position >= batch.end_lsn:
+            self.emitted = None
+            self._settle()
+
+    def _settle(self) -> None:
+        """Progress to keep: all that was read when nothing is in flight (no chunk read or
+        published but not yet in Kafka); else `acked`, with the signals since applied. Kept
+        at once, or a restart after the slot passed a signal would never act on it."""
+        if self.chunk is None and self.emitted is None:
+            self.acked = _copy(self.read)
+        if self.acked is not None:
+            self.acked.done_signals = list(self._done)
+        self.keep(asdict(self.acked) if self.acked is not None else None)
+        metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
+
+    def restart(self) -> None:
+        """A new session replays from the slot's confirmed position: read again from what
+        Kafka has; a chunk still waiting for its watermark is read again too."""
+        self.read = _copy(self.acked)
+        self.chunk, self.emitted = None, None
+
+
+def _copy(progress: Progress | None) -> Progress | None:
+    return None if progress is None else Progress(**asdict(progress))
+
+
+def _without(progress: Progress | None, tables: tuple[str, ...]) -> Progress | None:
+    """`progress` less `tables` (all, when none are named); the first one's position with it."""
+    if progress is None:
+        return None
+    kept = [t for t in progress.tables if tables and t not in tables]
+    if not kept:
+        return None
+    if kept[0] != progress.tables[0]:
+        progress.after, progress.until, progress.rows = None, None, 0
+    progress.tables = kept
+    return progress

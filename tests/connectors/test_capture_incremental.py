@@ -1,0 +1,307 @@
+"""Incremental snapshots on a signal (connectors/incremental.py), against the real
+PostgreSQL and broker: a table read again in chunks while its changes keep streaming, and
+each key's last record in Kafka is the row as it is in the database."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from bridge.errors import ConfigError
+from capture_support import Record
+from connectors import chunks as chunks_module
+from waiting import wait_for
+
+pytestmark = pytest.mark.services
+SIGNALS = "public.onestop_signal"
+SIGNAL_TABLE = ("CREATE TABLE public.onestop_signal (id varchar(42) PRIMARY KEY, "
+                "type varchar(32) NOT NULL, data varchar(2048))")
+
+
+def add_rows(conn: Any, count: int, start: int = 0) -> None:
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
+                    "applicant_name, applicant_phone, status) SELECT 'INC-' || g, '1.001234', "
+                    "'Cấp giấy phép xây dựng', 'UBND huyện Bến Lức', 'Nguyễn Văn An', "
+                    "'0909123456', 1 "
+                    "FROM generate_series(%s, %s) g", (start, start + count - 1))
+
+
+def signal(conn: Any, signal_id: str, kind: str = "execute-snapshot",
+           tables: tuple[str, ...] = ("public.dossiers",)) -> None:
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO onestop_signal VALUES (%s, %s, %s)",
+                    (signal_id, kind, json.dumps({"data-collections": list(tables), "type": "incremental"})))
+
+
+def incremental(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.value and r.value["source"]["snapshot"] == "incremental"]
+
+
+def last_by_key(records: list[Record]) -> dict[int, Any]:
+    """Each key's last record (a tombstone as None): per-partition order is per-key order."""
+    last: dict[int, Any] = {}
+    for r in records:
+        last[r.key["id"]] = r.value["after"] if r.value else None
+    return last
+
+
+def rows_now(capture_db: Any) -> dict[int, tuple[str, int]]:
+    rows = capture_db.execute("SELECT id, code, status FROM dossiers")
+    return {i: (code, status) for i, code, status in rows}
+
+
+def test_rows_changed_or_deleted_during_a_chunk_end_in_their_latest_state(
+        capture_db, start_capture, reader, monkeypatch) -> None:
+    """The stream overtakes the chunk: an update and a delete committed between a chunk's
+    read and its watermark must win over the rows read, not be undone by them."""
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 250)
+    touched: list[tuple[int, int]] = []
+    read = chunks_module.Chunks.read
+
+    def read_then_change(self: Any, table: str, after: Any, until: Any) -> Any:
+        result = read(self, table, after, until)
+        records = result.rows if result else None
+        if records and len(touched) < 6:
+            first, second = (json.loads(k or b"null")["id"] for k in list(records)[:2])
+            with conn.cursor() as cur:  # both commit before the chunk's watermark is written
+                cur.execute("UPDATE dossiers SET status = 5 WHERE id = %s", (first,))
+                cur.execute("DELETE FROM dossiers WHERE id = %s", (second,))
+            touched.extend([(first, 5), (second, 0)])
+        return result
+
+    monkeypatch.setattr(chunks_module.Chunks, "read", read_then_change)
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 250, message="the initial snapshot")
+    signal(conn, "sig-1")
+    finished(capture, topic)
+    assert len(touched) == 6  # three chunks, a row updated and a row deleted in each
+    records = after_a_last_row(conn, topic, 10_000)
+    read_again = incremental(records)
+    now = rows_now(capture_db)
+    last = last_by_key(records)
+    assert {k: (v["code"], v["status"]) for k, v in last.items() if v} == now
+    assert {k for k, v in last.items() if v is None} == {k for k, status in touched if status == 0}
+    # Every other row was read again, once, as an incremental read; the touched ones were not.
+    touched_ids = {k for k, _ in touched}
+    assert sorted(r.key["id"] for r in read_again) == sorted(set(now) - touched_ids - {max(now)})
+    assert all(r.value["op"] == "r" and r.value["source"]["txId"] is None for r in read_again)
+    conn.close()
+
+
+def test_changes_stream_on_while_a_table_is_read_and_end_in_their_latest_state(
+        capture_db, start_capture, reader) -> None:
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 2_000)
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=50))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 2_000, message="the initial snapshot")
+    stop = threading.Event()
+
+    def write() -> None:  # updates, inserts and deletes all through the incremental snapshot
+        writer = capture_db.connect()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with writer.cursor() as cur:
+                cur.execute("UPDATE dossiers SET status = %s WHERE id = (SELECT min(id) + %s FROM dossiers)",
+                            (n % 10 + 1, (n * 37) % 1_900))
+                if n % 7 == 0:
+                    cur.execute("DELETE FROM dossiers WHERE id = (SELECT min(id) + %s FROM dossiers)",
+                                ((n * 53) % 1_900,))
+                if n % 5 == 0:
+                    add_rows(writer, 1, start=100_000 + n)
+        writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        signal(conn, "sig-busy")
+        finished(capture, topic)
+    finally:
+        stop.set()
+        thread.join(30)
+    records = after_a_last_row(conn, topic, 900_000)
+    now = rows_now(capture_db)
+    last = last_by_key(records)
+    assert {k: (v["code"], v["status"]) for k, v in last.items() if v} == now
+    assert len(incremental(records)) > 1_000  # most rows were read again while the writes went on
+    conn.close()
+
+
+def test_a_read_is_done_again_while_a_change_the_stream_delivered_is_not_yet_visible(
+        capture_db, start_capture, reader, monkeypatch) -> None:
+    """A commit that waits for a synchronous standby is in the WAL, so the stream delivers
+    it, but no other session sees it yet: a chunk read then would publish the row as it was
+    before, after the change."""
+    capture_db.execute(SIGNAL_TABLE)
+    capture_db.execute(f'ALTER DATABASE "{capture_db.name}" SET synchronous_commit = local')
+    conn = capture_db.connect()
+    add_rows(conn, 300)
+    reads = [0]
+    read = chunks_module.Chunks.read
+
+    def counted(self: Any, *args: Any) -> Any:
+        reads[0] += 1
+        return read(self, *args)
+
+    monkeypatch.setattr(chunks_module.Chunks, "read", counted)
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 300, message="the initial snapshot")
+    first = min(rows_now(capture_db))
+    admin = capture_db.pg.connect()
+    admin.autocommit = True
+    waiting = capture_db.connect()
+    held: threading.Thread | None = None
+    try:
+        with admin.cursor() as cur:  # a standby that never answers: a commit waits for it
+            cur.execute("ALTER SYSTEM SET synchronous_standby_names = 'onestop_test_nobody'")
+            cur.execute("SELECT pg_reload_conf()")
+        waiting.cursor().execute("SET synchronous_commit = on")
+        # The server applies the setting a moment after the reload: commit until one is held.
+        status = 10
+        while held is None:
+            status -= 1
+            assert status > 1, "no commit was held for the synchronous standby"
+            held = hold_commit(capture_db, waiting, first, status)
+        topic.wait(lambda r: any(x.key["id"] == first and x.value and x.value["after"]["status"] == status
+                                 for x in r), message="the held change, delivered")
+        assert capture_db.execute("SELECT status FROM dossiers WHERE id = %s", (first,)) != [(status,)]
+        signal(conn, "sig-hidden")
+        wait_for(lambda: reads[0] >= 3, timeout=30, message="reads refused while the change is hidden")
+        topic.poll()
+        assert capture.runner.incremental.chunk is None and not incremental(topic.records)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            cur.execute("SELECT pg_reload_conf()")
+            cur.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+        if held is not None:
+            held.join(30)
+        admin.close()
+    finished(capture, topic)
+    records = after_a_last_row(conn, topic, 10_000)
+    now = rows_now(capture_db)
+    assert last_by_key(records)[first]["status"] == status == now[first][1]
+    assert {k: (v["code"], v["status"]) for k, v in last_by_key(records).items() if v} == now
+    waiting.close()
+    conn.close()
+
+
+def hold_commit(capture_db: Any, conn: Any, row_id: int, status: int) -> threading.Thread | None:
+    """Commit an update on `conn` in a thread: the thread while the commit waits for the
+    synchronous standby, None if it did not wait (committed)."""
+    thread = threading.Thread(target=lambda: conn.cursor().execute(
+        "UPDATE dossiers SET status = %s WHERE id = %s", (status, row_id)))
+    thread.start()
+    pid = conn.get_backend_pid()
+
+    def settled() -> bool:
+        return not thread.is_alive() or capture_db.execute(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)) == [("SyncRep",)]
+    wait_for(settled, timeout=10, message="the commit, waiting or done")
+    return thread if thread.is_alive() else None
+
+
+def test_a_restart_resumes_the_incremental_snapshot_where_kafka_has_it(
+        capture_db, start_capture, reader, monkeypatch) -> None:
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 3_000)
+    held, release = hold_chunk(monkeypatch, 6)
+    settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100)
+    capture = start_capture(settings)
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 3_000, message="the initial snapshot")
+    signal(conn, "sig-resume")
+    wait_for(held.is_set, timeout=30, message="five chunks read")
+    topic.wait(lambda r: len(incremental(r)) >= 500, message="five chunks in Kafka")
+    capture.stop_event.set()  # stopped while the sixth chunk is being read
+    release.set()
+    capture.stop()
+    saved = capture.runner.offsets.incremental
+    assert saved is not None and saved["tables"] == ["public.dossiers"] and saved["after"]
+    monkeypatch.undo()
+
+    capture = start_capture(settings)
+    finished(capture, topic, started=True)
+    records = after_a_last_row(conn, topic, 10_000)
+    now = rows_now(capture_db)
+    read_again = [r.key["id"] for r in incremental(records)]
+    assert set(read_again) == set(now) - {max(now)}
+    # Resumed, not started over: at most the chunks in flight at the stop are read twice.
+    assert len(read_again) <= 3_000 + 200, len(read_again)
+    conn.close()
+
+
+def test_a_lost_connection_during_the_snapshot_resumes_it_in_the_next_session(
+        capture_db, start_capture, reader, monkeypatch) -> None:
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 1_000)
+    held, release = hold_chunk(monkeypatch, 4)
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 1_000, message="the initial snapshot")
+    signal(conn, "sig-lost")
+    wait_for(held.is_set, timeout=30, message="three chunks read")
+    capture_db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                       "WHERE slot_name = %s", (capture_db.name,))
+    release.set()
+    finished(capture, topic)
+    records = after_a_last_row(conn, topic, 10_000)
+    now = rows_now(capture_db)
+    assert {r.key["id"] for r in incremental(records)} == set(now) - {max(now)}
+    assert {k: (v["code"], v["status"]) for k, v in last_by_key(records).items() if v} == now
+    conn.close()
+
+
+def hold_chunk(monkeypatch: Any, number: int) -> tuple[threading.Event, threading.Event]:
+    """The `number`th chunk read waits (set: held) until released."""
+    reads, held, release = [0], threading.Event(), threading.Event()
+    read = chunks_module.Chunks.read
+
+    def held_read(self: Any, *args: Any) -> Any:
+        reads[0] += 1
+        if reads[0] == number:
+            held.set()
+            release.wait(30)
+        return read(self, *args)
+
+    monkeypatch.setattr(chunks_module.Chunks, "read", held_read)
+    return held, release
+
+
+def finished(capture: Any, topic: Any, started: bool = False) -> None:
+    """Wait for the incremental snapshot to end: it began (records, or `started`), nothing
+    is left to read, and the progress record is gone."""
+    def done() -> bool:
+        topic.poll()
+        runner = capture.alive() and capture.runner
+        return bool((started or incremental(topic.records)) and runner.incremental is not None
+                    and runner.incremental.read is None and runner.offsets.incremental is None)
+    wait_for(done, timeout=60, message="the incremental snapshot")
+
+
+def after_a_last_row(conn: Any, topic: Any, number: int) -> list[Record]:
+    """A row inserted now, and everything before it in Kafka."""
+    add_rows(conn, 1, start=number)
+    code = f"INC-{number}"
+    return topic.wait(lambda r: any(x.value and x.value["after"] and x.value["after"]["code"] == code
+                                    for x in r), message="the last row")
+
+
+def test_a_missing_signal_table_stops_capture_with_the_statement_to_create_it(
+        capture_db, start_capture) -> None:
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS))
+    capture.thread.join(30)
+    assert isinstance(capture.error, ConfigError)
+    assert "CREATE TABLE public.onestop_signal (id varchar(42) PRIMARY KEY" in str(capture.error)

@@ -1,0 +1,197 @@
+"""The incremental snapshot's state machine (connectors/incremental.py), without I/O: what
+a signal starts or stops, what the stream's changes take out of a chunk, what progress is
+kept for a restart and when."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from connectors.incremental import ChunkRead, IncrementalSnapshot, Visibility, parse_signal
+
+TABLES = frozenset({"public.dossiers", "public.payments"})
+
+
+def row(signal_id: str, kind: str = "execute-snapshot", data: Any = None) -> dict[str, Any]:
+    if data is None:
+        data = {"data-collections": ["public.dossiers"], "type": "incremental"}
+    return {"id": signal_id, "type": kind, "data": data if isinstance(data, str) else json.dumps(data)}
+
+
+class Source:
+    """Tables of integer keys 1..n, read `size` at a time (the snapshot: `visibility`);
+    watermarks recorded."""
+
+    def __init__(self, sizes: dict[str, int], size: int = 3) -> None:
+        self.sizes, self.size, self.watermarks = sizes, size, list[str]()
+        self.visibility = Visibility(frozenset())
+
+    def read(self, table: str, after: Any, until: Any) -> ChunkRead | None:
+        if table not in self.sizes:
+            return None
+        until = until or ([str(self.sizes[table])] if self.sizes[table] else None)
+        if until is None:
+            return ChunkRead(f"t.{table}", {}, None, None, self.visibility)
+        start = int(after[0]) + 1 if after else 1
+        keys = list(range(start, min(start + self.size, int(until[0]) + 1)))
+        rows: dict[bytes | None, bytes] = {key(k): f"row {k}".encode() for k in keys}
+        last: list[str | None] | None = [str(keys[-1])] if keys and keys[-1] < int(until[0]) else None
+        return ChunkRead(f"t.{table}", rows, last, until, self.visibility)
+
+    def watermark(self, chunk_id: str) -> None:
+        self.watermarks.append(chunk_id)
+
+
+class Batch:
+    def __init__(self, end_lsn: int) -> None:
+        self.end_lsn = end_lsn
+
+
+def key(k: int) -> bytes:
+    return json.dumps({"id": k}).encode()
+
+
+def run_chunk(snap: IncrementalSnapshot, source: Source, lsn: int,
+              seen: tuple[int, ...] = ()) -> list[bytes | None]:
+    """One chunk: read, the stream's changes of `seen` keys, the watermark, Kafka's ack."""
+    snap.take_chunk(source)
+    for k in seen:
+        snap.seen(key(k))
+    chunk = snap.watermark(source.watermarks[-1])
+    assert chunk is not None
+    snap.published(Batch(lsn))
+    snap.acknowledged(lsn)
+    return list(chunk.rows)
+
+
+@pytest.mark.parametrize(("signal", "reason"), [
+    (row("1", "log"), "type 'log' is not one this connector acts on"),
+    (row("2", data="{not json"), "data is not JSON"),
+    (row("3", data=[1, 2]), "data is not a JSON object"),
+    (row("4", data={"data-collections": ["public.dossiers"], "type": "blocking"}), "only incremental"),
+    (row("5", data={"data-collections": "public.dossiers"}), "not a list of table names"),
+    (row("6", data={"type": "incremental"}), "names no table"),
+    (row("7", data={"data-collections": ["db.public.dossiers"]}), "is not a table name"),
+])
+def test_a_signal_it_cannot_act_on_is_refused_with_the_reason(signal: dict[str, Any], reason: str) -> None:
+    parsed = parse_signal(signal)
+    assert isinstance(parsed, str) and reason in parsed
+
+
+def test_a_signal_names_tables_as_debezium_does() -> None:
+    parsed = parse_signal(row("9", data={"data-collections": ["dossiers", 'public."payments"']}))
+    assert not isinstance(parsed, str)
+    assert parsed.tables == ("public.dossiers", "public.payments") and parsed.action == "execute-snapshot"
+    assert not isinstance(stop := parse_signal(row("10", "stop-snapshot", {})), str) and stop.tables == ()
+
+
+def test_a_table_is_read_in_chunks_in_key_order_and_the_stream_overtakes_the_chunk() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 7})
+    snap.signal(row("s1"))
+    assert snap.table == "public.dossiers" and kept[-1]["tables"] == ["public.dossiers"]
+    assert run_chunk(snap, source, 10, seen=(2, 9)) == [key(1), key(3)]  # 2 was changed meanwhile
+    assert kept[-1]["after"] == ["3"]
+    assert run_chunk(snap, source, 20) == [key(4), key(5), key(6)]
+    assert run_chunk(snap, source, 30) == [key(7)]
+    assert snap.table is None and not snap.wants_chunk() and kept[-1] is None
+
+
+def test_a_read_that_misses_a_transaction_the_stream_delivered_is_done_again() -> None:
+    """PostgreSQL writes a commit to the WAL a moment before it makes it visible (longer
+    when it waits for a synchronous standby): the stream may deliver a change that the next
+    read cannot see yet, and the older row read would be published after it."""
+    snap = IncrementalSnapshot(TABLES, None, lambda _p: None)
+    source = Source({"public.dossiers": 9})
+    snap.committed(95)
+    snap.signal(row("s1"))
+    source.visibility = Visibility(frozenset({95, 97}))  # 95 delivered, not yet visible
+    snap.take_chunk(source)
+    assert snap.chunk is None and source.watermarks == [] and snap.wants_chunk()
+    source.visibility = Visibility(frozenset({97}))  # visible now; 97 is not delivered yet
+    assert run_chunk(snap, source, 10) == [key(1), key(2), key(3)]
+    for xid in range(100, 100 + 10_001):  # only the latest transactions are remembered
+        snap.committed(xid)
+    source.visibility = Visibility(frozenset({100}))
+    assert run_chunk(snap, source, 20) == [key(4), key(5), key(6)]
+    assert Visibility.parse(f"{2**32 + 7}:{2**32 + 9}:{2**32 + 8},4294967295").running == {8, 2**32 - 1}
+
+
+def test_progress_is_kept_only_once_kafka_has_the_chunk() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 9})
+    snap.signal(row("s1"))
+    run_chunk(snap, source, 10)
+    snap.take_chunk(source)
+    assert snap.watermark(source.watermarks[-1]) is not None
+    snap.published(Batch(20))
+    snap.acknowledged(15)  # an earlier transaction
+    assert kept[-1]["after"] == ["3"] and not snap.wants_chunk()
+    snap.restart()  # the session ends before Kafka has the second chunk: it is read again
+    assert snap.wants_chunk()
+    assert run_chunk(snap, source, 40) == [key(4), key(5), key(6)]
+
+
+def test_a_restart_resumes_after_the_last_key_kafka_has() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 9})
+    snap.signal(row("s1"))
+    run_chunk(snap, source, 10)
+    resumed = IncrementalSnapshot(TABLES, kept[-1], kept.append)
+    assert run_chunk(resumed, source, 20) == [key(4), key(5), key(6)]
+    resumed.signal(row("s1"))  # the signal read again, the slot not yet past it: ignored
+    assert run_chunk(resumed, source, 30) == [key(7), key(8), key(9)]
+    assert kept[-1] is None
+
+
+def test_a_watermark_of_an_earlier_session_publishes_nothing() -> None:
+    snap = IncrementalSnapshot(TABLES, None, lambda _p: None)
+    source = Source({"public.dossiers": 9})
+    snap.signal(row("s1"))
+    snap.take_chunk(source)
+    snap.restart()
+    assert snap.watermark(source.watermarks[-1]) is None
+    snap.take_chunk(source)
+    assert snap.watermark("an-old-one") is None and snap.chunk is not None
+
+
+def test_tables_are_read_one_after_the_other_and_unknown_or_vanished_ones_are_skipped() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.payments": 2})
+    snap.signal(row("s1", data={"data-collections": ["public.other", "public.dossiers", "public.payments"]}))
+    assert kept[-1]["tables"] == ["public.dossiers", "public.payments"]  # public.other: not configured
+    snap.take_chunk(source)  # public.dossiers cannot be read (dropped since): skipped
+    assert snap.table == "public.payments" and kept[-1]["tables"] == ["public.payments"]
+    assert run_chunk(snap, source, 10) == [key(1), key(2)]
+    assert snap.table is None and kept[-1] is None
+
+
+def test_a_second_signal_while_reading_adds_its_tables_to_what_a_restart_resumes() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 9, "public.payments": 1})
+    snap.signal(row("s1"))
+    snap.take_chunk(source)
+    snap.signal(row("s2", data={"data-collections": ["public.payments"]}))  # a chunk is in flight
+    assert kept[-1]["tables"] == ["public.dossiers", "public.payments"] and kept[-1]["after"] is None
+    assert kept[-1]["done_signals"] == ["s1", "s2"]
+
+
+def test_stop_snapshot_stops_the_named_tables_or_all() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 9, "public.payments": 9})
+    snap.signal(row("s1", data={"data-collections": ["public.dossiers", "public.payments"]}))
+    snap.take_chunk(source)
+    snap.signal(row("s2", "stop-snapshot", {"data-collections": ["public.dossiers"]}))
+    assert snap.table == "public.payments" and snap.chunk is None  # the chunk read is dropped
+    assert kept[-1]["tables"] == ["public.payments"] and kept[-1]["after"] is None
+    run_chunk(snap, source, 10)
+    snap.signal(row("s3", "stop-snapshot", {}))
+    assert snap.table is None and kept[-1] is None
