@@ -8,7 +8,9 @@
 --
 -- Optional psql variables: tables (default public.dossiers), publication (default
 -- onestop_bridge, = [source] publication), heartbeat_table (a table the built-in connector
--- may write heartbeats to), slot_takeover (any value: GRANT pg_read_all_stats, so the
+-- may write heartbeats to), signal_table (Debezium's signal table, for incremental
+-- snapshots on request; the administrator writes the signals, the connector only reads them
+-- from the stream), slot_takeover (any value: GRANT pg_read_all_stats, so the
 -- built-in connector can see when the walsender holding its slot last heard from its client
 -- and take over a slot left by a dead connection; without it, it waits for the server's
 -- wal_sender_timeout). Passwords are optional (certificate or peer authentication).
@@ -82,4 +84,18 @@ SELECT format('ALTER PUBLICATION %I ADD TABLE %s', :'publication', :'heartbeat_t
    SELECT FROM pg_publication_tables
     WHERE pubname = :'publication'
       AND format('%I.%I', schemaname, tablename) = :'heartbeat_table') \gexec
+\endif
+
+-- Optional signal table ([source] signal_table, Debezium's signal.data.collection): a row
+-- inserted here asks the connector for an incremental snapshot (docs/connectors.md). It is
+-- read from the stream, so the capture role needs no grant on it; whoever sends signals
+-- needs INSERT.
+\if :{?signal_table}
+SELECT format('CREATE TABLE IF NOT EXISTS %s (id varchar(42) PRIMARY KEY, '
+              'type varchar(32) NOT NULL, data varchar(2048))', :'signal_table') \gexec
+SELECT format('ALTER PUBLICATION %I ADD TABLE %s', :'publication', :'signal_table')
+ WHERE NOT EXISTS (
+   SELECT FROM pg_publication_tables
+    WHERE pubname = :'publication'
+      AND format('%I.%I', schemaname, tablename) = :'signal_table') \gexec
 \endif
