@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.errors import ConfigError
-from capture_support import Record
+from capture_support import Record, reconnects
 from connectors import chunks as chunks_module
 from waiting import wait_for
 
@@ -244,20 +244,28 @@ def test_a_restart_resumes_the_incremental_snapshot_where_kafka_has_it(
 
 def test_a_lost_connection_during_the_snapshot_resumes_it_in_the_next_session(
         capture_db, start_capture, reader, monkeypatch) -> None:
+    """Under the least-privilege role (REPLICATION, SELECT on the table, no grant at all on
+    the signal table, which an administrator put in the publication)."""
     capture_db.execute(SIGNAL_TABLE)
     conn = capture_db.connect()
     add_rows(conn, 1_000)
     held, release = hold_chunk(monkeypatch, 4)
-    capture = start_capture(capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100))
-    topic = reader()
-    topic.wait(lambda r: len(r) >= 1_000, message="the initial snapshot")
-    signal(conn, "sig-lost")
-    wait_for(held.is_set, timeout=30, message="three chunks read")
-    capture_db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
-                       "WHERE slot_name = %s", (capture_db.name,))
-    release.set()
-    finished(capture, topic)
-    records = after_a_last_row(conn, topic, 10_000)
+    with capture_db.least_privilege_role() as dsn:
+        capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers, onestop_signal')
+        capture = start_capture(capture_db.settings(dsn=dsn, signal_table=SIGNALS,
+                                                    incremental_chunk_size=100))
+        topic = reader()
+        topic.wait(lambda r: len(r) >= 1_000, message="the initial snapshot")
+        signal(conn, "sig-lost")
+        wait_for(held.is_set, timeout=30, message="three chunks read")
+        ended = reconnects("connection")
+        capture_db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                           "WHERE slot_name = %s", (capture_db.name,))
+        release.set()
+        finished(capture, topic)
+        records = after_a_last_row(conn, topic, 10_000)
+        capture.stop()
+    assert reconnects("connection") == ended + 1
     now = rows_now(capture_db)
     assert {r.key["id"] for r in incremental(records)} == set(now) - {max(now)}
     assert {k: (v["code"], v["status"]) for k, v in last_by_key(records).items() if v} == now

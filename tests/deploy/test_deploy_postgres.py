@@ -19,6 +19,7 @@ from deploy_helpers import DEPLOY, ROOT
 pytestmark = pytest.mark.services
 
 HEARTBEAT_TABLE = "public.onestop_heartbeat"
+SIGNAL_TABLE = "public.onestop_signal"
 
 
 def psql(pg: Any, dbname: str, script: str, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +44,7 @@ def onestop_db(pg: Any) -> Iterator[str]:
     for _ in range(2):  # idempotent: a re-run only re-applies grants
         result = psql(pg, name, str(DEPLOY / "postgres" / "least-privilege.sql"),
                       capture_password="capture-pw", lookup_password="lookup-pw",
-                      heartbeat_table=HEARTBEAT_TABLE)
+                      heartbeat_table=HEARTBEAT_TABLE, signal_table=SIGNAL_TABLE)
         assert result.returncode == 0, result.stderr
     with closing(pg.connect(dbname=name)) as conn, conn, conn.cursor() as cur:
         cur.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
@@ -95,7 +96,7 @@ def test_publication_is_filtered_to_the_captured_tables(pg: Any, onestop_db: str
         assert cur.fetchone() == (False,)
         cur.execute("SELECT schemaname || '.' || tablename FROM pg_publication_tables "
                     "WHERE pubname = 'onestop_bridge' ORDER BY 1")
-        assert [row[0] for row in cur.fetchall()] == ["public.dossiers", HEARTBEAT_TABLE]
+        assert [row[0] for row in cur.fetchall()] == ["public.dossiers", HEARTBEAT_TABLE, SIGNAL_TABLE]
 
 
 def test_capture_role_reads_streams_and_heartbeats_but_cannot_write(pg: Any, onestop_db: str) -> None:
@@ -115,6 +116,10 @@ def test_capture_role_reads_streams_and_heartbeats_but_cannot_write(pg: Any, one
                 cur.execute("UPDATE public.dossiers SET status = 9")
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute("ALTER PUBLICATION onestop_bridge SET TABLE public.dossiers")
+            # An incremental snapshot's watermark; the signals themselves are the operators'.
+            cur.execute("SELECT pg_logical_emit_message(true, 'onestop-incremental-watermark', 'x')")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(f"INSERT INTO {SIGNAL_TABLE} VALUES ('s', 'execute-snapshot', '{{}}')")
             cur.execute("SELECT pg_drop_replication_slot('deploy_test_slot')")
     finally:
         conn.close()
