@@ -29,6 +29,7 @@ class _Table:
         keys = [sql.Identifier("src", k) for k in info.primary_key]
         self.order = sql.SQL(", ").join(keys)
         self.key = sql.SQL("({})").format(self.order)
+        self.columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in info.columns)
         self.bound = sql.SQL("({})").format(sql.SQL(", ").join(sql.SQL("%s::" + t) for t in types))
         self.largest = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
             sql.SQL(", ").join(sql.SQL("{}::text").format(k) for k in keys), self.source,
@@ -74,13 +75,14 @@ class Chunks:
                          until, visibility)
 
     def _fetch(self, cur: Any, t: _Table, after: Key | None, until: Key) -> list[Any]:
-        where = sql.SQL("{} <= {}").format(t.key, t.bound)
-        args: list[Any] = list(until)
-        if after is not None:
-            where = sql.SQL("{} > {} AND {}").format(t.key, t.bound, where)
-            args = list(after) + args
-        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
-            text_columns(t.info), t.source, where, t.order, sql.Literal(self.size)), args)
+        # The upper bound outside the LIMIT: inside, a table without statistics yet (loaded
+        # and not analysed) gets a bitmap scan and a sort of the whole range on every chunk
+        # (122 ms instead of 0.3 for 1,024 of 300,000 rows) rather than the index walk.
+        after_sql = sql.SQL("WHERE {} > {}").format(t.key, t.bound) if after is not None else sql.SQL("")
+        cur.execute(sql.SQL(
+            "SELECT {} FROM (SELECT {} FROM {} {} ORDER BY {} LIMIT {}) AS src WHERE {} <= {} ORDER BY {}"
+        ).format(text_columns(t.info), t.columns, t.source, after_sql, t.order, sql.Literal(self.size),
+                 t.key, t.bound, t.order), [*(after or []), *until])
         return list(cur.fetchall())
 
     def _records(self, schema: Any, fetched: list[Any]) -> dict[bytes | None, bytes]:

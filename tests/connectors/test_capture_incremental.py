@@ -8,11 +8,13 @@ import json
 import threading
 from typing import Any
 
+import psycopg2.extensions
 import pytest
 
 from bridge.errors import ConfigError
 from capture_support import Record, reconnects
 from connectors import chunks as chunks_module
+from connectors.chunks import Chunks
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -313,3 +315,33 @@ def test_a_missing_signal_table_stops_capture_with_the_statement_to_create_it(
     capture.thread.join(30)
     assert isinstance(capture.error, ConfigError)
     assert "CREATE TABLE public.onestop_signal (id varchar(42) PRIMARY KEY" in str(capture.error)
+
+
+class _Recording(psycopg2.extensions.cursor):
+    queries: list[bytes] = []
+
+    def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - psycopg2's name
+        result = super().execute(query, vars)
+        _Recording.queries.append(self.query or b"")
+        return result
+
+
+def test_a_chunk_is_read_by_walking_the_key_index_even_before_the_table_has_statistics(capture_db) -> None:
+    """A table just loaded has no statistics: each chunk must still be an index walk of its
+    1,024 rows, not a scan and sort of every row after it."""
+    conn = capture_db.connect()
+    add_rows(conn, 20_000)
+    capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
+    conn.cursor_factory = _Recording
+    _Recording.queries = []
+    chunks = Chunks(conn, capture_db.name, capture_db.name, capture_db.name, False, 1_024)
+    first = chunks.read("public.dossiers", None, None)
+    second = chunks.read("public.dossiers", first.last, first.until) if first else None
+    assert first is not None and second is not None
+    keys = [json.loads(k or b"null")["id"] for k in [*first.rows, *second.rows]]
+    assert keys == sorted(keys) and len(set(keys)) == 2_048 and second.last is not None
+    [query] = [q for q in _Recording.queries[-6:] if b"LIMIT" in q and b"> (" in q]
+    conn.cursor_factory = psycopg2.extensions.cursor
+    plan = "\n".join(r[0] for r in capture_db.execute(b"EXPLAIN " + query))
+    assert "Index Scan using dossiers_pkey" in plan and "Bitmap" not in plan, plan
+    conn.close()
