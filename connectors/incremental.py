@@ -221,8 +221,10 @@ class IncrementalSnapshot:
         read = self.read
         assert read is not None, "wants_chunk() first"
         table = read.tables[0]
-        got = source.read(table, read.after, read.until)
-        if got is None:  # gone, or no longer keyed: skipped
+        got = source.read(table, read.after, read.until) if table in self.configured else None
+        if got is None:  # gone, no longer keyed, or no longer in source.tables: skipped
+            if table not in self.configured:
+                log.warning("incremental snapshot: %s is no longer in source.tables; skipped", table)
             self._table_done()
             self._settle()
             return

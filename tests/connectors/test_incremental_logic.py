@@ -195,3 +195,16 @@ def test_stop_snapshot_stops_the_named_tables_or_all() -> None:
     run_chunk(snap, source, 10)
     snap.signal(row("s3", "stop-snapshot", {}))
     assert snap.table is None and kept[-1] is None
+
+
+def test_a_table_taken_out_of_source_tables_before_a_restart_is_not_read_on() -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 9, "public.payments": 2})
+    snap.signal(row("s1", data={"data-collections": ["public.dossiers", "public.payments"]}))
+    run_chunk(snap, source, 10)
+    resumed = IncrementalSnapshot(frozenset({"public.payments"}), kept[-1], kept.append)
+    resumed.take_chunk(source)
+    assert resumed.table == "public.payments" and kept[-1]["tables"] == ["public.payments"]
+    assert run_chunk(resumed, source, 20) == [key(1), key(2)] and kept[-1] is None
+
