@@ -101,6 +101,7 @@ class PgCapture:
         self._switch_tables: frozenset[str] | None = None
         self._told_unseen = False  # warned once that the slot's holder cannot be judged
         self.incremental: IncrementalSnapshot | None = None  # with source.signal_table, across sessions
+        self._to_read: list[str] = []  # added tables for the incremental snapshot
         self._streaming_since: float | None = None
         self._failures = 0
         self._jitter = wait_random_exponential(multiplier=0.5, max=30, min=0.2)
@@ -225,6 +226,9 @@ class PgCapture:
         else:
             self.incremental.configured = opts.tables
             self.incremental.restart()
+        if self._to_read:  # kept with the tables record, in the same write
+            self.incremental.enqueue(self._to_read, "added to source.tables")
+            self._to_read = []
         return Chunks(catalog, opts.publication, opts.prefix, opts.db, opts.schemas,
                       self.src.incremental_chunk_size)
 
@@ -263,6 +267,14 @@ class PgCapture:
             return point, 0
         self._free(catalog, state)
         added = self._added(tables, state)
+        if added and self.src.signal_table:
+            # Incremental snapshots are on: the added tables are read while everything streams.
+            log.info("%s not snapshotted yet (added to source.tables): reading them by an "
+                     "incremental snapshot, streaming on", ", ".join(sorted(added)))
+            assert self.offsets.record is not None, "_added() found a record"
+            self.offsets.record["tables"] = sorted(str(t.ref) for t in tables)
+            self._to_read = sorted(added)
+            return self.delivery.acked_position(), self._switch_lsn
         if added:
             log.info("%s not snapshotted yet (added to source.tables): snapshotting; the other "
                      "tables' changes are streamed after it", ", ".join(sorted(added)))

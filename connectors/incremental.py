@@ -85,7 +85,7 @@ def parse_signal(row: dict[str, Any]) -> Signal | str:
 class Progress:
     """What the offsets record keeps: the tables still to read, and where the first stands."""
 
-    signal: str
+    started_by: str  # "signal <id>", or why the connector started it
     tables: list[str]
     after: Key | None = None  # the last key read; None: from the start
     until: Key | None = None  # the table's largest key when its reading began
@@ -96,7 +96,7 @@ class Progress:
     def restore(cls, saved: dict[str, Any] | None) -> Progress | None:
         if not saved or not saved.get("tables"):
             return None
-        fields = ("signal", "tables", "after", "until", "rows", "done_signals")
+        fields = ("started_by", "tables", "after", "until", "rows", "done_signals")
         return cls(**{k: saved[k] for k in fields if k in saved})
 
 
@@ -186,16 +186,19 @@ class IncrementalSnapshot:
         if unknown:
             log.warning("signal %s: %s not in source.tables, not snapshotted", parsed.id,
                         ", ".join(unknown))
-        wanted = [t for t in parsed.tables if t in self.configured]
+        self.enqueue([t for t in parsed.tables if t in self.configured], f"signal {parsed.id}")
+
+    def enqueue(self, tables: list[str], why: str) -> None:
+        """Read `tables` after those already queued."""
         if self.read is None:
-            self.read = Progress(parsed.id, [])
+            self.read = Progress(why, [])
         for progress in (self.read, self.acked):
             if progress is not None:
-                progress.tables += [t for t in wanted if t not in progress.tables]
+                progress.tables += [t for t in tables if t not in progress.tables]
         if not self.read.tables:
             self.read = None
             return
-        log.info("signal %s: incremental snapshot of %s", parsed.id, ", ".join(self.read.tables))
+        log.info("%s: incremental snapshot of %s", why, ", ".join(self.read.tables))
         self._settle()
 
     def _stop(self, signal: Signal) -> None:

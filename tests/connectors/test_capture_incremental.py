@@ -15,6 +15,7 @@ from bridge.errors import ConfigError
 from capture_support import Record, reconnects
 from connectors import chunks as chunks_module
 from connectors.chunks import Chunks
+from connectors.incremental import IncrementalSnapshot
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -272,6 +273,74 @@ def test_a_lost_connection_during_the_snapshot_resumes_it_in_the_next_session(
     assert {r.key["id"] for r in incremental(records)} == set(now) - {max(now)}
     assert {k: (v["code"], v["status"]) for k, v in last_by_key(records).items() if v} == now
     conn.close()
+
+
+def test_a_table_added_later_is_read_by_an_incremental_snapshot_while_all_streams_on(
+        capture_db, start_capture, reader, monkeypatch) -> None:
+    """With incremental snapshots on, a table added to source.tables is not read by the
+    blocking snapshot: the changes of every table, the new one's included, stream while it
+    is read, and a later start reads nothing again."""
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 10)
+    settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100)
+    capture = start_capture(settings)
+    dossiers = reader()
+    dossiers.wait(lambda r: len(r) >= 10, message="the first snapshot")
+    capture.stop()
+    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
+                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 1000) g; "
+                       f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
+    paused, resume = pause_after_chunks(monkeypatch, 1)
+    both = settings.model_copy(update={"source": settings.source.model_copy(
+        update={"tables": ["public.dossiers", "public.notices"]})})
+    capture = start_capture(both)
+    notices = reader(f"{capture_db.name}.public.notices")
+    wait_for(paused.is_set, timeout=30, message="the added table's first chunk")
+    add_rows(conn, 1, start=500)  # while the added table is being read
+    capture_db.execute("UPDATE notices SET version = 1 WHERE id = 950")
+    dossiers.wait(lambda r: any(x.value and x.value["after"]["code"] == "INC-500" for x in r),
+                  message="a dossier change streamed during the read")
+    notices.wait(lambda r: any(x.value and x.value["op"] == "u" and x.key["id"] == 950 for x in r),
+                 message="a change of the added table streamed during its read")
+    assert len(incremental(notices.records)) <= 100  # the snapshot is still at its first chunk
+    resume.set()
+    finished(capture, notices)
+    expected = dict(capture_db.execute("SELECT id, version FROM notices"))
+    records = notices.wait(lambda r: {k: v["version"] for k, v in last_by_key(r).items()} == expected,
+                           message="every notice in its latest state")
+    assert {r.key["id"] for r in incremental(records)} == set(expected)
+    assert not incremental(dossiers.records)  # only the added table is read
+    capture.stop()
+    monkeypatch.undo()
+    capture = start_capture(both)
+    after_a_last_row(conn, dossiers, 20_000)
+    notices.poll()
+    assert len(incremental(notices.records)) == 1_000  # nothing read again
+    conn.close()
+
+
+def pause_after_chunks(monkeypatch: Any, number: int) -> tuple[threading.Event, threading.Event]:
+    """The incremental snapshot stops asking for chunks after `number` (set: paused) until
+    resumed, while the connector streams on."""
+    paused, resume = threading.Event(), threading.Event()
+    wants = IncrementalSnapshot.wants_chunk
+    take = IncrementalSnapshot.take_chunk
+    taken = [0]
+
+    def counted(self: Any, source: Any) -> None:
+        taken[0] += 1
+        take(self, source)
+
+    def held(self: Any) -> bool:
+        if taken[0] >= number and not resume.is_set():
+            paused.set()
+            return False
+        return wants(self)
+
+    monkeypatch.setattr(IncrementalSnapshot, "take_chunk", counted)
+    monkeypatch.setattr(IncrementalSnapshot, "wants_chunk", held)
+    return paused, resume
 
 
 def hold_chunk(monkeypatch: Any, number: int) -> tuple[threading.Event, threading.Event]:
