@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,8 @@ _XID_MASK: Final = 0xFFFFFFFF
 # How many delivered transactions a read is checked against: one not yet visible committed a
 # moment ago, or waits for a synchronous standby; never thousands of commits back.
 RECENT_TRANSACTIONS: Final = 10_000
+RETRY_HIDDEN_S: Final = 0.05  # a refused read is tried again this much later
+WARN_HIDDEN_AFTER_S: Final = 30.0
 Key = list[str | None]  # a primary key as text, in key-column order
 
 
@@ -153,8 +156,10 @@ class IncrementalSnapshot:
     Kafka has."""
 
     def __init__(self, configured: frozenset[str], saved: dict[str, Any] | None,
-                 keep: Callable[[dict[str, Any] | None], None]) -> None:
+                 keep: Callable[[dict[str, Any] | None], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.configured = configured
+        self.clock = clock
         self.keep = keep  # where progress goes (the offsets record); None when nothing is left
         # What a restart resumes from: the tables to read, and how far Kafka has the first.
         self.acked = Progress.restore(saved)
@@ -163,6 +168,8 @@ class IncrementalSnapshot:
         # The transactions the stream delivered last, oldest first (a dict: ordered, and a set).
         self._committed: dict[int, None] = {}
         self.emitted: Any = None  # the batch of the last chunk published, until Kafka has it
+        self._retry_at = 0.0  # after a read refused (`_refused`), not before this
+        self._refused_since: float | None = None
         self._done = list(self.acked.done_signals) if self.acked else []
         metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
         if self.acked:
@@ -217,7 +224,8 @@ class IncrementalSnapshot:
         return self.read.tables[0] if self.read is not None else None
 
     def wants_chunk(self) -> bool:
-        return self.read is not None and self.chunk is None and self.emitted is None
+        return self.read is not None and self.chunk is None and self.emitted is None \
+            and self.clock() >= self._retry_at
 
     def take_chunk(self, source: ChunkSource) -> None:
         """Read the next chunk (or start the next table), then write its watermark."""
@@ -232,13 +240,23 @@ class IncrementalSnapshot:
             self._settle()
             return
         hidden = [xid for xid in got.visibility.running if xid in self._committed]
-        if hidden:  # committed in the WAL, not yet visible: read again at the next turn
-            log.debug("chunk of %s read before transactions %s were visible: reading it again",
-                      table, hidden)
+        if hidden:  # committed in the WAL, not yet visible: read again shortly
+            self._refused(table, hidden)
             return
+        self._refused_since = None
         read.until = got.until
         self.chunk = Chunk(uuid.uuid4().hex, table, got.topic, got.rows, got.last)
         source.watermark(self.chunk.id)
+
+    def _refused(self, table: str, hidden: list[int]) -> None:
+        now = self.clock()
+        self._retry_at = now + RETRY_HIDDEN_S
+        if self._refused_since is None:
+            self._refused_since = now
+        elif now - self._refused_since > WARN_HIDDEN_AFTER_S:
+            log.warning("incremental snapshot of %s waits for transactions %s, committed but not "
+                        "yet visible (a commit waiting for a synchronous standby?)", table, hidden)
+            self._refused_since = now
 
     def seen(self, key: bytes | None) -> None:
         """A change of the table being read, streamed before the chunk's watermark: the

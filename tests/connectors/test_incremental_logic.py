@@ -100,17 +100,26 @@ def test_a_table_is_read_in_chunks_in_key_order_and_the_stream_overtakes_the_chu
     assert snap.table is None and not snap.wants_chunk() and kept[-1] is None
 
 
-def test_a_read_that_misses_a_transaction_the_stream_delivered_is_done_again() -> None:
+def test_a_read_that_misses_a_transaction_the_stream_delivered_is_done_again(caplog) -> None:
     """PostgreSQL writes a commit to the WAL a moment before it makes it visible (longer
     when it waits for a synchronous standby): the stream may deliver a change that the next
     read cannot see yet, and the older row read would be published after it."""
-    snap = IncrementalSnapshot(TABLES, None, lambda _p: None)
+    now = [0.0]
+    snap = IncrementalSnapshot(TABLES, None, lambda _p: None, clock=lambda: now[0])
     source = Source({"public.dossiers": 9})
     snap.committed(95)
     snap.signal(row("s1"))
     source.visibility = Visibility(frozenset({95, 97}))  # 95 delivered, not yet visible
     snap.take_chunk(source)
-    assert snap.chunk is None and source.watermarks == [] and snap.wants_chunk()
+    assert snap.chunk is None and source.watermarks == [] and not snap.wants_chunk()
+    for _ in range(700):  # 35 s of refusals, one read every 50 ms: the operator is told once
+        now[0] += 0.05
+        assert snap.wants_chunk()
+        snap.take_chunk(source)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "incremental snapshot of public.dossiers waits for transactions [95], committed but not "
+        "yet visible (a commit waiting for a synchronous standby?)"]
+    now[0] += 0.05
     source.visibility = Visibility(frozenset({97}))  # visible now; 97 is not delivered yet
     assert run_chunk(snap, source, 10) == [key(1), key(2), key(3)]
     for xid in range(100, 100 + 10_001):  # only the latest transactions are remembered
