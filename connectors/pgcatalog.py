@@ -193,15 +193,23 @@ def _missing_grants(conn: PgConnection, info: TableInfo, privileges: str) -> str
                     + ([] if allowed else [f"GRANT {privileges} ON {ref.sql_text()} TO {role};"]))
 
 
-def check_heartbeat_table(conn: PgConnection, text: str) -> None:
-    """The table heartbeats are written to exists and the role may write it; else what to run."""
-    ref = TableRef.parse(text, "source.heartbeat_table")
+def _existing(conn: PgConnection, text: str, kind: str, columns: str, then: str) -> TableInfo:
+    """The table `source.<kind>_table` names; if it is missing, the CREATE TABLE to run."""
+    setting = f"source.{kind}_table"
+    ref = TableRef.parse(text, setting)
     info = describe_table(conn, ref)
     if info is None:
-        raise ConfigError(f"heartbeat table {ref} (source.heartbeat_table) does not exist; an "
-                          f"administrator must run: CREATE TABLE {ref.sql_text()} (id int PRIMARY KEY, "
-                          f"ts timestamptz NOT NULL); and then grant it as docs/connectors.md says, "
-                          f"or leave source.heartbeat_table unset (it is rarely needed)")
+        raise ConfigError(f"{kind} table {ref} ({setting}) does not exist; an administrator must "
+                          f"run: CREATE TABLE {ref.sql_text()} ({columns}); {then}")
+    return info
+
+
+def check_heartbeat_table(conn: PgConnection, text: str) -> None:
+    """The table heartbeats are written to exists and the role may write it; else what to run."""
+    info = _existing(conn, text, "heartbeat", "id int PRIMARY KEY, ts timestamptz NOT NULL",
+                     "and then grant it as docs/connectors.md says, or leave source.heartbeat_table "
+                     "unset (it is rarely needed)")
+    ref = info.ref
     grants = _missing_grants(conn, info, "SELECT, INSERT, UPDATE")
     if grants:
         raise ConfigError(f"the capture role cannot write heartbeats to {ref} (source.heartbeat_table); "
@@ -214,16 +222,11 @@ def check_signal_table(conn: PgConnection, text: str) -> list[TableInfo]:
     if server_version(conn) < 140000:
         raise ConfigError("source.signal_table: incremental snapshots need PostgreSQL 14 or later "
                           "(pgoutput sends logical decoding messages from 14 on); leave it unset")
-    ref = TableRef.parse(text, "source.signal_table")
-    info = describe_table(conn, ref)
-    if info is None:
-        raise ConfigError(f"signal table {ref} (source.signal_table) does not exist; an administrator "
-                          f"must run: CREATE TABLE {ref.sql_text()} (id varchar(42) PRIMARY KEY, "
-                          f"type varchar(32) NOT NULL, data varchar(2048)); (docs/connectors.md, "
-                          f"\"Incremental snapshots\")")
+    info = _existing(conn, text, "signal", "id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
+                     "data varchar(2048)", '(docs/connectors.md, "Incremental snapshots")')
     missing = {"id", "type", "data"} - {c.name for c in info.columns}
     if missing:
-        raise ConfigError(f"signal table {ref} (source.signal_table) lacks the column(s) "
+        raise ConfigError(f"signal table {info.ref} (source.signal_table) lacks the column(s) "
                           f"{', '.join(sorted(missing))}: it needs id, type and data, as Debezium's")
     return [info]
 
