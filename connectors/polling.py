@@ -84,6 +84,9 @@ class PollingCapture:
         self._tables: list[PolledTable] | None = None
         self._reflected_at = 0.0
         self._always_done: set[str] = set()
+        if src.signal_table:  # signals travel in the WAL stream, which polling does not read
+            log.warning("source.signal_table is ignored in polling mode: incremental snapshots need "
+                        "--mode pgoutput; polling re-reads a table when its state file is removed")
 
     def run(self) -> None:
         retrying = Retrying(retry=retry_if_exception(_transient),

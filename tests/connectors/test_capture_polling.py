@@ -328,3 +328,19 @@ def test_rows_without_updated_at_are_reported_and_the_rest_captured(broker, uniq
     assert any("1 rows of public.dossiers have no updated_at" in r.getMessage() for r in caplog.records)
     capture.stop()
     topic.close()
+
+
+def test_a_signal_table_set_for_polling_is_said_to_be_ignored(tmp_path, caplog) -> None:
+    """Incremental snapshots need the WAL stream: in polling mode the setting does nothing,
+    and a deployment that copied it from a log-based one is told so, not left waiting."""
+    import threading
+
+    from connectors.polling import PollingCapture
+
+    _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", "sig", "127.0.0.1:9", str(tmp_path / "s"))
+    signalled = settings.model_copy(update={"source": settings.source.model_copy(
+        update={"signal_table": "public.onestop_signal"})})
+    with caplog.at_level(logging.WARNING, logger="onestop.capture.polling"):
+        PollingCapture(signalled, threading.Event())
+    assert any("source.signal_table is ignored in polling mode" in r.getMessage() for r in caplog.records)
