@@ -1,6 +1,6 @@
 """An incremental snapshot's reads and watermarks (connectors/incremental.py), on the
-connector's catalog connection (autocommit: each read and each watermark its own
-transaction, so the watermark commits after the read's snapshot was taken)."""
+connector's catalog connection: each read one REPEATABLE READ transaction, each watermark
+its own, committed after the read (the connection is in autocommit between them)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
@@ -55,6 +56,17 @@ class Chunks:
         t = self._table(table)
         if t is None:
             return None
+        try:
+            return self._read(t, after, until)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            raise  # the connection: the session ends, and the next one reads this chunk again
+        except psycopg2.Error as exc:  # dropped meanwhile, a grant revoked: this table only
+            log.error("incremental snapshot: cannot read %s (%s); skipped", table,
+                      str(exc).strip().splitlines()[0])
+            self.forget(table)
+            return None
+
+    def _read(self, t: _Table, after: Key | None, until: Key | None) -> ChunkRead:
         schema = t.info.schema(self.prefix)
         with self.conn.cursor() as cur:
             # One snapshot for all three statements, and what it saw (incremental.Visibility).

@@ -320,6 +320,29 @@ def test_a_table_added_later_is_read_by_an_incremental_snapshot_while_all_stream
     conn.close()
 
 
+def test_a_table_dropped_while_it_is_read_is_skipped_and_capture_streams_on(
+        capture_db, start_capture, reader, monkeypatch, caplog) -> None:
+    capture_db.execute(SIGNAL_TABLE)
+    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
+                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 500) g")
+    conn = capture_db.connect()
+    paused, resume = pause_after_chunks(monkeypatch, 1)
+    capture = start_capture(capture_db.settings(
+        tables=["public.dossiers", "public.notices"], signal_table=SIGNALS, incremental_chunk_size=100))
+    notices = reader(f"{capture_db.name}.public.notices")
+    notices.wait(lambda r: len(r) >= 500, message="the first snapshot")
+    signal(conn, "sig-drop", tables=("public.notices",))
+    wait_for(paused.is_set, timeout=30, message="the first chunk")
+    capture_db.execute(f'ALTER PUBLICATION "{capture_db.name}" DROP TABLE notices; DROP TABLE notices')
+    resume.set()
+    finished(capture, notices)
+    assert capture.alive()
+    assert any("incremental snapshot: cannot read public.notices (relation" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    after_a_last_row(conn, reader(), 30_000)  # the dossiers stream on
+    conn.close()
+
+
 def pause_after_chunks(monkeypatch: Any, number: int) -> tuple[threading.Event, threading.Event]:
     """The incremental snapshot stops asking for chunks after `number` (set: paused) until
     resumed, while the connector streams on."""
