@@ -47,6 +47,7 @@ _XID_MASK: Final = 0xFFFFFFFF
 RECENT_TRANSACTIONS: Final = 10_000
 RETRY_HIDDEN_S: Final = 0.05  # a refused read is tried again this much later
 WARN_HIDDEN_AFTER_S: Final = 30.0
+PROGRESS_EVERY: Final = 100_000  # rows between two progress lines in the log
 Key = list[str | None]  # a primary key as text, in key-column order
 
 
@@ -66,12 +67,16 @@ def parse_signal(row: dict[str, Any]) -> Signal | str:
         return f"type {kind!r} is not one this connector acts on (execute-snapshot, stop-snapshot)"
     try:
         data = json.loads(text) if text else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return f"data is not JSON: {str(text)[:200]!r}"
     if not isinstance(data, dict):
         return "data is not a JSON object"
-    if data.get("type", "incremental").lower() != "incremental":
-        return f"snapshot type {data.get('type')!r} is not supported; only incremental"
+    snapshot_type = data.get("type", "incremental")
+    if not isinstance(snapshot_type, str) or snapshot_type.lower() != "incremental":
+        return f"snapshot type {snapshot_type!r} is not supported; only incremental"
+    unsupported = [k for k in ("additional-conditions", "surrogate-key") if data.get(k)]
+    if unsupported:  # reading the whole table instead would not be what was asked
+        return f"{', '.join(unsupported)} is not supported; send the signal without it to read whole tables"
     names = data.get("data-collections") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return "data-collections is not a list of table names"
@@ -93,7 +98,7 @@ class Progress:
     after: Key | None = None  # the last key read; None: from the start
     until: Key | None = None  # the table's largest key when its reading began
     rows: int = 0
-    done_signals: list[str] = field(default_factory=list)
+    done_signals: list[int] = field(default_factory=list)  # the WAL positions of signals acted on
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None) -> Progress | None:
@@ -170,7 +175,7 @@ class IncrementalSnapshot:
         self.emitted: Any = None  # the batch of the last chunk published, until Kafka has it
         self._retry_at = 0.0  # after a read refused (`_refused`), not before this
         self._refused_since: float | None = None
-        self._done = list(self.acked.done_signals) if self.acked else []
+        self._done = [d for d in self.acked.done_signals if isinstance(d, int)] if self.acked else []
         metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
         if self.acked:
             log.info("resuming the incremental snapshot of %s after key %s",
@@ -178,14 +183,19 @@ class IncrementalSnapshot:
 
     # --- signals --------------------------------------------------------------------------
 
-    def signal(self, row: dict[str, Any]) -> None:
-        parsed = parse_signal(row)
+    def signal(self, row: dict[str, Any], lsn: int) -> None:
+        """A row inserted into the signal table, at `lsn` in the WAL."""
+        try:
+            parsed = parse_signal(row)
+        # The row stays in the WAL: raising here would stop capture at every start.
+        except Exception as exc:  # noqa: BLE001
+            parsed = f"unreadable ({exc!r})"
         if isinstance(parsed, str):
             log.warning("signal %s ignored: %s", row.get("id"), parsed)
             return
-        if parsed.id in self._done:
-            return  # read again after a restart
-        self._done = (self._done + [parsed.id])[-20:]
+        if lsn in self._done:
+            return  # the same insert read again after a restart (an id may be used again)
+        self._done = (self._done + [lsn])[-20:]
         if parsed.action == "stop-snapshot":
             self._stop(parsed)
             return
@@ -209,8 +219,12 @@ class IncrementalSnapshot:
         self._settle()
 
     def _stop(self, signal: Signal) -> None:
-        names = ", ".join(signal.tables) if signal.tables else "every table"
-        log.info("signal %s: incremental snapshot of %s stopped", signal.id, names)
+        reading = self.read.tables if self.read else []
+        stopped = [t for t in reading if not signal.tables or t in signal.tables]
+        if stopped:
+            log.warning("signal %s: incremental snapshot of %s stopped; Kafka keeps only the rows read "
+                        "so far (an execute-snapshot signal reads the table again)", signal.id,
+                        ", ".join(stopped))
         self.read, self.acked = _without(self.read, signal.tables), _without(self.acked, signal.tables)
         if self.chunk is not None and self.table != self.chunk.table:
             self.chunk = None  # its watermark is ignored
@@ -279,6 +293,9 @@ class IncrementalSnapshot:
         if chunk is None or chunk.id != chunk_id or self.read is None:
             return None
         self.chunk = None
+        if (self.read.rows + len(chunk.rows)) // PROGRESS_EVERY > self.read.rows // PROGRESS_EVERY:
+            log.info("incremental snapshot of %s: %d rows so far, up to key %s", chunk.table,
+                     self.read.rows + len(chunk.rows), chunk.last)
         self.read.rows += len(chunk.rows)
         metrics.capture_snapshot_rows.inc(len(chunk.rows))
         if chunk.last is None:

@@ -145,7 +145,7 @@ class Streamer:
             rel = self.rels[(payload[1] << 24) | (payload[2] << 16) | (payload[3] << 8) | payload[4]]
             if not rel.published:  # e.g. the heartbeat table, or a wider publication than source.tables
                 if rel.signal:
-                    self._signal(rel, payload)
+                    self._signal(rel, payload, lsn)
                 return
             batch = self.batch
             if payload[5] == NEW_TUPLE and rel.fast and rel.encode is not None and batch is not None \
@@ -294,10 +294,10 @@ class Streamer:
 
     # --- incremental snapshots (connectors/incremental.py) -----------------------------------
 
-    def _signal(self, rel: _Rel, payload: bytes) -> None:
+    def _signal(self, rel: _Rel, payload: bytes, lsn: int) -> None:
         change = po.decode_change(payload, rel.read, self._bad)
         if self.incremental is not None and change.op == "c" and change.new is not None:
-            self.incremental.signal(change.new)
+            self.incremental.signal(change.new, lsn)
             self._watch()
 
     def _watermark(self, m: po.Message) -> None:

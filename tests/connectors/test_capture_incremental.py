@@ -401,6 +401,32 @@ def after_a_last_row(conn: Any, topic: Any, number: int) -> list[Record]:
                                     for x in r), message="the last row")
 
 
+def test_signals_it_cannot_act_on_are_logged_and_capture_goes_on(
+        capture_db, start_capture, reader, caplog) -> None:
+    """The signal table is the operators' input, and a row stays in the WAL: one the
+    connector cannot read must not stop it at every start."""
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 50)
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 50, message="the initial snapshot")
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO onestop_signal VALUES ('null-type', 'execute-snapshot', "
+                    "'{\"data-collections\": [\"public.dossiers\"], \"type\": null}'), "
+                    "('filtered', 'execute-snapshot', '{\"data-collections\": [\"public.dossiers\"], "
+                    "\"additional-conditions\": [{\"data-collection\": \"public.dossiers\", "
+                    "\"filter\": \"id < 10\"}]}')")
+    signal(conn, "good")
+    finished(capture, topic)
+    assert len(incremental(topic.records)) == 50
+    ignored = sorted(r.getMessage() for r in caplog.records if "ignored" in r.getMessage())
+    assert ignored == ["signal filtered ignored: additional-conditions is not supported; send the "
+                       "signal without it to read whole tables",
+                       "signal null-type ignored: snapshot type None is not supported; only incremental"]
+    conn.close()
+
+
 def test_a_missing_signal_table_stops_capture_with_the_statement_to_create_it(
         capture_db, start_capture) -> None:
     capture = start_capture(capture_db.settings(signal_table=SIGNALS))

@@ -5,6 +5,7 @@ kept for a restart and when."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -71,6 +72,12 @@ def run_chunk(snap: IncrementalSnapshot, source: Source, lsn: int,
     (row("2", data="{not json"), "data is not JSON"),
     (row("3", data=[1, 2]), "data is not a JSON object"),
     (row("4", data={"data-collections": ["public.dossiers"], "type": "blocking"}), "only incremental"),
+    (row("4n", data={"data-collections": ["public.dossiers"], "type": None}), "type None is not supported"),
+    (row("4l", data={"data-collections": ["public.dossiers"], "type": ["incremental"]}), "not supported"),
+    (row("4c", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers", "filter": "id < 10"}]}),
+     "additional-conditions is not supported"),
+    (row("4d", data="[" * 100_000), "data is not JSON"),
     (row("5", data={"data-collections": "public.dossiers"}), "not a list of table names"),
     (row("6", data={"type": "incremental"}), "names no table"),
     (row("7", data={"data-collections": ["db.public.dossiers"]}), "is not a table name"),
@@ -91,7 +98,7 @@ def test_a_table_is_read_in_chunks_in_key_order_and_the_stream_overtakes_the_chu
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.dossiers": 7})
-    snap.signal(row("s1"))
+    snap.signal(row("s1"), 100)
     assert snap.table == "public.dossiers" and kept[-1]["tables"] == ["public.dossiers"]
     assert run_chunk(snap, source, 10, seen=(2, 9)) == [key(1), key(3)]  # 2 was changed meanwhile
     assert kept[-1]["after"] == ["3"]
@@ -108,7 +115,7 @@ def test_a_read_that_misses_a_transaction_the_stream_delivered_is_done_again(cap
     snap = IncrementalSnapshot(TABLES, None, lambda _p: None, clock=lambda: now[0])
     source = Source({"public.dossiers": 9})
     snap.committed(95)
-    snap.signal(row("s1"))
+    snap.signal(row("s1"), 100)
     source.visibility = Visibility(frozenset({95, 97}))  # 95 delivered, not yet visible
     snap.take_chunk(source)
     assert snap.chunk is None and source.watermarks == [] and not snap.wants_chunk()
@@ -133,7 +140,7 @@ def test_progress_is_kept_only_once_kafka_has_the_chunk() -> None:
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.dossiers": 9})
-    snap.signal(row("s1"))
+    snap.signal(row("s1"), 100)
     run_chunk(snap, source, 10)
     snap.take_chunk(source)
     assert snap.watermark(source.watermarks[-1]) is not None
@@ -149,11 +156,11 @@ def test_a_restart_resumes_after_the_last_key_kafka_has() -> None:
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.dossiers": 9})
-    snap.signal(row("s1"))
+    snap.signal(row("s1"), 100)
     run_chunk(snap, source, 10)
     resumed = IncrementalSnapshot(TABLES, kept[-1], kept.append)
     assert run_chunk(resumed, source, 20) == [key(4), key(5), key(6)]
-    resumed.signal(row("s1"))  # the signal read again, the slot not yet past it: ignored
+    resumed.signal(row("s1"), 100)  # the signal read again, the slot not yet past it: ignored
     assert run_chunk(resumed, source, 30) == [key(7), key(8), key(9)]
     assert kept[-1] is None
 
@@ -161,7 +168,7 @@ def test_a_restart_resumes_after_the_last_key_kafka_has() -> None:
 def test_a_watermark_of_an_earlier_session_publishes_nothing() -> None:
     snap = IncrementalSnapshot(TABLES, None, lambda _p: None)
     source = Source({"public.dossiers": 9})
-    snap.signal(row("s1"))
+    snap.signal(row("s1"), 100)
     snap.take_chunk(source)
     snap.restart()
     assert snap.watermark(source.watermarks[-1]) is None
@@ -173,7 +180,8 @@ def test_tables_are_read_one_after_the_other_and_unknown_or_vanished_ones_are_sk
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.payments": 2})
-    snap.signal(row("s1", data={"data-collections": ["public.other", "public.dossiers", "public.payments"]}))
+    named = ["public.other", "public.dossiers", "public.payments"]
+    snap.signal(row("s1", data={"data-collections": named}), 100)
     assert kept[-1]["tables"] == ["public.dossiers", "public.payments"]  # public.other: not configured
     snap.take_chunk(source)  # public.dossiers cannot be read (dropped since): skipped
     assert snap.table == "public.payments" and kept[-1]["tables"] == ["public.payments"]
@@ -185,24 +193,24 @@ def test_a_second_signal_while_reading_adds_its_tables_to_what_a_restart_resumes
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.dossiers": 9, "public.payments": 1})
-    snap.signal(row("s1"))
+    snap.signal(row("s1"), 100)
     snap.take_chunk(source)
-    snap.signal(row("s2", data={"data-collections": ["public.payments"]}))  # a chunk is in flight
+    snap.signal(row("s2", data={"data-collections": ["public.payments"]}), 200)  # a chunk is in flight
     assert kept[-1]["tables"] == ["public.dossiers", "public.payments"] and kept[-1]["after"] is None
-    assert kept[-1]["done_signals"] == ["s1", "s2"]
+    assert kept[-1]["done_signals"] == [100, 200]
 
 
 def test_stop_snapshot_stops_the_named_tables_or_all() -> None:
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.dossiers": 9, "public.payments": 9})
-    snap.signal(row("s1", data={"data-collections": ["public.dossiers", "public.payments"]}))
+    snap.signal(row("s1", data={"data-collections": ["public.dossiers", "public.payments"]}), 100)
     snap.take_chunk(source)
-    snap.signal(row("s2", "stop-snapshot", {"data-collections": ["public.dossiers"]}))
+    snap.signal(row("s2", "stop-snapshot", {"data-collections": ["public.dossiers"]}), 200)
     assert snap.table == "public.payments" and snap.chunk is None  # the chunk read is dropped
     assert kept[-1]["tables"] == ["public.payments"] and kept[-1]["after"] is None
     run_chunk(snap, source, 10)
-    snap.signal(row("s3", "stop-snapshot", {}))
+    snap.signal(row("s3", "stop-snapshot", {}), 300)
     assert snap.table is None and kept[-1] is None
 
 
@@ -210,10 +218,39 @@ def test_a_table_taken_out_of_source_tables_before_a_restart_is_not_read_on() ->
     kept: list[Any] = []
     snap = IncrementalSnapshot(TABLES, None, kept.append)
     source = Source({"public.dossiers": 9, "public.payments": 2})
-    snap.signal(row("s1", data={"data-collections": ["public.dossiers", "public.payments"]}))
+    snap.signal(row("s1", data={"data-collections": ["public.dossiers", "public.payments"]}), 100)
     run_chunk(snap, source, 10)
     resumed = IncrementalSnapshot(frozenset({"public.payments"}), kept[-1], kept.append)
     resumed.take_chunk(source)
     assert resumed.table == "public.payments" and kept[-1]["tables"] == ["public.payments"]
     assert run_chunk(resumed, source, 20) == [key(1), key(2)] and kept[-1] is None
+
+
+def test_an_id_used_again_is_a_new_signal_and_only_the_same_insert_is_ignored(caplog) -> None:
+    """Signals are told apart by their place in the WAL: an operator who deletes
+    `resnap-5` and inserts it again gets a snapshot; the same insert read after a restart
+    does not start a second one."""
+    snap = IncrementalSnapshot(TABLES, None, lambda _p: None)
+    source = Source({"public.dossiers": 2})
+    snap.signal(row("resnap-5"), 100)
+    run_chunk(snap, source, 10)
+    assert snap.table is None
+    snap.signal(row("resnap-5"), 100)  # read again
+    assert snap.table is None
+    snap.signal(row("resnap-5"), 900)  # inserted again
+    assert snap.table == "public.dossiers"
+
+
+def test_a_stop_says_what_kafka_is_left_with_and_progress_is_logged(caplog) -> None:
+    snap = IncrementalSnapshot(TABLES, None, lambda _p: None)
+    source = Source({"public.dossiers": 250_000}, size=50_000)
+    with caplog.at_level(logging.INFO, logger="onestop.capture.incremental"):
+        snap.signal(row("s1"), 100)
+        for lsn in (10, 20, 30):
+            run_chunk(snap, source, lsn)
+        snap.signal(row("s2", "stop-snapshot", {}), 200)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "incremental snapshot of public.dossiers: 100000 rows so far, up to key ['100000']" in messages
+    assert ("signal s2: incremental snapshot of public.dossiers stopped; Kafka keeps only the rows "
+            "read so far (an execute-snapshot signal reads the table again)") in messages
 
