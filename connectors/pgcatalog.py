@@ -223,7 +223,9 @@ def check_signal_table(conn: PgConnection, text: str) -> list[TableInfo]:
         raise ConfigError("source.signal_table: incremental snapshots need PostgreSQL 14 or later "
                           "(pgoutput sends logical decoding messages from 14 on); leave it unset")
     info = _existing(conn, text, "signal", "id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
-                     "data varchar(2048)", '(docs/connectors.md, "Incremental snapshots")')
+                     "data varchar(2048)", "and add it to the publication — deploy/postgres/"
+                     "least-privilege.sql -v signal_table=… does both (docs/connectors.md, "
+                     "\"Incremental snapshots\")")
     missing = {"id", "type", "data"} - {c.name for c in info.columns}
     if missing:
         raise ConfigError(f"signal table {info.ref} (source.signal_table) lacks the column(s) "

@@ -80,10 +80,9 @@ SELECT format('CREATE TABLE IF NOT EXISTS %s (id int PRIMARY KEY, ts timestamptz
               :'heartbeat_table') \gexec
 SELECT format('GRANT SELECT, INSERT, UPDATE ON %s TO onestop_capture', :'heartbeat_table') \gexec
 SELECT format('ALTER PUBLICATION %I ADD TABLE %s', :'publication', :'heartbeat_table')
- WHERE NOT EXISTS (
-   SELECT FROM pg_publication_tables
-    WHERE pubname = :'publication'
-      AND format('%I.%I', schemaname, tablename) = :'heartbeat_table') \gexec
+ WHERE NOT EXISTS (  -- by the table itself: "onestop_x" and "public.onestop_x" are one table
+   SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+    WHERE p.pubname = :'publication' AND r.prrelid = to_regclass(:'heartbeat_table')) \gexec
 \endif
 
 -- Optional signal table ([source] signal_table, Debezium's signal.data.collection): a row
@@ -94,8 +93,7 @@ SELECT format('ALTER PUBLICATION %I ADD TABLE %s', :'publication', :'heartbeat_t
 SELECT format('CREATE TABLE IF NOT EXISTS %s (id varchar(42) PRIMARY KEY, '
               'type varchar(32) NOT NULL, data varchar(2048))', :'signal_table') \gexec
 SELECT format('ALTER PUBLICATION %I ADD TABLE %s', :'publication', :'signal_table')
- WHERE NOT EXISTS (
-   SELECT FROM pg_publication_tables
-    WHERE pubname = :'publication'
-      AND format('%I.%I', schemaname, tablename) = :'signal_table') \gexec
+ WHERE NOT EXISTS (  -- by the table itself: "onestop_x" and "public.onestop_x" are one table
+   SELECT FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+    WHERE p.pubname = :'publication' AND r.prrelid = to_regclass(:'signal_table')) \gexec
 \endif

@@ -41,10 +41,11 @@ def onestop_db(pg: Any) -> Iterator[str]:
         cur.execute(f"DROP DATABASE IF EXISTS {name}")
         cur.execute(f"CREATE DATABASE {name}")
     assert psql(pg, name, str(ROOT / "schemas" / "reference.sql")).returncode == 0
-    for _ in range(2):  # idempotent: a re-run only re-applies grants
+    # Idempotent: a re-run only re-applies grants, the tables named with or without schema.
+    for heartbeat, signals in ((HEARTBEAT_TABLE, SIGNAL_TABLE), ("onestop_heartbeat", "onestop_signal")):
         result = psql(pg, name, str(DEPLOY / "postgres" / "least-privilege.sql"),
                       capture_password="capture-pw", lookup_password="lookup-pw",
-                      heartbeat_table=HEARTBEAT_TABLE, signal_table=SIGNAL_TABLE)
+                      heartbeat_table=heartbeat, signal_table=signals)
         assert result.returncode == 0, result.stderr
     with closing(pg.connect(dbname=name)) as conn, conn, conn.cursor() as cur:
         cur.execute("INSERT INTO dossiers (code, procedure_code, procedure_name, agency_name, "
