@@ -28,6 +28,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", help="TOML settings file (ONESTOP_* variables override it)")
     parser.add_argument("--metrics-port", type=int, default=8081,
                         help="serve Prometheus /metrics on this port (0 = off; default 8081)")
+    parser.add_argument("--metrics-host", default="0.0.0.0",
+                        help="the address /metrics listens on (default all; 127.0.0.1 keeps it "
+                             "to this host)")
     parser.add_argument("--mode", choices=("pgoutput", "polling"), default="pgoutput",
                         help="pgoutput: PostgreSQL logical replication (default); "
                              "polling: any SQLAlchemy database, by updated_at")
@@ -66,10 +69,10 @@ def main(argv: list[str]) -> int:
             from prometheus_client import start_http_server
 
             try:
-                start_http_server(args.metrics_port, registry=metrics.capture_registry())
+                start_http_server(args.metrics_port, args.metrics_host, registry=metrics.capture_registry())
             except OSError as exc:  # in use: another connector on this host, most likely
-                raise ConfigError(f"cannot serve /metrics on port {args.metrics_port} "
-                                  f"(--metrics-port): {exc.strerror}") from None
+                raise ConfigError(f"cannot serve /metrics on {args.metrics_host} port {args.metrics_port} "
+                                  f"(--metrics-host, --metrics-port): {exc.strerror}") from None
         log.info("capture starting (mode %s, tables %s, topic prefix %s)", args.mode,
                  ",".join(settings.source.tables), settings.source.topic_prefix)
         runner.run()

@@ -230,8 +230,31 @@ def test_cli_exits_2_when_its_metrics_port_is_in_use(tmp_path) -> None:
             "ONESTOP_SOURCE__DSN": "postgresql://onestop_capture@127.0.0.1:1/onestop"})
         result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
-    assert f"cannot serve /metrics on port {port} (--metrics-port)" in result.stderr
+    assert f"cannot serve /metrics on 0.0.0.0 port {port} (--metrics-host, --metrics-port)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_metrics_can_be_kept_to_one_address(tmp_path) -> None:
+    """`--metrics-host 127.0.0.1`: Prometheus on this host scrapes it, nothing else reaches it."""
+    port = free_port()
+    command, env = _cli("--metrics-port", str(port), "--metrics-host", "127.0.0.1", env={
+        "ONESTOP_SOURCE__DSN": "postgresql://onestop_capture@127.0.0.1:1/onestop"})
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        def served(host: str) -> bool:
+            try:
+                return b"onestop_capture_connected" in urllib.request.urlopen(
+                    f"http://{host}:{port}/metrics", timeout=2).read()
+            except OSError:
+                return False
+
+        wait_for(lambda: served("127.0.0.1"), timeout=30, message="/metrics on 127.0.0.1")
+        with pytest.raises(ConnectionRefusedError):  # another address of this host
+            socket.create_connection(("127.0.0.2", port), timeout=2).close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_cli_exits_2_naming_a_table_without_primary_key(capture_db, tmp_path) -> None:
