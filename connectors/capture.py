@@ -185,7 +185,8 @@ class PgCapture:
             tables = cat.check_tables(catalog, self.src.tables)
             if self.src.heartbeat_table:
                 cat.check_heartbeat_table(catalog, self.src.heartbeat_table)
-            signals = cat.check_signal_table(catalog, self.src.signal_table) if self.src.signal_table else []
+            signal_table = self.src.signal_table
+            signals = [cat.check_signal_table(catalog, signal_table)] if signal_table else []
             # The signal table must be published too: its rows reach the connector in the stream.
             tables = cat.ensure_publication(catalog, self.src.publication, tables + signals)[:len(tables)]
             db = catalog.info.dbname

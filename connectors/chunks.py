@@ -13,7 +13,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
 from connectors.envelope import envelope_bytes, pg_source
-from connectors.incremental import WATERMARK_PREFIX, ChunkRead, Key, Visibility
+from connectors.incremental import WATERMARK_PREFIX, Chunk, Key, Visibility
 from connectors.pgcatalog import TableInfo, TableRef, describe_table, ensure_publication
 from connectors.snapshot import row_reader, text_columns
 
@@ -50,14 +50,14 @@ class Chunks:
         """The table changed shape (a Relation message): describe it again."""
         self._tables.pop(table, None)
 
-    def read(self, table: str, after: Key | None, until: Key | None) -> ChunkRead | None:
+    def read(self, table: str, after: Key | None, until: Key | None) -> Chunk | None:
         """The rows after `after` up to `until` (None: the table's largest key now), in key
         order, with the snapshot that read them; None for a table that cannot be read in chunks."""
         t = self._table(table)
         if t is None:
             return None
         try:
-            return self._read(t, after, until)
+            return self._read(table, t, after, until)
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             raise  # the connection: the session ends, and the next one reads this chunk again
         except psycopg2.Error as exc:  # dropped meanwhile, a grant revoked: this table only
@@ -66,7 +66,7 @@ class Chunks:
             self.forget(table)
             return None
 
-    def _read(self, t: _Table, after: Key | None, until: Key | None) -> ChunkRead:
+    def _read(self, table: str, t: _Table, after: Key | None, until: Key | None) -> Chunk:
         schema = t.info.schema(self.prefix)
         with self.conn.cursor() as cur:
             # One snapshot for all three statements, and what it saw (incremental.Visibility).
@@ -83,8 +83,8 @@ class Chunks:
                 cur.execute("COMMIT")
         last = [fetched[-1][i] for i in t.positions] if fetched else None
         finished = len(fetched) < self.size or last == until
-        return ChunkRead(schema.topic, self._records(schema, fetched), None if finished else last,
-                         until, visibility)
+        return Chunk(table, schema.topic, self._records(schema, fetched), None if finished else last,
+                     until, visibility)
 
     def _fetch(self, cur: Any, t: _Table, after: Key | None, until: Key) -> list[Any]:
         # The upper bound outside the LIMIT: inside, a table without statistics yet (loaded
@@ -105,8 +105,7 @@ class Chunks:
         records: dict[bytes | None, bytes] = {}
         for values in fetched:
             row = read_row(values)
-            records[schema.key_bytes(schema.key_of(row), schemas)] = envelope_bytes(
-                schema, None, row, source, "r", schemas)
+            records[schema.key_for(row, schemas)] = envelope_bytes(schema, None, row, source, "r", schemas)
         return records
 
     def _table(self, table: str) -> _Table | None:

@@ -124,32 +124,23 @@ class Visibility:
 
 
 @dataclass
-class ChunkRead:
-    """What `ChunkSource.read` returns for a table it can read in chunks."""
-
-    topic: str
-    rows: dict[bytes | None, bytes]  # record key -> record value, in key order
-    last: Key | None  # the last key read; None: the table is finished
-    until: Key | None  # the table's largest key when its reading began
-    visibility: Visibility
-
-
-@dataclass
 class Chunk:
-    """Rows read, waiting for their watermark; `rows` keyed by their record key."""
+    """Rows a `ChunkSource` read, in key order; once its watermark is written (`id`), they
+    wait for it, and the stream's changes take keys out."""
 
-    id: str
     table: str
     topic: str
     rows: dict[bytes | None, bytes]  # record key -> record value
     last: Key | None  # the last key read; None: the table is finished
-    dropped: int = 0
+    until: Key | None  # the table's largest key when its reading began
+    visibility: Visibility
+    id: str = ""
 
 
 class ChunkSource(Protocol):
     """Reading a chunk and writing its watermark (connectors/chunks.py)."""
 
-    def read(self, table: str, after: Key | None, until: Key | None) -> ChunkRead | None:
+    def read(self, table: str, after: Key | None, until: Key | None) -> Chunk | None:
         """The rows after `after` up to `until` (None: the table's largest key now); None for
         a table that cannot be read in chunks (the source logs why)."""
 
@@ -258,9 +249,9 @@ class IncrementalSnapshot:
             self._refused(table, hidden)
             return
         self._refused_since = None
-        read.until = got.until
-        self.chunk = Chunk(uuid.uuid4().hex, table, got.topic, got.rows, got.last)
-        source.watermark(self.chunk.id)
+        read.until, got.id = got.until, uuid.uuid4().hex
+        self.chunk = got
+        source.watermark(got.id)
 
     def _refused(self, table: str, hidden: list[int]) -> None:
         now = self.clock()
@@ -275,9 +266,8 @@ class IncrementalSnapshot:
     def seen(self, key: bytes | None) -> None:
         """A change of the table being read, streamed before the chunk's watermark: the
         stream carries a state at least as new as the row read."""
-        chunk = self.chunk
-        if chunk is not None and chunk.rows.pop(key, None) is not None:
-            chunk.dropped += 1
+        if self.chunk is not None:
+            self.chunk.rows.pop(key, None)
 
     def committed(self, xid: int) -> None:
         """The stream delivered transaction `xid` (every transaction, signal or not: the

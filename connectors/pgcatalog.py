@@ -216,7 +216,7 @@ def check_heartbeat_table(conn: PgConnection, text: str) -> None:
                           f"an administrator must run: {grants}")
 
 
-def check_signal_table(conn: PgConnection, text: str) -> list[TableInfo]:
+def check_signal_table(conn: PgConnection, text: str) -> TableInfo:
     """The signal table exists (in Debezium's layout) on a server whose pgoutput sends the
     watermarks (logical decoding messages, PostgreSQL 14+); else what to do."""
     if server_version(conn) < 140000:
@@ -230,7 +230,7 @@ def check_signal_table(conn: PgConnection, text: str) -> list[TableInfo]:
     if missing:
         raise ConfigError(f"signal table {info.ref} (source.signal_table) lacks the column(s) "
                           f"{', '.join(sorted(missing))}: it needs id, type and data, as Debezium's")
-    return [info]
+    return info
 
 
 # Managed services grant replication through a role instead of the REPLICATION attribute.

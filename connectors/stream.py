@@ -310,8 +310,6 @@ class Streamer:
         batch = self.batch or self.delivery.open()
         for key, value in chunk.rows.items():
             self.delivery.send(batch, chunk.topic, key, value, (chunk.table, "r"))
-        if chunk.dropped:
-            log.debug("chunk of %s: %d rows left to the stream", chunk.table, chunk.dropped)
         self.incremental.published(batch)
         if batch is not self.batch:
             batch.close(m.lsn)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connectors.incremental import ChunkRead, IncrementalSnapshot, Visibility, parse_signal
+from connectors.incremental import Chunk, IncrementalSnapshot, Visibility, parse_signal
 
 TABLES = frozenset({"public.dossiers", "public.payments"})
 
@@ -29,17 +29,17 @@ class Source:
         self.sizes, self.size, self.watermarks = sizes, size, list[str]()
         self.visibility = Visibility(frozenset())
 
-    def read(self, table: str, after: Any, until: Any) -> ChunkRead | None:
+    def read(self, table: str, after: Any, until: Any) -> Chunk | None:
         if table not in self.sizes:
             return None
         until = until or ([str(self.sizes[table])] if self.sizes[table] else None)
         if until is None:
-            return ChunkRead(f"t.{table}", {}, None, None, self.visibility)
+            return Chunk(table, f"t.{table}", {}, None, None, self.visibility)
         start = int(after[0]) + 1 if after else 1
         keys = list(range(start, min(start + self.size, int(until[0]) + 1)))
         rows: dict[bytes | None, bytes] = {key(k): f"row {k}".encode() for k in keys}
         last: list[str | None] | None = [str(keys[-1])] if keys and keys[-1] < int(until[0]) else None
-        return ChunkRead(f"t.{table}", rows, last, until, self.visibility)
+        return Chunk(table, f"t.{table}", rows, last, until, self.visibility)
 
     def watermark(self, chunk_id: str) -> None:
         self.watermarks.append(chunk_id)
