@@ -58,6 +58,7 @@ class Signal:
     id: str
     action: str  # "execute-snapshot" or "stop-snapshot"
     tables: tuple[str, ...]  # "schema.table"; empty in a stop: every table
+    filters: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on its rows
 
 
 def parse_signal(row: dict[str, Any]) -> Signal | str:
@@ -74,9 +75,8 @@ def parse_signal(row: dict[str, Any]) -> Signal | str:
     snapshot_type = data.get("type", "incremental")
     if not isinstance(snapshot_type, str) or snapshot_type.lower() != "incremental":
         return f"snapshot type {snapshot_type!r} is not supported; only incremental"
-    unsupported = [k for k in ("additional-conditions", "surrogate-key") if data.get(k)]
-    if unsupported:  # reading the whole table instead would not be what was asked
-        return f"{', '.join(unsupported)} is not supported; send the signal without it to read whole tables"
+    if data.get("surrogate-key"):  # reading by the primary key instead would not be what was asked
+        return "surrogate-key is not supported; tables are read by their primary key"
     names = data.get("data-collections") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return "data-collections is not a list of table names"
@@ -84,9 +84,35 @@ def parse_signal(row: dict[str, Any]) -> Signal | str:
         return "execute-snapshot names no table in data-collections"
     try:
         tables = tuple(str(TableRef.parse(n, "data-collections")) for n in names)
+        filters = _conditions(data.get("additional-conditions"), tables)
     except ConfigError as exc:
         return str(exc)
-    return Signal(str(row.get("id")), kind, tables)
+    return Signal(str(row.get("id")), kind, tables, filters)
+
+
+def _conditions(given: Any, tables: tuple[str, ...]) -> dict[str, str]:
+    """Debezium's `additional-conditions`: [{"data-collection": t, "filter": SQL}, …]."""
+    if not given:
+        return {}
+    if not isinstance(given, list) or not all(isinstance(c, dict) for c in given):
+        raise ConfigError('additional-conditions is not a list of {"data-collection", "filter"} objects')
+    filters: dict[str, str] = {}
+    for condition in given:
+        name, where = condition.get("data-collection"), condition.get("filter")
+        if not isinstance(name, str) or not isinstance(where, str) or not where.strip():
+            raise ConfigError("an additional condition needs a data-collection and a non-empty filter")
+        table = str(TableRef.parse(name, "additional-conditions"))
+        if table not in tables:  # a typo: reading the whole table instead is not what was asked
+            raise ConfigError(f"additional-conditions names {table}, which is not in data-collections")
+        if table in filters:
+            raise ConfigError(f"additional-conditions names {table} twice; join the filters with AND")
+        # One condition on the rows, pasted into the chunk query (as Debezium does): a second
+        # statement or a comment swallowing the query's rest is refused.
+        if any(token in where for token in (";", "--", "/*")):
+            raise ConfigError(f"the filter for {table} is not one SQL condition (no ';', '--' or '/*'): "
+                              f"{where[:200]!r}")
+        filters[table] = where.strip()
+    return filters
 
 
 @dataclass
@@ -99,12 +125,13 @@ class Progress:
     until: Key | None = None  # the table's largest key when its reading began
     rows: int = 0
     done_signals: list[int] = field(default_factory=list)  # the WAL positions of signals acted on
+    filters: dict[str, str] = field(default_factory=dict)  # table -> the condition its rows meet
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None) -> Progress | None:
         if not saved or not saved.get("tables"):
             return None
-        fields = ("started_by", "tables", "after", "until", "rows", "done_signals")
+        fields = ("started_by", "tables", "after", "until", "rows", "done_signals", "filters")
         return cls(**{k: saved[k] for k in fields if k in saved})
 
 
@@ -140,9 +167,10 @@ class Chunk:
 class ChunkSource(Protocol):
     """Reading a chunk and writing its watermark (connectors/chunks.py)."""
 
-    def read(self, table: str, after: Key | None, until: Key | None) -> Chunk | None:
-        """The rows after `after` up to `until` (None: the table's largest key now); None for
-        a table that cannot be read in chunks (the source logs why)."""
+    def read(self, table: str, after: Key | None, until: Key | None, where: str | None) -> Chunk | None:
+        """The rows after `after` up to `until` (None: the table's largest key now) that meet
+        `where` (an SQL condition; None: all); None for a table that cannot be read in chunks
+        (the source logs why)."""
 
     def watermark(self, chunk_id: str) -> None: ...
 
@@ -194,19 +222,30 @@ class IncrementalSnapshot:
         if unknown:
             log.warning("signal %s: %s not in source.tables, not snapshotted", parsed.id,
                         ", ".join(unknown))
-        self.enqueue([t for t in parsed.tables if t in self.configured], f"signal {parsed.id}")
+        self.enqueue([t for t in parsed.tables if t in self.configured], f"signal {parsed.id}",
+                     parsed.filters)
 
-    def enqueue(self, tables: list[str], why: str) -> None:
-        """Read `tables` after those already queued."""
+    def enqueue(self, tables: list[str], why: str, filters: dict[str, str] | None = None) -> None:
+        """Read `tables` after those already queued; of a table in `filters`, only the rows
+        that meet its condition."""
+        filters = filters or {}
         if self.read is None:
             self.read = Progress(why, [])
+        clash = [t for t in tables if t in self.read.tables and self.read.filters.get(t) != filters.get(t)]
+        if clash:  # one read per table at a time; which one the operator wants is theirs to say
+            log.warning("%s: %s already being read with another filter; not read again (a "
+                        "stop-snapshot signal ends that read)", why, ", ".join(clash))
         for progress in (self.read, self.acked):
             if progress is not None:
-                progress.tables += [t for t in tables if t not in progress.tables]
+                added = [t for t in tables if t not in progress.tables]
+                progress.tables += added
+                progress.filters.update({t: filters[t] for t in added if t in filters})
         if not self.read.tables:
             self.read = None
             return
-        log.info("%s: incremental snapshot of %s", why, ", ".join(self.read.tables))
+        log.info("%s: incremental snapshot of %s", why, ", ".join(
+            f"{t} (rows where {self.read.filters[t]})" if t in self.read.filters else t
+            for t in self.read.tables))
         self._settle()
 
     def _stop(self, signal: Signal) -> None:
@@ -237,7 +276,8 @@ class IncrementalSnapshot:
         read = self.read
         assert read is not None, "wants_chunk() first"
         table = read.tables[0]
-        got = source.read(table, read.after, read.until) if table in self.configured else None
+        got = source.read(table, read.after, read.until, read.filters.get(table)) \
+            if table in self.configured else None
         if got is None:  # gone, no longer keyed, or no longer in source.tables: skipped
             if table not in self.configured:
                 log.warning("incremental snapshot: %s is no longer in source.tables; skipped", table)
@@ -298,6 +338,7 @@ class IncrementalSnapshot:
     def _table_done(self) -> None:
         read = self.read
         assert read is not None
+        read.filters.pop(read.tables[0], None)
         read.tables, read.after, read.until, read.rows = read.tables[1:], None, None, 0
         if not read.tables:
             self.read = None
@@ -345,4 +386,5 @@ def _without(progress: Progress | None, tables: tuple[str, ...]) -> Progress | N
     if kept[0] != progress.tables[0]:
         progress.after, progress.until, progress.rows = None, None, 0
     progress.tables = kept
+    progress.filters = {t: f for t, f in progress.filters.items() if t in kept}
     return progress

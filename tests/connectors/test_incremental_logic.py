@@ -28,8 +28,10 @@ class Source:
     def __init__(self, sizes: dict[str, int], size: int = 3) -> None:
         self.sizes, self.size, self.watermarks = sizes, size, list[str]()
         self.visibility = Visibility(frozenset())
+        self.wheres: list[tuple[str, str | None]] = []  # (table, filter) of each read
 
-    def read(self, table: str, after: Any, until: Any) -> Chunk | None:
+    def read(self, table: str, after: Any, until: Any, where: str | None) -> Chunk | None:
+        self.wheres.append((table, where))
         if table not in self.sizes:
             return None
         until = until or ([str(self.sizes[table])] if self.sizes[table] else None)
@@ -74,9 +76,23 @@ def run_chunk(snap: IncrementalSnapshot, source: Source, lsn: int,
     (row("4", data={"data-collections": ["public.dossiers"], "type": "blocking"}), "only incremental"),
     (row("4n", data={"data-collections": ["public.dossiers"], "type": None}), "type None is not supported"),
     (row("4l", data={"data-collections": ["public.dossiers"], "type": ["incremental"]}), "not supported"),
-    (row("4c", data={"data-collections": ["public.dossiers"], "additional-conditions": [
-        {"data-collection": "public.dossiers", "filter": "id < 10"}]}),
-     "additional-conditions is not supported"),
+    (row("4s", data={"data-collections": ["public.dossiers"], "surrogate-key": "code"}),
+     "surrogate-key is not supported"),
+    (row("4c", data={"data-collections": ["public.dossiers"], "additional-conditions": "id < 10"}),
+     "additional-conditions is not a list"),
+    (row("4e", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers"}]}), "needs a data-collection and a non-empty filter"),
+    (row("4f", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossier", "filter": "id < 10"}]}),
+     "names public.dossier, which is not in data-collections"),
+    (row("4g", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers", "filter": "id < 10"},
+        {"data-collection": "dossiers", "filter": "id > 2"}]}), "names public.dossiers twice"),
+    (row("4h", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers", "filter": "true; DELETE FROM dossiers"}]}),
+     "is not one SQL condition"),
+    (row("4i", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers", "filter": "id < 10 --"}]}), "is not one SQL condition"),
     (row("4d", data="[" * 100_000), "data is not JSON"),
     (row("5", data={"data-collections": "public.dossiers"}), "not a list of table names"),
     (row("6", data={"type": "incremental"}), "names no table"),
@@ -92,6 +108,31 @@ def test_a_signal_names_tables_as_debezium_does() -> None:
     assert not isinstance(parsed, str)
     assert parsed.tables == ("public.dossiers", "public.payments") and parsed.action == "execute-snapshot"
     assert not isinstance(stop := parse_signal(row("10", "stop-snapshot", {})), str) and stop.tables == ()
+    filtered = parse_signal(row("11", data={"data-collections": ["dossiers", "public.payments"],
+                                            "additional-conditions": [
+                                                {"data-collection": "dossiers", "filter": " status = 5 "}]}))
+    assert not isinstance(filtered, str) and filtered.filters == {"public.dossiers": "status = 5"}
+
+
+def test_a_filtered_read_keeps_its_condition_across_chunks_and_a_restart(caplog) -> None:
+    caplog.set_level(logging.INFO, "onestop.capture.incremental")
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 5, "public.payments": 2})
+    snap.signal(row("f1", data={"data-collections": ["public.dossiers", "public.payments"],
+                                "additional-conditions": [
+                                    {"data-collection": "public.dossiers", "filter": "status = 5"}]}), 100)
+    assert "public.dossiers (rows where status = 5), public.payments" in caplog.text
+    run_chunk(snap, source, 10)
+    assert kept[-1]["filters"] == {"public.dossiers": "status = 5"}
+    # The same table asked for again unfiltered while it is read: the read goes on as it was.
+    snap.signal(row("f2"), 200)
+    assert "public.dossiers already being read with another filter" in caplog.text
+    resumed = IncrementalSnapshot(TABLES, kept[-1], kept.append)  # a restart
+    run_chunk(resumed, source, 20)
+    run_chunk(resumed, source, 30)
+    assert source.wheres == [("public.dossiers", "status = 5")] * 2 + [("public.payments", None)]
+    assert kept[-1] is None and resumed.table is None
 
 
 def test_a_table_is_read_in_chunks_in_key_order_and_the_stream_overtakes_the_chunk() -> None:
