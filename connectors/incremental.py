@@ -56,22 +56,30 @@ class Signal:
     """One row of the signal table, as an action."""
 
     id: str
-    action: str  # "execute-snapshot" or "stop-snapshot"
-    tables: tuple[str, ...]  # "schema.table"; empty in a stop: every table
+    action: str  # one of ACTIONS
+    tables: tuple[str, ...] = ()  # "schema.table"; empty in a stop: every table
     filters: dict[str, str] = field(default_factory=dict)  # table -> SQL condition on its rows
+    message: str = ""  # of a "log" signal
+
+
+ACTIONS: Final = ("execute-snapshot", "stop-snapshot", "pause-snapshot", "resume-snapshot", "log")
 
 
 def parse_signal(row: dict[str, Any]) -> Signal | str:
     """The action a signal row asks for, or why it is ignored."""
     kind, text = row.get("type"), row.get("data")
-    if kind not in ("execute-snapshot", "stop-snapshot"):
-        return f"type {kind!r} is not one this connector acts on (execute-snapshot, stop-snapshot)"
+    if kind not in ACTIONS:
+        return f"type {kind!r} is not one this connector acts on ({', '.join(ACTIONS)})"
     try:
         data = json.loads(text) if text else {}
     except (ValueError, RecursionError):
         return f"data is not JSON: {str(text)[:200]!r}"
     if not isinstance(data, dict):
         return "data is not a JSON object"
+    if kind == "log":
+        message = data.get("message")
+        return Signal(str(row.get("id")), kind, message=str(message)[:1000]) if message \
+            else "a log signal needs a message"
     snapshot_type = data.get("type", "incremental")
     if not isinstance(snapshot_type, str) or snapshot_type.lower() != "incremental":
         return f"snapshot type {snapshot_type!r} is not supported; only incremental"
@@ -126,12 +134,13 @@ class Progress:
     rows: int = 0
     done_signals: list[int] = field(default_factory=list)  # the WAL positions of signals acted on
     filters: dict[str, str] = field(default_factory=dict)  # table -> the condition its rows meet
+    paused: bool = False  # by a pause-snapshot signal, until a resume-snapshot one
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None) -> Progress | None:
         if not saved or not saved.get("tables"):
             return None
-        fields = ("started_by", "tables", "after", "until", "rows", "done_signals", "filters")
+        fields = ("started_by", "tables", "after", "until", "rows", "done_signals", "filters", "paused")
         return cls(**{k: saved[k] for k in fields if k in saved})
 
 
@@ -197,8 +206,10 @@ class IncrementalSnapshot:
         self._done = [d for d in self.acked.done_signals if isinstance(d, int)] if self.acked else []
         metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
         if self.acked:
-            log.info("resuming the incremental snapshot of %s after key %s",
-                     ", ".join(self.acked.tables), self.acked.after)
+            (log.warning if self.acked.paused else log.info)(
+                "resuming the incremental snapshot of %s after key %s%s",
+                     ", ".join(self.acked.tables), self.acked.after,
+                     "; it is paused until a resume-snapshot signal" if self.acked.paused else "")
 
     # --- signals --------------------------------------------------------------------------
 
@@ -215,8 +226,14 @@ class IncrementalSnapshot:
         if lsn in self._done:
             return  # the same insert read again after a restart (an id may be used again)
         self._done = (self._done + [lsn])[-20:]
+        if parsed.action == "log":
+            log.info("signal %s: %s", parsed.id, parsed.message)
+            return
         if parsed.action == "stop-snapshot":
             self._stop(parsed)
+            return
+        if parsed.action in ("pause-snapshot", "resume-snapshot"):
+            self._pause(parsed, parsed.action == "pause-snapshot")
             return
         unknown = [t for t in parsed.tables if t not in self.configured]
         if unknown:
@@ -248,6 +265,20 @@ class IncrementalSnapshot:
             for t in self.read.tables))
         self._settle()
 
+    def _pause(self, signal: Signal, paused: bool) -> None:
+        """Debezium's pause-snapshot / resume-snapshot: no chunk is read while paused (the
+        one read already is published at its watermark); the pause outlives a restart."""
+        if self.read is None or self.read.paused == paused:
+            log.warning("signal %s: no incremental snapshot is %s; nothing to do", signal.id,
+                        "running" if paused else "paused")
+            return
+        for progress in (self.read, self.acked):
+            if progress is not None:
+                progress.paused = paused
+        log.warning("signal %s: incremental snapshot of %s %s", signal.id, ", ".join(self.read.tables),
+                    "paused; a resume-snapshot signal continues it" if paused else "resumed")
+        self._settle()
+
     def _stop(self, signal: Signal) -> None:
         reading = self.read.tables if self.read else []
         stopped = [t for t in reading if not signal.tables or t in signal.tables]
@@ -265,11 +296,13 @@ class IncrementalSnapshot:
     @property
     def table(self) -> str | None:
         """The table being read, whose changes the stream must show to `seen`."""
-        return self.read.tables[0] if self.read is not None else None
+        if self.read is None or (self.read.paused and self.chunk is None):
+            return None
+        return self.read.tables[0]
 
     def wants_chunk(self) -> bool:
-        return self.read is not None and self.chunk is None and self.emitted is None \
-            and self.clock() >= self._retry_at
+        return self.read is not None and not self.read.paused and self.chunk is None \
+            and self.emitted is None and self.clock() >= self._retry_at
 
     def take_chunk(self, source: ChunkSource) -> None:
         """Read the next chunk (or start the next table), then write its watermark."""

@@ -5,6 +5,7 @@ each key's last record in Kafka is the row as it is in the database."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from typing import Any
 
@@ -242,6 +243,44 @@ def test_a_restart_resumes_the_incremental_snapshot_where_kafka_has_it(
     assert set(read_again) == set(now) - {max(now)}
     # Resumed, not started over: at most the chunks in flight at the stop are read twice.
     assert len(read_again) <= 3_000 + 200, len(read_again)
+    conn.close()
+
+
+def test_pause_and_resume_signals_hold_the_reading_across_a_restart_while_changes_stream(
+        capture_db, start_capture, reader, monkeypatch, caplog) -> None:
+    """Debezium's pause-snapshot / resume-snapshot (say, a long re-read kept out of office
+    hours), and its log signal."""
+    caplog.set_level(logging.INFO, "onestop.capture.incremental")
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 500)
+    held, release = hold_chunk(monkeypatch, 2)
+    settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=50)
+    capture = start_capture(settings)
+    topic = reader()
+    topic.wait(lambda r: len(r) >= 500, message="the initial snapshot")
+    signal(conn, "sig-pause-1")
+    wait_for(held.is_set, timeout=30, message="the second chunk read")
+    signal(conn, "pause", "pause-snapshot", ())  # in the WAL before the second chunk's watermark
+    release.set()
+    wait_for(lambda: "incremental snapshot of public.dossiers paused" in caplog.text, timeout=30,
+             message="the pause")
+    records = after_a_last_row(conn, topic, 10_000)  # the stream goes on
+    assert len(incremental(records)) == 100  # the chunk read when the pause came, and no other
+    capture.stop()
+    monkeypatch.undo()
+
+    capture = start_capture(settings)
+    records = after_a_last_row(conn, topic, 10_001)
+    assert len(incremental(records)) == 100 and capture.runner.offsets.incremental["paused"]
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO onestop_signal VALUES ('resume', 'resume-snapshot', NULL), "
+                    "('note', 'log', '{\"message\": \"resumed after hours\"}')")
+    finished(capture, topic, started=True)
+    records = after_a_last_row(conn, topic, 10_002)
+    assert sorted(r.key["id"] for r in incremental(records)) == sorted(
+        set(rows_now(capture_db)) - {max(rows_now(capture_db)) - i for i in range(3)})
+    assert "signal note: resumed after hours" in caplog.text
     conn.close()
 
 

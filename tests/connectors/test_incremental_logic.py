@@ -70,12 +70,13 @@ def run_chunk(snap: IncrementalSnapshot, source: Source, lsn: int,
 
 
 @pytest.mark.parametrize(("signal", "reason"), [
-    (row("1", "log"), "type 'log' is not one this connector acts on"),
+    (row("1", "alert"), "type 'alert' is not one this connector acts on"),
     (row("2", data="{not json"), "data is not JSON"),
     (row("3", data=[1, 2]), "data is not a JSON object"),
     (row("4", data={"data-collections": ["public.dossiers"], "type": "blocking"}), "only incremental"),
     (row("4n", data={"data-collections": ["public.dossiers"], "type": None}), "type None is not supported"),
     (row("4l", data={"data-collections": ["public.dossiers"], "type": ["incremental"]}), "not supported"),
+    (row("1l", "log", {"text": "hello"}), "a log signal needs a message"),
     (row("4s", data={"data-collections": ["public.dossiers"], "surrogate-key": "code"}),
      "surrogate-key is not supported"),
     (row("4c", data={"data-collections": ["public.dossiers"], "additional-conditions": "id < 10"}),
@@ -112,6 +113,37 @@ def test_a_signal_names_tables_as_debezium_does() -> None:
                                             "additional-conditions": [
                                                 {"data-collection": "dossiers", "filter": " status = 5 "}]}))
     assert not isinstance(filtered, str) and filtered.filters == {"public.dossiers": "status = 5"}
+
+
+def test_a_paused_snapshot_reads_no_chunk_until_resumed_even_across_a_restart(caplog) -> None:
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append)
+    source = Source({"public.dossiers": 7})
+    snap.signal(row("p0", "pause-snapshot", {}), 90)
+    assert "no incremental snapshot is running" in caplog.text
+    snap.signal(row("s1"), 100)
+    snap.take_chunk(source)  # keys 1-3, waiting for its watermark
+    snap.signal(row("p1", "pause-snapshot", {"type": "incremental"}), 110)
+    assert snap.table == "public.dossiers"  # the chunk read still sees the stream's changes
+    snap.seen(key(2))
+    chunk = snap.watermark(source.watermarks[-1])
+    assert chunk is not None and list(chunk.rows) == [key(1), key(3)]  # published as usual
+    snap.published(Batch(10))
+    snap.acknowledged(10)
+    assert not snap.wants_chunk() and snap.table is None  # no read, and the stream's fast path
+    assert kept[-1]["paused"] and kept[-1]["after"] == ["3"]
+    resumed = IncrementalSnapshot(TABLES, kept[-1], kept.append)  # a restart
+    assert "paused until a resume-snapshot signal" in caplog.text and not resumed.wants_chunk()
+    resumed.signal(row("r1", "resume-snapshot", {}), 120)
+    assert resumed.wants_chunk() and run_chunk(resumed, source, 20) == [key(4), key(5), key(6)]
+    assert len(source.watermarks) == 2
+
+
+def test_a_log_signal_writes_its_message_to_the_log(caplog) -> None:
+    caplog.set_level(logging.INFO, "onestop.capture.incremental")
+    snap = IncrementalSnapshot(TABLES, None, lambda _: None)
+    snap.signal(row("l1", "log", {"message": "trước khi nâng cấp"}), 100)
+    assert "signal l1: trước khi nâng cấp" in caplog.text and snap.table is None
 
 
 def test_a_filtered_read_keeps_its_condition_across_chunks_and_a_restart(caplog) -> None:
