@@ -23,7 +23,7 @@ def engine_url(url: str | sa.URL, setting: str = "the database URL") -> sa.URL:
     """`url` parsed, with a PostgreSQL driver this installation has."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(f"{setting} is not a database URL (dialect+driver://user:password@host/"
                           "database, e.g. postgresql://…)") from None
     if parsed.drivername not in ("postgresql", "postgres"):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bridge.errors import ConfigError
@@ -28,6 +28,38 @@ CANONICAL_COLUMNS = (
 COLUMN_TYPE_PATTERN = r"^(timestamp_ms|timestamp_us|timestamp_ns|date_days|decimal_base64:\d+)$"
 ColumnType = Annotated[str, Field(pattern=COLUMN_TYPE_PATTERN)]
 
+
+def _plain_secret(value: SecretStr) -> SecretStr:
+    """A secret goes into HTTP headers and connection strings: a space at either end or a
+    control character (a line ending saved with it) is refused here, or the HTTP library's
+    refusal would quote the secret in errors, /readyz and dead letters."""
+    raw = value.get_secret_value()
+    if raw != raw.strip() or any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ValueError("has a space at either end or a control character (a line ending copied "
+                         "with it?); the value is not shown")
+    return value
+
+
+def _url_userinfo(value: str) -> str:
+    """In a database URL, '@', '/', '?' or '#' inside the user or password must be
+    percent-encoded: libpq would take the rest of the password for the host and print it
+    in every connection error."""
+    _, sep, rest = value.partition("://")
+    # rest[0] == "/": no host part (a SQLite file, a Unix socket), nothing to mistake.
+    if sep and "@" in rest and not rest.startswith("/") and re.search(r"[@/?#]", rest[:rest.rfind("@")]):
+        raise ValueError("the user or password holds '@', '/', '?' or '#' (or the URL has another "
+                         "'@'): percent-encode it (%40, %2F, %3F, %23); the value is not shown")
+    return value
+
+
+def _secret_dsn(value: SecretStr) -> SecretStr:
+    _url_userinfo(value.get_secret_value())
+    return _plain_secret(value)
+
+
+Secret = Annotated[SecretStr, AfterValidator(_plain_secret)]
+SecretDsn = Annotated[SecretStr, AfterValidator(_secret_dsn)]
+DatabaseUrl = Annotated[str, AfterValidator(_url_userinfo)]
 
 _SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
 _TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]{1,200}")
@@ -68,7 +100,7 @@ class ColumnMap(Section):
 
 
 class SourceSettings(Section):
-    dsn: SecretStr | None = None
+    dsn: SecretDsn | None = None
     tables: Annotated[list[str], NoDecode] = ["public.dossiers"]
     slot: str = "onestop_bridge"
     publication: str = "onestop_bridge"
@@ -176,7 +208,7 @@ class KafkaSettings(Section):
 
 
 class LedgerSettings(Section):
-    url: str = "sqlite:///onestop-ledger.db"
+    url: DatabaseUrl = "sqlite:///onestop-ledger.db"
     # Event ids are remembered this long to drop redeliveries; notifications stay.
     events_retention_days: float = 30.0
 
@@ -188,9 +220,9 @@ class HttpSettings(Section):
 
 class ZaloSettings(Section):
     app_id: str = ""
-    app_secret: SecretStr = SecretStr("")
-    oa_secret_key: SecretStr = SecretStr("")
-    refresh_token: SecretStr = SecretStr("")
+    app_secret: Secret = SecretStr("")
+    oa_secret_key: Secret = SecretStr("")
+    refresh_token: Secret = SecretStr("")
     oa_base_url: str = "https://openapi.zalo.me"
     zns_base_url: str = "https://business.openapi.zalo.me"
     oauth_base_url: str = "https://oauth.zaloapp.com"
@@ -203,7 +235,7 @@ class ZaloSettings(Section):
 
 class SmsSettings(Section):
     base_url: str = "http://localhost:8099"
-    api_key: SecretStr = SecretStr("")
+    api_key: Secret = SecretStr("")
     brandname: str = "MOTCUA"
     rate_per_second: float = 20.0
     enabled: bool = True
@@ -252,7 +284,7 @@ class OASettings(Section):
     lookup_max_attempts: int = 5
     # Wrong second-factor answers count within this window; a locked user waits it out.
     lookup_lock_s: float = 3600.0
-    lookup_dsn: SecretStr | None = None
+    lookup_dsn: SecretDsn | None = None
     procedures_file: str | None = None
     # Picture shown on the "share your phone number" card (request_user_info); optional.
     share_info_image_url: str = ""

@@ -131,3 +131,41 @@ def test_an_option_libpq_does_not_know_is_named(dsn: str, option: str) -> None:
     with pytest.raises(ConfigError, match=f"libpq knows no option '{option}'") as err:
         PgCapture(load_settings(None, source={"dsn": dsn}), threading.Event())
     assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("ONESTOP_ZALO__APP_SECRET", "AppSecret-9f8e7d\r"),   # an env file saved with CRLF
+    ("ONESTOP_SMS__API_KEY", " sms-key-9f8e7d"),
+    ("ONESTOP_ZALO__REFRESH_TOKEN", "RT-9f8e7d\n"),   # pasted with its newline
+])
+def test_a_secret_with_a_control_character_or_edge_space_is_refused_unquoted(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """An HTTP library refusing such a header quotes it in the error: in logs, /readyz and
+    dead letters."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name) as err:
+        load_settings()
+    assert "9f8e7d" not in str(err.value) and "control character" in str(err.value)
+
+
+@pytest.mark.parametrize(("name", "url"), [
+    ("ONESTOP_SOURCE__DSN", "postgresql://onestop_capture:Cap@Pw_s3cr3t@127.0.0.1:5432/onestop"),
+    ("ONESTOP_LEDGER__URL", "postgresql+psycopg2://onestop_ledger:Le/dg_s3cr3t@db:5432/ledger"),
+    ("ONESTOP_OA__LOOKUP_DSN", "postgresql://onestop_lookup:a#b_s3cr3t@db/onestop"),
+])
+def test_a_password_that_libpq_would_split_into_the_host_is_refused_unquoted(
+        monkeypatch: pytest.MonkeyPatch, name: str, url: str) -> None:
+    """Unencoded, the rest of the password becomes the "host" of every connection error."""
+    monkeypatch.setenv(name, url)
+    with pytest.raises(ConfigError, match=f"{name}.*percent-encode") as err:
+        load_settings()
+    assert "s3cr3t" not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:Cap%40Pw@127.0.0.1:5432/onestop",
+                                 "sqlite:////var/lib/onestop@1/ledger.db",
+                                 "postgresql:///onestop?host=/run/postgresql"])
+def test_encoded_passwords_and_urls_without_a_host_part_are_accepted(
+        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("ONESTOP_LEDGER__URL", url)
+    assert load_settings().ledger.url == url

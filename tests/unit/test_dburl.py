@@ -46,6 +46,7 @@ def test_the_ledger_and_the_lookup_open_the_documented_bare_urls(monkeypatch) ->
     (make_engine, "ledger.url", "postgresql+pg8000://u:s3cret@db/x"),           # driver absent
     (read_only_engine, "oa.lookup_dsn", "host=db user=u password=s3cret"),      # libpq's form
     (read_only_engine, "oa.lookup_dsn", "postgresql+nosuch://u:s3cret@db/x"),   # no such driver
+    (make_engine, "ledger.url", "postgresql://u:s3cret@db:54x2/ledger"),         # port not a number
 ])
 def test_an_unusable_url_is_a_configuration_error_that_names_the_setting(open_, setting, url) -> None:
     with pytest.raises(ConfigError, match=setting.replace(".", r"\.")) as err:
