@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -35,8 +36,10 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
                                                                         "taskName"}
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api_key|apikey|authorization|dsn",
                          re.IGNORECASE)
-# Vietnamese mobile numbers as typed or normalised: 0909…, 84909…, +84 909 123 456.
-_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?84|0)[ .\-]?[35789](?:[ .\-]?\d){8}(?![0-9A-Za-z])")
+# Vietnamese mobile numbers in every form `normalise_phone` accepts but the bare nine digits:
+# 0909…, 84909…, +84 909 123 456, 0084…, (+84) 909…, +84 (0) 909…, and %2B84… in a URL.
+_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:(?:\+|%2[Bb]|00)?\(?84\)?[ .\-]?(?:\(0\)[ .\-]?)?|0)"
+                    r"[35789](?:[ .\-]?\d){8}(?![0-9A-Za-z])")
 REDACTED = "[redacted]"
 # `key=value`, `key: value`, `"key": "value"` for secret-looking keys inside free text.
 _SECRET_IN_TEXT = re.compile(
@@ -57,20 +60,38 @@ def register_secrets(source: BaseModel | Iterable[str | SecretStr]) -> None:
             _secrets.add(raw)
 
 
-def _secret_values(model: BaseModel) -> list[SecretStr]:
-    found: list[SecretStr] = []
+def _secret_values(model: BaseModel) -> list[str | SecretStr]:
+    """Every SecretStr, and the password of every database URL or DSN (`ledger.url` is a
+    plain string; a connection error may quote the password alone)."""
+    found: list[str | SecretStr] = []
     for name in type(model).model_fields:
         value = getattr(model, name, None)
         if isinstance(value, SecretStr):
             found.append(value)
+            found.extend(_dsn_passwords(value.get_secret_value()))
+        elif isinstance(value, str):
+            found.extend(_dsn_passwords(value))
         elif isinstance(value, BaseModel):
             found.extend(_secret_values(value))
     return found
 
 
+def _dsn_passwords(text: str) -> list[str]:
+    """The password of `scheme://user:password@host/…` (as written and decoded), or of a
+    libpq `key=value` DSN."""
+    if "://" in text:
+        try:
+            password = urlsplit(text).password
+        except ValueError:
+            return []
+        return [password, unquote(password)] if password else []
+    match = re.search(r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))", text)
+    return [match.group(1) or match.group(2)] if match else []
+
+
 def mask_phones(text: str) -> str:
     def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
+        digits = re.sub(r"\D", "", re.sub(r"^%2[Bb]", "", match.group(0)))
         return digits[:3] + "x" * (len(digits) - 6) + digits[-3:]
 
     return _PHONE.sub(mask, text)

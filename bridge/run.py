@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"onestop-bridge run: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log)
+    setup_logging(settings.log, secrets=settings)
     check_oa_id(settings)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -32,6 +32,7 @@ from bridge.dispatch import build_dispatcher, sandbox_settings
 from bridge.dispatch.classify import LOCAL_TZ, parse_hhmm
 from bridge.errors import BridgeError, ConfigError
 from bridge.ledger import Ledger, LedgerTokenStore
+from bridge.logs import setup_logging
 from bridge.settings import Settings, load_settings
 
 HEADER = {"khan-cap": "THÔNG BÁO KHẨN CẤP", "tin-tuc": "TIN TỨC"}
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         if args.sandbox:
             settings = sandbox_settings(settings, args.sandbox)
+        setup_logging(settings.log, secrets=settings)  # the dispatcher's lines, redacted as run's
         return run(settings, args.topic, args.text, dry_run=args.dry_run,
                    rate_per_minute=args.rate_per_minute)
     except ConfigError as exc:

@@ -83,6 +83,9 @@ def send(client: HttpClient, method: str, url: str, *, what: str, **kwargs: Any)
         return client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
         raise TransportError(f"{what}: timeout ({type(exc).__name__})") from exc
+    except httpx.LocalProtocolError as exc:  # refused before sending; its text quotes the header
+        raise TransportError(f"{what}: {type(exc).__name__} (a header or the URL is not valid HTTP: "
+                             "a configured secret or URL with a stray character?)") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
 

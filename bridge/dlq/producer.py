@@ -19,6 +19,7 @@ from typing import Any
 from bridge import metrics
 from bridge.consume.records import SourceRecord
 from bridge.dlq import headers as h
+from bridge.logs import redact_text
 from bridge.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class OutcomeProducer:
         return {
             h.ORIGINAL_TOPIC: topic, h.ORIGINAL_PARTITION: partition, h.ORIGINAL_OFFSET: offset,
             h.ERROR_CLASS: failure.error_class, h.ERROR_CODE: failure.code,
-            h.ERROR_MESSAGE: failure.message[:1000], h.ERROR_STAGE: failure.stage,
+            # Kept for weeks and printed by `dlq list`: the same redaction as a log line.
+            h.ERROR_MESSAGE: redact_text(failure.message)[:1000], h.ERROR_STAGE: failure.stage,
             h.ERROR_ATTEMPTS: failure.attempts, h.ERROR_TIME: h.iso_now(),
             h.DOSSIER_CODE: failure.dossier_code, h.KIND: failure.kind,
             h.IDEMPOTENCY_KEY: failure.idempotency_key,

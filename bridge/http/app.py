@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge import metrics
+from bridge.logs import redact_text
 from bridge.settings import Settings
 
 # A check returns a short detail when fine and raises when not.
@@ -98,5 +99,6 @@ async def _run_check(check: Check, timeout: float) -> dict[str, Any]:
     except TimeoutError:
         return {"ok": False, "detail": f"no answer within {timeout:.0f} s"}
     except Exception as exc:  # the check's message is the operator's hint
-        return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        # Served to whoever asks: the same redaction as a log line.
+        return {"ok": False, "detail": redact_text(f"{type(exc).__name__}: {exc}")[:300]}
     return {"ok": True, "detail": detail or "ok"}

@@ -58,7 +58,7 @@ def test_healthz_names_the_loop_that_is_stuck(serve) -> None:
 
 def test_readyz_reports_each_check(serve) -> None:
     def broken() -> str:
-        raise RuntimeError("broker not reachable")
+        raise RuntimeError("broker not reachable (GET /oa?access_token=AT-9f8e7d6c, 0909123456)")
 
     def slow() -> str:
         time.sleep(3)
@@ -72,6 +72,8 @@ def test_readyz_reports_each_check(serve) -> None:
     checks = response.json()["checks"]
     assert checks["ledger"] == {"ok": True, "detail": "sqlite"}
     assert checks["broker"]["ok"] is False and "broker not reachable" in checks["broker"]["detail"]
+    # Served to anyone who asks: redacted like a log line.
+    assert "AT-9f8e7d6c" not in checks["broker"]["detail"] and "0909123456" not in checks["broker"]["detail"]
     assert checks["zalo_token"]["ok"] is False and "no answer" in checks["zalo_token"]["detail"]
 
     ok = serve(AppContext(Settings(), readiness={"ledger": lambda: None}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 from dispatch_fakes import FakeClock, FakeUpstream, body
@@ -153,3 +155,21 @@ def test_sms_errors(sms: SmsClient, up: FakeUpstream, reply: object, expected: t
     if expected is DeferError:
         assert isinstance(info.value, DeferError)
         assert (info.value.until - FakeClock().wall()).total_seconds() == pytest.approx(3.0)
+
+
+def test_a_header_value_httpx_refuses_is_not_quoted_in_the_error() -> None:
+    """h11 refuses a header with a stray CR before sending, quoting it; the secret headers
+    (`secret_key`, `access_token`, `Authorization`) must not travel on into logs, /readyz
+    and dead letters."""
+    from bridge.dispatch.http import send
+    from bridge.errors import TransportError
+
+    with socket.socket() as server:  # listening: the connection is made, the request refused
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client = make_client(timeout_s=2)
+        with pytest.raises(TransportError) as err:
+            send(client, "POST", f"http://127.0.0.1:{server.getsockname()[1]}/v4/oa/access_token",
+                 what="zalo oauth", headers={"secret_key": "AppSecret-9f8e7d\r"})
+        client.close()
+    assert "9f8e7d" not in str(err.value) and "stray character" in str(err.value)

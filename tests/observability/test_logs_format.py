@@ -57,7 +57,9 @@ def test_one_json_object_per_event_with_the_standard_fields(logged: io.StringIO)
 
 
 @pytest.mark.parametrize("typed", ["84912345678", "0912345678", "+84 912 345 678",
-                                   "0912.345.678", "84-912-345-678"])
+                                   "0912.345.678", "84-912-345-678", "0084912345678",
+                                   "+84(0)912345678", "+84 (0) 912 345 678", "(+84) 912345678",
+                                   "%2B84912345678"])
 def test_phones_are_masked_in_free_text_and_extras(logged: io.StringIO, typed: str) -> None:
     logging.getLogger("t").info(f"citizen {typed} asked", extra={"phone": typed,
                                                                  "body": {"to": [typed]}})
@@ -91,6 +93,25 @@ def test_tokens_and_secrets_are_redacted_everywhere(logged: io.StringIO) -> None
     for secret in ("AT-abcdef123", "RT-zyx987654", "s3cr3t-value", "sms-key-0123456789"):
         assert secret not in text
     assert text.count("[redacted]") >= 5
+
+
+def test_a_database_password_is_never_logged_even_alone() -> None:
+    """libpq quotes a password on its own when it takes it for a host name; `ledger.url` is
+    a plain string, not a SecretStr."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    settings = Settings(ledger={"url": "postgresql://onestop_ledger:Ledg%2BPw-s3cr3t@db/onestop_ledger"},
+                        source={"dsn": "host=db user=c password=Cap-Pw-s3cr3t dbname=onestop"})
+    try:
+        setup_logging(LogSettings(format="json"), stream, secrets=settings)
+        logging.getLogger("t").error('could not translate host name "Ledg+Pw-s3cr3t@db", '
+                                     'also Ledg%2BPw-s3cr3t and Cap-Pw-s3cr3t')
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    text = stream.getvalue()
+    assert "s3cr3t" not in text and text.count("[redacted]") == 3
 
 
 def test_filter_protects_foreign_handlers_too() -> None:

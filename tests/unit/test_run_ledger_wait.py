@@ -63,3 +63,28 @@ def test_a_sqlite_ledger_that_cannot_be_opened_is_not_waited_for(monkeypatch: py
     monkeypatch.setattr(run, "Bridge", bridge)
     with pytest.raises(ConfigError, match="ledger.url: cannot open the SQLite ledger"):
         run.open_bridge(load_settings(None), threading.Event(), first_wait_s=0.01)
+
+
+def test_run_never_logs_its_secrets_even_in_free_text(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`run` holds the Zalo app secret, the OA key, the SMS key and the ledger's password: an
+    error that quotes one (the ledger's password on its own, as libpq does) is redacted."""
+    import logging
+
+    monkeypatch.setenv("ONESTOP_ZALO__APP_SECRET", "AppSecret-9f8e7d")
+    monkeypatch.setenv("ONESTOP_LEDGER__URL", "postgresql://bridge:Ledger-5a4b3c@db.example/ledger")
+
+    def refused(_settings: object, _stop: object) -> None:
+        logging.getLogger("bridge.test").error("upstream said: bad key AppSecret-9f8e7d; host "
+                                               "\"Ledger-5a4b3c@db.example\" unknown")
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(run, "open_bridge", refused)
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        assert run.main([]) == 2
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "upstream said: bad key [redacted]" in err and "9f8e7d" not in err and "5a4b3c" not in err
