@@ -2,8 +2,9 @@
 
 Order of checks (each refusal counted in ``onestop_webhook_requests_total{result}``):
 body over 64 KiB → 413 ``too_large``; not a JSON object → 400 ``bad_json``; signature
-missing or wrong → 401 ``bad_signature``; already in the inbox (a Zalo retry) → 200
-``duplicate``; stored → 200 ``accepted``. If the inbox write does not finish within
+missing or wrong → 401 ``bad_signature``; a signed `timestamp` over a day old or ten minutes
+ahead (a replayed request) → 200 ``stale``, dropped; already in the inbox (a Zalo retry) →
+200 ``duplicate``; stored → 200 ``accepted``. If the inbox write does not finish within
 `write_budget_s` the answer is 503 ``unavailable`` so that Zalo retries later rather
 than the request timing out; a late write is then caught by the dedupe. No work for the
 citizen happens before the answer: the event goes to the `Processor`.
@@ -27,6 +28,11 @@ from bridge.citizen.writer import InboxWriter
 log = logging.getLogger(__name__)
 PATH = "/webhook/zalo"
 MAX_BODY = 64 * 1024
+# Zalo retries an event for an hour (twelve, by one account): a day covers any retry, and
+# the inbox remembers events for a month (service.INBOX_RETENTION_S), so a request replayed
+# later than this is refused and one replayed sooner is a duplicate.
+MAX_AGE_S = 86400.0
+MAX_AHEAD_S = 600.0  # clocks differ a little
 _KEPT_HEADERS = ("x-zevent-server", "num_retry")
 
 
@@ -34,6 +40,16 @@ def _answer(result: str, status: int) -> web.Response:
     metrics.webhook_requests.labels(result=result).inc()
     body = {"ok": True} if status == 200 else {"error": result}
     return web.json_response(body, status=status)
+
+
+def stale(timestamp: Any, now_s: float) -> bool:
+    """A signed epoch-ms `timestamp` outside [now - MAX_AGE_S, now + MAX_AHEAD_S]? One that is
+    absent or not a number was signed as such by Zalo, and is not judged."""
+    try:
+        sent_s = int(str(timestamp)) / 1000
+    except ValueError:
+        return False
+    return not now_s - MAX_AGE_S <= sent_s <= now_s + MAX_AHEAD_S
 
 
 async def _read_limited(request: web.Request) -> bytes | None:
@@ -89,6 +105,11 @@ class Webhook:
                         extra={"event": str(body.get("event_name"))[:64]})
             return _answer("bad_signature", 401)
         self._note_variant(variant)
+        if stale(timestamp, self.inbox.clock()):
+            log.warning("webhook event dropped: its signed timestamp is over a day old or ahead of "
+                        "this host's clock (a replayed request, or a wrong clock here)",
+                        extra={"event": str(body.get("event_name"))[:64], "timestamp": str(timestamp)[:20]})
+            return _answer("stale", 200)
         return await self._store(request, raw, body, variant)
 
     async def _store(self, request: web.Request, raw: bytes, body: dict[str, Any],

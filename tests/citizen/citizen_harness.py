@@ -147,9 +147,14 @@ class Bridge:
         return self.http.post("/webhook/zalo", content=raw, headers=sent)
 
 
+def now_ms(offset_s: float = 0.0) -> str:
+    """A webhook `timestamp` (epoch ms as a string), now or `offset_s` from now."""
+    return str(int((time.time() + offset_s) * 1000))
+
+
 def text_event(user_id: str, text: str, msg_id: str | None = None) -> dict[str, Any]:
     return {"app_id": APP_ID, "sender": {"id": user_id}, "recipient": {"id": OA_ID},
-            "event_name": "user_send_text", "timestamp": str(int(time.time() * 1000)),
+            "event_name": "user_send_text", "timestamp": now_ms(),
             "message": {"text": text, "msg_id": msg_id or f"m{time.time_ns()}"}}
 
 

@@ -3,7 +3,7 @@ confirmed; later notices go on the free OA channel; unfollow → back to ZNS."""
 
 from __future__ import annotations
 
-from citizen_harness import CODE, PHONE, Bridge, metric
+from citizen_harness import CODE, PHONE, Bridge, metric, now_ms
 from events import event, row
 
 from bridge.ledger import LedgerFollowers
@@ -78,7 +78,7 @@ def test_unfollow_unlinks_and_notices_go_back_to_zns(oa: Bridge) -> None:
 
 def test_a_phone_that_is_not_a_mobile_number_is_not_linked(oa: Bridge) -> None:
     oa.post({"app_id": "sandbox-app", "sender": {"id": "u-bad"}, "recipient": {"id": "x"},
-             "event_name": "user_submit_info", "timestamp": "1718155800000",
+             "event_name": "user_submit_info", "timestamp": now_ms(),
              "info": {"name": "A", "phone": "12345"}})
     reply = oa.replies("u-bad", 1)[0]
     assert "chưa phải số di động Việt Nam hợp lệ" in reply["text"]

@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from citizen_harness import APP_ID, OA_ID, OA_SECRET, Bridge, MakeBridge, metric, text_event
+from citizen_harness import APP_ID, OA_ID, OA_SECRET, Bridge, MakeBridge, metric, now_ms, text_event
 from sqlalchemy import select
 
 from bridge.citizen.service import Citizen
@@ -66,6 +66,25 @@ def test_oversized_and_non_json_bodies_are_refused(oa: Bridge) -> None:
     assert inbox_rows(oa) == []
 
 
+@pytest.mark.parametrize(("offset_s", "kept"), [
+    (-2 * 86400, False),  # replayed two days later: past Zalo's retries, and soon past the inbox's memory
+    (-86400 + 60, True),  # a retry within the day
+    (15 * 60, False),     # ahead of this clock by more than clocks differ
+    (None, True),         # no timestamp: signed as such by Zalo, not judged
+])
+def test_a_signed_event_with_a_timestamp_outside_a_day_is_dropped_as_a_replay(
+        oa: Bridge, offset_s: float | None, kept: bool) -> None:
+    body = text_event("u-replay", "hỗ trợ")
+    if offset_s is None:
+        del body["timestamp"]
+    else:
+        body["timestamp"] = now_ms(offset_s)
+    before = metric("onestop_webhook_requests_total", result="stale")
+    assert oa.post(body).status_code == 200  # Zalo must not retry it either way
+    assert metric("onestop_webhook_requests_total", result="stale") == before + (0 if kept else 1)
+    assert len(inbox_rows(oa)) == (1 if kept else 0)
+
+
 def test_zalo_retries_of_an_event_are_acknowledged_and_ignored(oa: Bridge) -> None:
     body = text_event("u-retry", "hỗ trợ", msg_id="msg-retried-1")
     before = metric("onestop_webhook_requests_total", result="duplicate")
@@ -77,7 +96,7 @@ def test_zalo_retries_of_an_event_are_acknowledged_and_ignored(oa: Bridge) -> No
     assert len(oa.messages(user_id="u-retry")) == 1, "one answer, not four"
     # Events without msg_id (follow) are deduplicated on the body's hash.
     follow = {"oa_id": OA_ID, "follower": {"id": "u-retry"}, "event_name": "follow",
-              "app_id": APP_ID, "timestamp": "1718155800000", "source": "oa_profile"}
+              "app_id": APP_ID, "timestamp": now_ms(), "source": "oa_profile"}
     assert oa.post(follow).status_code == 200 and oa.post(follow).status_code == 200
     stored = [r["event_name"] for r in inbox_rows(oa) if r["event_name"] != "user_received_message"]
     assert stored == ["user_send_text", "follow"]
@@ -102,10 +121,10 @@ def test_the_event_is_on_disk_when_the_200_is_sent(make_bridge: MakeBridge) -> N
 
 
 def test_unknown_events_are_stored_and_acknowledged(oa: Bridge) -> None:
-    odd = {"app_id": APP_ID, "event_name": "user_reacted_message", "timestamp": "1718155800001",
+    odd = {"app_id": APP_ID, "event_name": "user_reacted_message", "timestamp": now_ms(),
            "sender": {"id": "u-odd"}, "recipient": {"id": OA_ID},
            "message": {"msg_id": "r-1", "react_icon": "/-heart"}}
-    made_up = {"app_id": APP_ID, "event_name": "something_new_2027", "timestamp": "1",
+    made_up = {"app_id": APP_ID, "event_name": "something_new_2027", "timestamp": now_ms(-3600),
                "whatever": [1, 2]}
     assert oa.post(odd).status_code == 200 and oa.post(made_up).status_code == 200
     oa.settle()
