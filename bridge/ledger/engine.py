@@ -11,6 +11,8 @@ connections from `reader()`, which read a snapshot without blocking the writer.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -20,6 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 from bridge import dburl
 from bridge.errors import ConfigError
+
+log = logging.getLogger("onestop.ledger")
 
 SQLITE_CACHE_KIB = 512
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -38,11 +42,25 @@ def make_engine(url: str, *, pool_size: int = 12) -> Engine:
                       "(use sqlite:///FILE or postgresql://…)")
 
 
+def _private_file(path: Path) -> None:
+    """The ledger holds the OA's tokens and citizens' phone numbers: a new file is the
+    owner's alone (SQLite gives its -wal and -shm files the same mode), whatever the umask;
+    an existing one readable by others is reported, not changed."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("the SQLite ledger %s is readable by other users (it holds the OA's tokens "
+                        "and citizens' phone numbers): chmod 600 it and its -wal and -shm files", path)
+
+
 def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
     if not database or database == ":memory:":
         raise ConfigError("ledger.url: an in-memory SQLite ledger forgets what was sent; "
                           "use a file (sqlite:///PATH)")
-    Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    path = Path(database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_file(path)
     # A pooled connection is used by one thread at a time, so check_same_thread can go.
     # LIFO: the consumer thread keeps getting the connection it just used, with warm
     # caches, instead of cycling through (and filling the caches of) all of them.

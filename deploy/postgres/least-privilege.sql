@@ -27,8 +27,12 @@
 \endif
 
 -- The connector (built-in `onestop-bridge capture` or Debezium): a replication login that
--- can read the captured tables (initial snapshot) and nothing else. It neither creates nor
+-- can SELECT the captured tables (initial snapshot) and write nothing. It neither creates nor
 -- alters the publication: ALTER PUBLICATION needs ownership of the publication and tables.
+-- REPLICATION itself goes further than any grant: the role may create a slot with another
+-- output plugin (test_decoding) and decode every table's changes in this database, whatever
+-- its SELECT grants say. PostgreSQL has no finer control; limit where the role may log in
+-- from (pg_hba.conf) and watch pg_replication_slots (docs/runbook.md).
 SELECT 'CREATE ROLE onestop_capture WITH LOGIN REPLICATION'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'onestop_capture') \gexec
 ALTER ROLE onestop_capture WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE;

@@ -14,3 +14,6 @@ ALTER ROLE onestop_ledger WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREA
 \endif
 SELECT 'CREATE DATABASE onestop_ledger OWNER onestop_ledger'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'onestop_ledger') \gexec
+-- It holds the OA's tokens and citizens' phone numbers: PUBLIC's default CONNECT and TEMP
+-- would let every other role (the capture and lookup logins included) in. The owner keeps both.
+REVOKE ALL ON DATABASE onestop_ledger FROM PUBLIC;

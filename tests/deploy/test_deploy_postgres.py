@@ -157,11 +157,21 @@ def test_ledger_script_creates_a_database_the_ledger_role_owns(pg: Any) -> None:
             cur.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user")
             assert cur.fetchone() == (False, False)
         conn.close()
+        # The tokens and phones inside are the owner's: another login (capture, lookup) is refused.
+        admin = pg.connect()
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("DROP ROLE IF EXISTS deploy_other_login")
+            cur.execute("CREATE ROLE deploy_other_login LOGIN")
+        admin.close()
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            connect_as(pg, "deploy_other_login", "onestop_ledger")
     finally:
         admin = pg.connect()
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS onestop_ledger WITH (FORCE)")
+            cur.execute("DROP ROLE IF EXISTS deploy_other_login")
         admin.close()
 
 

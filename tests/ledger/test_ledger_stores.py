@@ -41,3 +41,26 @@ def test_followers_resolve_by_normalised_phone(ledger: Ledger) -> None:
     assert followers.user_for_phone("84912345678") is None
     with pytest.raises(ValueError):
         followers.link("zalo-user-2", "12345")
+
+
+def test_a_new_sqlite_ledger_is_readable_by_its_owner_only(tmp_path, caplog) -> None:
+    """It holds the OA's access and refresh tokens and citizens' phone numbers."""
+    import os
+    import stat
+
+    from bridge.ledger import Ledger
+
+    old = os.umask(0o022)
+    try:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'new' / 'ledger.db'}")
+        ledger.close()
+    finally:
+        os.umask(old)
+    files = sorted((tmp_path / "new").iterdir())
+    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), \
+        [(f.name, oct(f.stat().st_mode)) for f in files]
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o644)
+    shared.chmod(0o644)
+    Ledger.open(f"sqlite:///{shared}").close()
+    assert "is readable by other users" in caplog.text and stat.S_IMODE(shared.stat().st_mode) == 0o644
