@@ -217,16 +217,8 @@ def hold_commit(capture_db: Any, conn: Any, row_id: int, status: int) -> threadi
 
 def test_a_restart_resumes_the_incremental_snapshot_where_kafka_has_it(
         capture_db, start_capture, reader, monkeypatch) -> None:
-    capture_db.execute(SIGNAL_TABLE)
-    conn = capture_db.connect()
-    add_rows(conn, 3_000)
-    held, release = hold_chunk(monkeypatch, 6)
-    settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=100)
-    capture = start_capture(settings)
-    topic = reader()
-    topic.wait(lambda r: len(r) >= 3_000, message="the initial snapshot")
-    signal(conn, "sig-resume")
-    wait_for(held.is_set, timeout=30, message="five chunks read")
+    conn, settings, capture, topic, release = signalled_with_a_chunk_held(
+        capture_db, start_capture, reader, monkeypatch, rows=3_000, chunk_size=100, held=6)
     topic.wait(lambda r: len(incremental(r)) >= 500, message="five chunks in Kafka")
     capture.stop_event.set()  # stopped while the sixth chunk is being read
     release.set()
@@ -251,16 +243,8 @@ def test_pause_and_resume_signals_hold_the_reading_across_a_restart_while_change
     """Debezium's pause-snapshot / resume-snapshot (say, a long re-read kept out of office
     hours), and its log signal."""
     caplog.set_level(logging.INFO, "onestop.capture.incremental")
-    capture_db.execute(SIGNAL_TABLE)
-    conn = capture_db.connect()
-    add_rows(conn, 500)
-    held, release = hold_chunk(monkeypatch, 2)
-    settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=50)
-    capture = start_capture(settings)
-    topic = reader()
-    topic.wait(lambda r: len(r) >= 500, message="the initial snapshot")
-    signal(conn, "sig-pause-1")
-    wait_for(held.is_set, timeout=30, message="the second chunk read")
+    conn, settings, capture, topic, release = signalled_with_a_chunk_held(
+        capture_db, start_capture, reader, monkeypatch, rows=500, chunk_size=50, held=2)
     signal(conn, "pause", "pause-snapshot", ())  # in the WAL before the second chunk's watermark
     release.set()
     wait_for(lambda: "incremental snapshot of public.dossiers paused" in caplog.text, timeout=30,
@@ -403,6 +387,24 @@ def pause_after_chunks(monkeypatch: Any, number: int) -> tuple[threading.Event, 
     monkeypatch.setattr(IncrementalSnapshot, "take_chunk", counted)
     monkeypatch.setattr(IncrementalSnapshot, "wants_chunk", held)
     return paused, resume
+
+
+def signalled_with_a_chunk_held(capture_db: Any, start_capture: Any, reader: Any, monkeypatch: Any, *,
+                                rows: int, chunk_size: int, held: int) -> tuple[Any, Any, Any, Any, threading.Event]:
+    """`rows` dossiers captured, then read again on a signal in chunks of `chunk_size`; the
+    `held`th chunk's read is under way and waits for the event returned (connection,
+    settings, capture, reader, release)."""
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, rows)
+    waiting, release = hold_chunk(monkeypatch, held)
+    settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=chunk_size)
+    capture = start_capture(settings)
+    topic = reader()
+    topic.wait(lambda r: len(r) >= rows, message="the initial snapshot")
+    signal(conn, f"sig-{held}-of-{chunk_size}")
+    wait_for(waiting.is_set, timeout=30, message=f"chunk {held} being read")
+    return conn, settings, capture, topic, release
 
 
 def hold_chunk(monkeypatch: Any, number: int) -> tuple[threading.Event, threading.Event]:

@@ -158,21 +158,20 @@ def test_ledger_script_creates_a_database_the_ledger_role_owns(pg: Any) -> None:
             assert cur.fetchone() == (False, False)
         conn.close()
         # The tokens and phones inside are the owner's: another login (capture, lookup) is refused.
-        admin = pg.connect()
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("DROP ROLE IF EXISTS deploy_other_login")
-            cur.execute("CREATE ROLE deploy_other_login LOGIN")
-        admin.close()
+        as_admin(pg, "DROP ROLE IF EXISTS deploy_other_login", "CREATE ROLE deploy_other_login LOGIN")
         with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
             connect_as(pg, "deploy_other_login", "onestop_ledger")
     finally:
-        admin = pg.connect()
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS onestop_ledger WITH (FORCE)")
-            cur.execute("DROP ROLE IF EXISTS deploy_other_login")
-        admin.close()
+        as_admin(pg, "DROP DATABASE IF EXISTS onestop_ledger WITH (FORCE)", "DROP ROLE IF EXISTS deploy_other_login")
+
+
+def as_admin(pg: Any, *statements: str) -> None:
+    admin = pg.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    admin.close()
 
 
 def test_slot_takeover_lets_the_capture_role_see_its_walsenders_replies(pg: Any, onestop_db: str) -> None:
