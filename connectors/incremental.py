@@ -207,9 +207,8 @@ class IncrementalSnapshot:
         metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
         if self.acked:
             (log.warning if self.acked.paused else log.info)(
-                "resuming the incremental snapshot of %s after key %s%s",
-                     ", ".join(self.acked.tables), self.acked.after,
-                     "; it is paused until a resume-snapshot signal" if self.acked.paused else "")
+                "resuming the incremental snapshot of %s after key %s%s", ", ".join(self.acked.tables),
+                self.acked.after, "; it is paused until a resume-snapshot signal" if self.acked.paused else "")
 
     # --- signals --------------------------------------------------------------------------
 
