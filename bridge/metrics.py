@@ -144,7 +144,12 @@ capture_confirmed_lsn = Gauge(
     registry=REGISTRY)
 capture_connected = Gauge(
     "onestop_capture_connected",
-    "1 while a session streams: the source answers and Kafka takes what is sent.", registry=REGISTRY)
+    "1 while a session streams from the slot (after a Kafka failure, only once Kafka answers again).",
+    registry=REGISTRY)
+capture_kafka_unacknowledged = Gauge(
+    "onestop_capture_kafka_unacknowledged_seconds",
+    "How long records have waited for Kafka with none acknowledged (a resend owed after a Kafka "
+    "failure counts as waiting); 0 when nothing waits.", registry=REGISTRY)
 capture_reconnects = Counter(
     "onestop_capture_reconnects_total", "Capture sessions ended by an error, by cause.", ["reason"],
     registry=REGISTRY)

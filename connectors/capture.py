@@ -103,6 +103,7 @@ class PgCapture:
         self.incremental: IncrementalSnapshot | None = None  # with source.signal_table, across sessions
         self._to_read: list[str] = []  # added tables for the incremental snapshot
         self._streaming_since: float | None = None
+        self._kafka_failed = False  # the last session ended by Kafka: check it first
         self._failures = 0
         self._jitter = wait_random_exponential(multiplier=0.5, max=30, min=0.2)
 
@@ -152,6 +153,7 @@ class PgCapture:
         reason = _reason(exc) if exc else "connection"
         metrics.capture_reconnects.labels(reason=reason).inc()
         metrics.capture_connected.set(0)
+        self._kafka_failed = reason == "kafka"
         self._measure_lag()
         wait = state.next_action.sleep if state.next_action else 0
         log.warning("capture session ended (%s: %s); retrying in %.1fs", reason,
@@ -178,6 +180,12 @@ class PgCapture:
     # --- one session -------------------------------------------------------------------------
 
     def _session(self) -> None:
+        if self._kafka_failed:
+            # Streaming would only wait for Kafka again, reporting itself connected; and a
+            # broker back from losing its state may have no offsets topic, or a wrong one.
+            self.delivery.reachable(self.stop)
+            self.offsets.recheck()
+            self._kafka_failed = False
         catalog = self.connect()
         repl = None
         try:

@@ -9,6 +9,7 @@ position it is safe to confirm to the replication slot.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -163,6 +164,14 @@ class Delivery:
         self._acked = 0
         self._since_poll = 0
         self._heartbeat_error: KafkaError | None = None
+        # Has Kafka acknowledged anything lately (`track`)? Records of retired or dropped
+        # batches, heartbeats sent and answered, and a resend owed after a Kafka failure.
+        self._retired = 0
+        self._heartbeats = [0, 0]  # sent, answered (acknowledged or refused)
+        self._acked_seen = 0
+        self._owed = False
+        self._waiting_since: float | None = None
+        metrics.capture_kafka_unacknowledged.set_function(self.unacknowledged_s)
 
     def open(self, commit_ts: float | None = None) -> Batch:
         batch = Batch(commit_ts, self.ack_listener)
@@ -172,6 +181,8 @@ class Delivery:
     def send(self, batch: Batch | None, topic: str, key: bytes | None, value: bytes | None,
              count: tuple[str, str] | None = None, headers: Headers | None = None) -> None:
         """One record of `batch`, or with no batch a heartbeat (`_heartbeat_done`)."""
+        if batch is None:
+            self._heartbeats[0] += 1
         callback = batch.callback if batch is not None else self._heartbeat_done
         try:
             if headers is None:
@@ -218,6 +229,7 @@ class Delivery:
     def _heartbeat_done(self, err: KafkaError | None, _msg: Message) -> None:
         """A record outside any transaction (a heartbeat): the only one on a quiet stream, so
         Kafka refusing it must end the session as a transaction's record would."""
+        self._heartbeats[1] += 1
         if err is None:
             metrics.capture_heartbeats.inc()
         else:
@@ -274,6 +286,7 @@ class Delivery:
             if not head.closed or head.pending > 0:
                 break
             batches.popleft()
+            self._retired += head.sent
             for (table, op), n in head.counts().items():
                 metrics.capture_events.labels(table=table, op=op).inc(n)
             self._acked = max(self._acked, head.end_lsn)
@@ -282,6 +295,38 @@ class Delivery:
     def waiting(self) -> int:
         """Records queued or in flight in librdkafka."""
         return len(self.producer)
+
+    def track(self, now: float) -> None:
+        """About once a second: note whether Kafka acknowledged anything since the last look,
+        for `unacknowledged_s` (a broker that takes connections but no records shows nowhere
+        else until `message.timeout.ms` ends the session, and then again in the next one)."""
+        acked = self._retired + self._heartbeats[1] + sum(b.sent - b.pending for b in self._batches)
+        waiting = self._owed or self._heartbeats[0] > self._heartbeats[1] \
+            or any(b.pending for b in self._batches)
+        if acked > self._acked_seen:
+            self._acked_seen, self._owed = acked, False
+            self._waiting_since = now if waiting else None
+        elif not waiting:
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = now
+
+    def unacknowledged_s(self) -> float:
+        since = self._waiting_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    def reachable(self, stop: threading.Event, timeout: float = 10.0) -> None:
+        """After Kafka ended a session: KafkaUnavailable until it answers again, so that the
+        next session does not stream (and call itself connected) into a broker that is gone.
+        Asked a second at a time: a stop (SIGTERM) is seen only between two C calls."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.producer.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+                return
+            except KafkaException as exc:
+                if time.monotonic() >= deadline or stop.is_set():
+                    raise KafkaUnavailable(f"Kafka does not answer: {exc}") from exc
 
     def idle(self) -> bool:
         """True when no record is in flight and no transaction is open."""
@@ -310,10 +355,18 @@ class Delivery:
 
     def forget_open(self) -> None:
         """Drop unfinished transactions after a lost source connection: they will be replayed."""
+        self._drop([b for b in self._batches if not b.closed])
         self._batches = deque(b for b in self._batches if b.closed)
+
+    def _drop(self, batches: list[Batch]) -> None:
+        """Batches leaving the ledger unfinished: what Kafka acknowledged of them stays counted
+        (`track`), and what it did not is owed."""
+        self._retired += sum(b.sent - b.pending for b in batches)
+        self._owed = self._owed or any(b.pending or b.error is not None for b in batches)
 
     def reset_position(self) -> None:
         """A new slot means a new LSN history: forget everything acknowledged before."""
+        self._drop(list(self._batches))
         self._batches.clear()
         self._acked = 0
 
@@ -324,6 +377,7 @@ class Delivery:
         refuses every record, so each new session would end the same way)."""
         self.on_wait = None  # the ended session's source is closed: nothing to keep alive
         self.drain(timeout)
+        self._owed = self._owed or kafka_failure(exc)
         try:
             self.acked_position()
             trusted = not isinstance(exc, KafkaException)
@@ -340,5 +394,7 @@ class Delivery:
         except Exception:  # noqa: BLE001 - best effort on a producer we are discarding
             pass
         self.producer = Producer(self._config)
+        self._drop(list(self._batches))
         self._batches.clear()
+        self._heartbeats[0] = self._heartbeats[1]  # the purged ones are answered by no one now
         self._heartbeat_error = None

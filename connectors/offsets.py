@@ -72,6 +72,10 @@ class OffsetStore:
         # An incremental snapshot's progress (connectors/incremental.py), in every record written.
         self.incremental: dict[str, Any] | None = None
 
+    def recheck(self) -> None:
+        """Kafka failed a session: check the topic again at the next `prepare`."""
+        self._prepared = False
+
     def prepare(self, timeout: float = 15.0, stop: threading.Event | None = None) -> None:
         """Create the topic compacted if it is missing; refuse one whose record would expire.
 

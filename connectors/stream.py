@@ -101,6 +101,7 @@ class Streamer:
         self._last_feedback = 0.0
         self._last_heartbeat = time.monotonic()
         self._last_lag = 0.0
+        self._last_track = 0.0
         self._bad: list[str] = []
         self.catchup: CatchUp | None = None
         self._window: Batch | None = None  # holds confirmation back until catch-up deletes are out
@@ -376,6 +377,9 @@ class Streamer:
         if self.opts.heartbeat_interval_s > 0 and now - self._last_heartbeat >= self.opts.heartbeat_interval_s:
             self._heartbeat()
             self._last_heartbeat = now
+        if now - self._last_track >= FEEDBACK_INTERVAL_S:
+            self._last_track = now
+            self.delivery.track(now)
         if now - self._last_lag >= LAG_INTERVAL_S:
             self._last_lag = now
             lag = slot_lag_bytes(self.catalog, self.opts.slot)

@@ -138,3 +138,39 @@ def test_other_refusals_still_end_the_session_to_be_retried() -> None:
     with pytest.raises(DeliveryFailed):
         delivery.acked_position()
     delivery.shutdown(0)
+
+
+def test_the_wait_on_kafka_counts_from_its_last_acknowledgement_across_sessions(monkeypatch) -> None:
+    """`onestop_capture_kafka_unacknowledged_seconds`: 0 while nothing waits or Kafka keeps
+    acknowledging (a long transaction's records one by one); growing while records wait with
+    none acknowledged; still growing after a session Kafka ended (its records are owed) until
+    Kafka acknowledges something again. Batches dropped unfinished are not progress."""
+    clock = [1_000.0]
+    monkeypatch.setattr("connectors.delivery.time.monotonic", lambda: clock[0])
+    delivery = _delivery()
+
+    def at(t: float) -> float | None:
+        clock[0] = t
+        delivery.track(t)
+        return metrics.REGISTRY.get_sample_value("onestop_capture_kafka_unacknowledged_seconds")
+
+    big = delivery.open()
+    big.pending = big.sent = 5
+    assert at(1_000) == 0  # waiting from now
+    _ack(big)
+    assert at(1_001) == 0  # acknowledged since: the clock starts again
+    assert at(1_004) == 3  # nothing more for 3 s
+    for _ in range(4):
+        _ack(big)
+    big.close(100)
+    assert delivery.acked_position() == 100 and at(1_005) == 0  # all in: nothing waits
+    stuck = delivery.open()
+    stuck.pending = stuck.sent = 2
+    assert at(1_006) == 0 and at(1_010) == 4
+    delivery.recover(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT)), timeout=0)
+    delivery.forget_open()
+    assert at(1_020) == 14  # between sessions: owed, still counting
+    again = delivery.open()  # the next session re-sends, and Kafka takes it
+    again.pending = again.sent = 1
+    _ack(again)
+    assert at(1_021) == 0

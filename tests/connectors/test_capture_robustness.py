@@ -307,12 +307,23 @@ def _sample(name: str) -> float:
 
 
 def test_kafka_gone_past_the_message_timeout_is_reported_survived_and_recovered(
-        capture_db, start_capture) -> None:
+        capture_db, start_capture, monkeypatch) -> None:
     """Kafka goes away while the captured table is quiet, long enough for records to time
     out, and comes back empty (tansu keeps nothing; to the producer, a new cluster). Capture
     says it is not connected, keeps running, and streams what was written meanwhile. Before:
     the heartbeats failed unnoticed (connected stayed 1, no alert), and once a session did
-    end, the failure read again while it waited to retry ended the process (exit 1)."""
+    end, the failure read again while it waited to retry ended the process (exit 1); then
+    each new session streamed into the absent broker calling itself connected until the
+    records timed out again (OnestopConnectorDown never fired), and the wait on Kafka showed
+    in no metric across sessions."""
+    connected: list[float] = []
+    gauge_set = metrics.capture_connected.set
+
+    def noted(value: float) -> None:
+        connected.append(value)
+        gauge_set(value)
+
+    monkeypatch.setattr(metrics.capture_connected, "set", noted)
     broker = EmbeddedBroker().start()
     try:
         settings = capture_db.settings()
@@ -323,16 +334,23 @@ def test_kafka_gone_past_the_message_timeout_is_reported_survived_and_recovered(
         beats = _sample("onestop_capture_heartbeats_total")
         wait_for(lambda: _sample("onestop_capture_heartbeats_total") > beats, timeout=15,
                  message="a heartbeat acknowledged")
+        assert _sample("onestop_capture_kafka_unacknowledged_seconds") < 3
         ended = reconnects("kafka")
         broker.stop()
         wait_for(lambda: reconnects("kafka") > ended and not _streaming(capture), timeout=30,
                  message="the refused heartbeat ends the session: not connected")
+        since_first_end = len(connected)
         conn = capture_db.connect()
         insert_dossier(conn, "WHILE-KAFKA-GONE")
         conn.close()
         wait_for(lambda: reconnects("kafka") > ended + 1, timeout=60,
                  message="a second session ended by Kafka (the retry's wait survived)")
         assert capture.alive()
+        assert 1 not in connected[since_first_end:]  # no session streamed while Kafka was gone
+        waited = _sample("onestop_capture_kafka_unacknowledged_seconds")
+        assert waited > 3  # the heartbeat's 3 s timeout and more: counted across sessions
+        wait_for(lambda: _sample("onestop_capture_kafka_unacknowledged_seconds") > waited + 1, timeout=10,
+                 message="the wait on Kafka growing between sessions")
         broker = EmbeddedBroker(port=broker.port).start()
         topic = TopicReader(broker.bootstrap, capture_db.topic)
         try:
@@ -341,5 +359,7 @@ def test_kafka_gone_past_the_message_timeout_is_reported_survived_and_recovered(
         finally:
             topic.close()
         wait_for(lambda: _streaming(capture), timeout=30, message="connected again")
+        wait_for(lambda: _sample("onestop_capture_kafka_unacknowledged_seconds") < 3, timeout=30,
+                 message="nothing waiting for Kafka any more")
     finally:
         broker.stop()
