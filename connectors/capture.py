@@ -239,7 +239,7 @@ class PgCapture:
             self.incremental.enqueue(self._to_read, "added to source.tables")
             self._to_read = []
         return Chunks(catalog, opts.publication, opts.prefix, opts.db, opts.schemas,
-                      self.src.incremental_chunk_size)
+                      self.src.incremental_chunk_size, self.src.timezone)
 
     def _keep(self, progress: dict[str, Any] | None) -> None:
         self.offsets.incremental = progress  # written with the next confirmation bound

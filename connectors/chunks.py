@@ -14,15 +14,22 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as PgConnection
 
 from connectors.envelope import envelope_bytes, pg_source
-from connectors.incremental import WATERMARK_PREFIX, Chunk, Key, Visibility
+from connectors.incremental import WATERMARK_PREFIX, Chunk, ChunkDeferred, Key, Visibility
 from connectors.pgcatalog import TableInfo, TableRef, describe_table, ensure_publication
 from connectors.snapshot import row_reader, text_columns
 
 log = logging.getLogger("onestop.capture.incremental")
 # The stream waits while a chunk is read, so a read must end well inside the walsender's
 # timeout (wal_sender_timeout, 60 s by default) or every new session would read it again. Only
-# a filter that few rows of a large table meet comes near it (the rows are walked in key order).
+# a filter that few rows of a large table meet comes near it (the rows are walked in key order):
+# such a read is stopped at a third of that timeout, at most READ_TIMEOUT_MS. Waiting for a
+# lock (ALTER TABLE, VACUUM FULL, a migration) is not the read's fault: given up after
+# LOCK_TIMEOUT_MS and tried again later, whatever the table.
 READ_TIMEOUT_MS = 20_000
+LOCK_TIMEOUT_MS = 2_000
+# The connection is gone or the server is going down: the session ends, and the next one
+# reads the chunk again. Any other error is the read's (its filter, a dropped table, a grant).
+_CONNECTION_CODES = ("57P01", "57P02", "57P03")
 
 
 class _Table:
@@ -45,10 +52,16 @@ class _Table:
 
 class Chunks:
     def __init__(self, conn: PgConnection, publication: str, prefix: str, db: str, schemas: bool,
-                 size: int) -> None:
+                 size: int, timezone: str) -> None:
         self.conn, self.publication, self.prefix, self.db = conn, publication, prefix, db
         self.schemas, self.size = schemas, size
+        self.timezone = timezone  # a filter's times mean what the operator means: local ones
         self._tables: dict[str, _Table | None] = {}
+        with conn.cursor() as cur:  # milliseconds; 0: no timeout
+            cur.execute("SELECT setting::int FROM pg_settings WHERE name = 'wal_sender_timeout'")
+            row = cur.fetchone()
+        sender_ms = row[0] if row and row[0] else 0
+        self.read_timeout_ms = min(READ_TIMEOUT_MS, sender_ms // 3) if sender_ms else READ_TIMEOUT_MS
 
     def forget(self, table: str) -> None:
         """The table changed shape (a Relation message): describe it again."""
@@ -63,13 +76,19 @@ class Chunks:
         try:
             # '%' doubled: the queries carry parameters (LIKE 'x%' is a filter's own).
             return self._read(table, t, after, until, sql.SQL(where.replace("%", "%%")) if where else None)
-        except psycopg2.errors.QueryCanceled as exc:
-            self._skip(table, where, f"{str(exc).strip().splitlines()[0]}: a chunk took longer than "
-                       f"{READ_TIMEOUT_MS / 1000:g} s; index the filter's column or narrow it")
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            raise  # the connection: the session ends, and the next one reads this chunk again
-        except psycopg2.Error as exc:  # dropped meanwhile, a grant revoked, a bad filter: this table only
-            self._skip(table, where, str(exc).strip().splitlines()[0])
+        except psycopg2.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if self.conn.closed or exc.pgcode is None or exc.pgcode[:2] == "08" \
+                    or exc.pgcode in _CONNECTION_CODES:
+                raise
+            if isinstance(exc, psycopg2.errors.LockNotAvailable) or (
+                    isinstance(exc, psycopg2.errors.QueryCanceled) and where is None):
+                raise ChunkDeferred(f"{first} (a lock held, or the read cancelled)") from None
+            if isinstance(exc, psycopg2.errors.QueryCanceled):
+                first += (f": a chunk took longer than {self.read_timeout_ms / 1000:g} s; index the "
+                          "filter's column or narrow it")
+            # A bad filter, the table dropped meanwhile, a grant revoked: this table only.
+            self._skip(table, where, first)
         return None
 
     def _skip(self, table: str, where: str | None, why: str) -> None:
@@ -84,7 +103,10 @@ class Chunks:
             # One snapshot for all three statements, and what it saw (incremental.Visibility).
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                cur.execute(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
+                cur.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                if where is not None:  # only a filter makes a read long; its times are local
+                    cur.execute(f"SET LOCAL statement_timeout = {self.read_timeout_ms}")
+                    cur.execute("SELECT set_config('TimeZone', %s, true)", (self.timezone,))
                 cur.execute("SELECT pg_current_snapshot()::text")
                 visibility = Visibility.parse(cur.fetchone()[0])
                 if until is None:

@@ -348,7 +348,12 @@ class Delivery:
     def shutdown(self, timeout: float = 10.0) -> None:
         """Flush what is left and release the producer's threads and sockets."""
         try:
-            self.producer.flush(timeout)
+            if self.producer.flush(timeout) > 0:
+                # close() would hold each record until message.timeout.ms (2 minutes, past
+                # systemd's stop timeout); what Kafka has not acknowledged is not confirmed to
+                # the slot, so the next start sends it again.
+                self.producer.purge()
+                self.producer.flush(0)
             self.producer.close()
         except (RuntimeError, AttributeError):  # already closed / older client without close()
             pass

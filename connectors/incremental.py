@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +47,7 @@ _XID_MASK: Final = 0xFFFFFFFF
 # moment ago, or waits for a synchronous standby; never thousands of commits back.
 RECENT_TRANSACTIONS: Final = 10_000
 RETRY_HIDDEN_S: Final = 0.05  # a refused read is tried again this much later
+RETRY_DEFERRED_S: Final = 1.0  # a read that met a lock, this much later
 WARN_HIDDEN_AFTER_S: Final = 30.0
 PROGRESS_EVERY: Final = 100_000  # rows between two progress lines in the log
 Key = list[str | None]  # a primary key as text, in key-column order
@@ -63,6 +65,7 @@ class Signal:
 
 
 ACTIONS: Final = ("execute-snapshot", "stop-snapshot", "pause-snapshot", "resume-snapshot", "log")
+_KNOWN_KEYS: Final = frozenset({"data-collections", "type", "additional-conditions", "surrogate-key"})
 
 
 def parse_signal(row: dict[str, Any]) -> Signal | str:
@@ -85,6 +88,10 @@ def parse_signal(row: dict[str, Any]) -> Signal | str:
         return f"snapshot type {snapshot_type!r} is not supported; only incremental"
     if data.get("surrogate-key"):  # reading by the primary key instead would not be what was asked
         return "surrogate-key is not supported; tables are read by their primary key"
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if kind == "execute-snapshot" and unknown:  # e.g. Debezium 1.x's additional-condition: not a whole table
+        return (f"{', '.join(unknown)} is not understood (data takes {', '.join(sorted(_KNOWN_KEYS))}); "
+                "nothing is read rather than more than was asked")
     names = data.get("data-collections") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return "data-collections is not a list of table names"
@@ -115,12 +122,41 @@ def _conditions(given: Any, tables: tuple[str, ...]) -> dict[str, str]:
         if table in filters:
             raise ConfigError(f"additional-conditions names {table} twice; join the filters with AND")
         # One condition on the rows, pasted into the chunk query (as Debezium does): a second
-        # statement or a comment swallowing the query's rest is refused.
-        if any(token in where for token in (";", "--", "/*")):
-            raise ConfigError(f"the filter for {table} is not one SQL condition (no ';', '--' or '/*'): "
-                              f"{where[:200]!r}")
+        # statement, a comment swallowing the query's rest, or a parenthesis closing the
+        # query's own (`a) OR (b` would lift the key bound: the same chunk read for ever).
+        if any(token in where for token in (";", "--", "/*")) or not _balanced(where):
+            raise ConfigError(f"the filter for {table} is not one SQL condition (no ';', '--' or '/*', "
+                              f"parentheses and quotes closed): {where[:200]!r}")
         filters[table] = where.strip()
     return filters
+
+
+def _balanced(text: str) -> bool:
+    """Parentheses closed in order and every quote closed, outside '…' strings, "…" names
+    and $tag$…$tag$ strings."""
+    depth, i = 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "'\"":
+            end = text.find(c, i + 1)
+            while end != -1 and text[end + 1:end + 2] == c:  # '' or "" inside: escaped
+                end = text.find(c, end + 2)
+            if end == -1:
+                return False
+            i = end
+        elif c == "$" and (tag := re.match(r"\$[A-Za-z_]*\$", text[i:])) and (i == 0 or not text[i - 1].isalnum()):
+            end = text.find(tag.group(0), i + len(tag.group(0)))
+            if end == -1:
+                return False
+            i = end + len(tag.group(0)) - 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
 
 
 @dataclass
@@ -173,13 +209,17 @@ class Chunk:
     id: str = ""
 
 
+class ChunkDeferred(Exception):
+    """The read could not be made now (a lock held on the table): try the same chunk later."""
+
+
 class ChunkSource(Protocol):
     """Reading a chunk and writing its watermark (connectors/chunks.py)."""
 
     def read(self, table: str, after: Key | None, until: Key | None, where: str | None) -> Chunk | None:
         """The rows after `after` up to `until` (None: the table's largest key now) that meet
         `where` (an SQL condition; None: all); None for a table that cannot be read in chunks
-        (the source logs why)."""
+        (the source logs why). ChunkDeferred: not now, the same read later."""
 
     def watermark(self, chunk_id: str) -> None: ...
 
@@ -201,14 +241,15 @@ class IncrementalSnapshot:
         # The transactions the stream delivered last, oldest first (a dict: ordered, and a set).
         self._committed: dict[int, None] = {}
         self.emitted: Any = None  # the batch of the last chunk published, until Kafka has it
-        self._retry_at = 0.0  # after a read refused (`_refused`), not before this
-        self._refused_since: float | None = None
+        self._retry_at = 0.0  # after a read put off (`_later`), not before this
+        self._waiting_since: float | None = None
         self._done = [d for d in self.acked.done_signals if isinstance(d, int)] if self.acked else []
         metrics.capture_incremental_tables.set(len(self.acked.tables) if self.acked else 0)
         if self.acked:
             (log.warning if self.acked.paused else log.info)(
-                "resuming the incremental snapshot of %s after key %s%s", ", ".join(self.acked.tables),
-                self.acked.after, "; it is paused until a resume-snapshot signal" if self.acked.paused else "")
+                "resuming the incremental snapshot of %s after key %s%s",
+                _described(self.acked.tables, self.acked.filters), self.acked.after,
+                "; it is paused until a resume-snapshot signal" if self.acked.paused else "")
 
     # --- signals --------------------------------------------------------------------------
 
@@ -251,17 +292,17 @@ class IncrementalSnapshot:
         if clash:  # one read per table at a time; which one the operator wants is theirs to say
             log.warning("%s: %s already being read with another filter; not read again (a "
                         "stop-snapshot signal ends that read)", why, ", ".join(clash))
+        added = [t for t in tables if t not in self.read.tables]
         for progress in (self.read, self.acked):
             if progress is not None:
-                added = [t for t in tables if t not in progress.tables]
-                progress.tables += added
-                progress.filters.update({t: filters[t] for t in added if t in filters})
+                new = [t for t in tables if t not in progress.tables]
+                progress.tables += new
+                progress.filters.update({t: filters[t] for t in new if t in filters})
         if not self.read.tables:
             self.read = None
             return
-        log.info("%s: incremental snapshot of %s", why, ", ".join(
-            f"{t} (rows where {self.read.filters[t]})" if t in self.read.filters else t
-            for t in self.read.tables))
+        if added:
+            log.info("%s: incremental snapshot of %s", why, _described(added, self.read.filters))
         self._settle()
 
     def _pause(self, signal: Signal, paused: bool) -> None:
@@ -308,8 +349,16 @@ class IncrementalSnapshot:
         read = self.read
         assert read is not None, "wants_chunk() first"
         table = read.tables[0]
-        got = source.read(table, read.after, read.until, read.filters.get(table)) \
-            if table in self.configured else None
+        try:
+            got = source.read(table, read.after, read.until, read.filters.get(table)) \
+                if table in self.configured else None
+        except ChunkDeferred as why:
+            self._later(RETRY_DEFERRED_S, f"incremental snapshot of {table} waits: {why}")
+            return
+        if got is not None and got.last is not None and got.last == read.after:
+            log.error("incremental snapshot of %s: the chunk after key %s ended at that key again; "
+                      "skipped (a filter that lifts the key bound?)", table, read.after)
+            got = None
         if got is None:  # gone, no longer keyed, or no longer in source.tables: skipped
             if table not in self.configured:
                 log.warning("incremental snapshot: %s is no longer in source.tables; skipped", table)
@@ -318,22 +367,23 @@ class IncrementalSnapshot:
             return
         hidden = [xid for xid in got.visibility.running if xid in self._committed]
         if hidden:  # committed in the WAL, not yet visible: read again shortly
-            self._refused(table, hidden)
+            self._later(RETRY_HIDDEN_S, f"incremental snapshot of {table} waits for transactions "
+                        f"{hidden}, committed but not yet visible (a commit waiting for a synchronous standby?)")
             return
-        self._refused_since = None
+        self._waiting_since = None
         read.until, got.id = got.until, uuid.uuid4().hex
         self.chunk = got
         source.watermark(got.id)
 
-    def _refused(self, table: str, hidden: list[int]) -> None:
+    def _later(self, delay: float, why: str) -> None:
+        """The same chunk again in `delay` seconds; said once a wait passes WARN_HIDDEN_AFTER_S."""
         now = self.clock()
-        self._retry_at = now + RETRY_HIDDEN_S
-        if self._refused_since is None:
-            self._refused_since = now
-        elif now - self._refused_since > WARN_HIDDEN_AFTER_S:
-            log.warning("incremental snapshot of %s waits for transactions %s, committed but not "
-                        "yet visible (a commit waiting for a synchronous standby?)", table, hidden)
-            self._refused_since = now
+        self._retry_at = now + delay
+        if self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since > WARN_HIDDEN_AFTER_S:
+            log.warning(why)
+            self._waiting_since = now
 
     def seen(self, key: bytes | None) -> None:
         """A change of the table being read, streamed before the chunk's watermark: the
@@ -355,7 +405,8 @@ class IncrementalSnapshot:
         if chunk is None or chunk.id != chunk_id or self.read is None:
             return None
         self.chunk = None
-        if (self.read.rows + len(chunk.rows)) // PROGRESS_EVERY > self.read.rows // PROGRESS_EVERY:
+        if chunk.last is not None and \
+                (self.read.rows + len(chunk.rows)) // PROGRESS_EVERY > self.read.rows // PROGRESS_EVERY:
             log.info("incremental snapshot of %s: %d rows so far, up to key %s", chunk.table,
                      self.read.rows + len(chunk.rows), chunk.last)
         self.read.rows += len(chunk.rows)
@@ -402,6 +453,10 @@ class IncrementalSnapshot:
         Kafka has; a chunk still waiting for its watermark is read again too."""
         self.read = _copy(self.acked)
         self.chunk, self.emitted = None, None
+
+
+def _described(tables: list[str], filters: dict[str, str]) -> str:
+    return ", ".join(f"{t} (rows where {filters[t]})" if t in filters else t for t in tables)
 
 
 def _copy(progress: Progress | None) -> Progress | None:

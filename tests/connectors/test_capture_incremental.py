@@ -16,7 +16,7 @@ from bridge.errors import ConfigError
 from capture_support import Record, reconnects
 from connectors import chunks as chunks_module
 from connectors.chunks import Chunks
-from connectors.incremental import IncrementalSnapshot
+from connectors.incremental import ChunkDeferred, IncrementalSnapshot
 from waiting import wait_for
 
 pytestmark = pytest.mark.services
@@ -101,12 +101,7 @@ def test_rows_changed_or_deleted_during_a_chunk_end_in_their_latest_state(
 
 def test_changes_stream_on_while_a_table_is_read_and_end_in_their_latest_state(
         capture_db, start_capture, reader) -> None:
-    capture_db.execute(SIGNAL_TABLE)
-    conn = capture_db.connect()
-    add_rows(conn, 2_000)
-    capture = start_capture(capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=50))
-    topic = reader()
-    topic.wait(lambda r: len(r) >= 2_000, message="the initial snapshot")
+    conn, capture, topic = captured(capture_db, start_capture, reader, 2_000, chunk_size=50)
     stop = threading.Event()
 
     def write() -> None:  # updates, inserts and deletes all through the incremental snapshot
@@ -394,17 +389,26 @@ def signalled_with_a_chunk_held(capture_db: Any, start_capture: Any, reader: Any
     """`rows` dossiers captured, then read again on a signal in chunks of `chunk_size`; the
     `held`th chunk's read is under way and waits for the event returned (connection,
     settings, capture, reader, release)."""
-    capture_db.execute(SIGNAL_TABLE)
-    conn = capture_db.connect()
-    add_rows(conn, rows)
     waiting, release = hold_chunk(monkeypatch, held)
     settings = capture_db.settings(signal_table=SIGNALS, incremental_chunk_size=chunk_size)
-    capture = start_capture(settings)
-    topic = reader()
-    topic.wait(lambda r: len(r) >= rows, message="the initial snapshot")
+    conn, capture, topic = captured(capture_db, start_capture, reader, rows, settings=settings)
     signal(conn, f"sig-{held}-of-{chunk_size}")
     wait_for(waiting.is_set, timeout=30, message=f"chunk {held} being read")
     return conn, settings, capture, topic, release
+
+
+def captured(capture_db: Any, start_capture: Any, reader: Any, rows: int, chunk_size: int = 1024,
+             settings: Any = None) -> tuple[Any, Any, Any]:
+    """`rows` dossiers and the signal table, captured up to the end of the initial snapshot
+    (`settings`, or the signal table and `chunk_size`): (connection, capture, reader)."""
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, rows)
+    capture = start_capture(settings or capture_db.settings(signal_table=SIGNALS,
+                                                            incremental_chunk_size=chunk_size))
+    topic = reader()
+    topic.wait(lambda r: len(r) >= rows, message="the initial snapshot")
+    return conn, capture, topic
 
 
 def hold_chunk(monkeypatch: Any, number: int) -> tuple[threading.Event, threading.Event]:
@@ -464,7 +468,7 @@ def test_signals_it_cannot_act_on_are_logged_and_capture_goes_on(
     assert len(incremental(records)) == 50
     ignored = sorted(r.getMessage() for r in caplog.records if "ignored" in r.getMessage())
     assert ignored == ["signal filtered ignored: the filter for public.dossiers is not one SQL condition "
-                       "(no ';', '--' or '/*'): 'id < 10; DELETE FROM dossiers'",
+                       "(no ';', '--' or '/*', parentheses and quotes closed): 'id < 10; DELETE FROM dossiers'",
                        "signal null-type ignored: snapshot type None is not supported; only incremental"]
     conn.close()
 
@@ -497,6 +501,11 @@ def test_a_filtered_signal_reads_again_only_the_rows_that_meet_its_condition(
     wait_for(lambda: "cannot read public.dossiers where (SELECT count(*) FROM pg_sleep(1)) = 1 (canceling "
              "statement due to statement timeout: a chunk took longer than 0.3 s" in caplog.text,
              timeout=30, message="the slow filter's log line")
+    ended = reconnects("connection")
+    filtered("not-yet", "id > lastval() - 1000")  # an error psycopg2 calls operational: still the filter's
+    wait_for(lambda: "cannot read public.dossiers where id > lastval() - 1000 (lastval is not yet defined"
+             in caplog.text, timeout=30, message="the filter's error, not a lost connection")
+    assert reconnects("connection") == ended
     filtered("status-5", "status = 5 AND code LIKE 'INC-%'")  # '%': the query's parameters are apart
     finished(capture, topic)
     expected = [i for i, (_, status) in sorted(rows_now(capture_db).items()) if status == 5]
@@ -504,6 +513,63 @@ def test_a_filtered_signal_reads_again_only_the_rows_that_meet_its_condition(
     read_again = [r.key["id"] for r in incremental(records)]
     assert len(expected) == 100 and sorted(read_again) == expected  # each once
     assert capture.alive()
+    conn.close()
+
+
+def test_a_filters_times_are_local_and_the_rows_read_are_encoded_as_streamed(
+        capture_db, start_capture, reader) -> None:
+    """`received_at >= '2026-12-16'` means local midnight (source.timezone), as it does to the
+    operator in psql; read in the connector's UTC session it missed the first seven hours."""
+    capture_db.execute(SIGNAL_TABLE)
+    conn = capture_db.connect()
+    add_rows(conn, 4)
+    with conn.cursor() as cur:
+        for n, (i,) in zip(("2026-12-15 23:30+07", "2026-12-16 00:30+07", "2026-12-16 06:59+07",
+                            "2026-12-16 08:00+07"), capture_db.execute("SELECT id FROM dossiers ORDER BY id")):
+            cur.execute("UPDATE dossiers SET received_at = %s WHERE id = %s", (n, i))
+    capture = start_capture(capture_db.settings(signal_table=SIGNALS))
+    topic = reader()
+    first = {r.key["id"]: r.value["after"] for r in topic.wait(lambda r: len(r) >= 4, message="the snapshot")}
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO onestop_signal VALUES ('since-16', 'execute-snapshot', %s)", (json.dumps(
+            {"data-collections": ["public.dossiers"], "additional-conditions": [
+                {"data-collection": "public.dossiers", "filter": "received_at >= '2026-12-16'"}]}),))
+    finished(capture, topic)
+    records = topic.wait(lambda r: len(incremental(r)) >= 3, message="the rows since local midnight")
+    again = {r.key["id"]: r.value["after"] for r in incremental(records)}
+    assert len(again) == 3 and all(again[i] == first[i] for i in again)  # same bytes as the first read
+    conn.close()
+
+
+def test_a_table_locked_meanwhile_is_waited_for_not_skipped(
+        capture_db, start_capture, reader, monkeypatch) -> None:
+    """An ALTER TABLE, a VACUUM FULL or a migration holds the table: the chunk is read again
+    once the lock is gone. A 20 s statement timeout used to skip the rest of the table (for a
+    table added to source.tables, for good)."""
+    monkeypatch.setattr(chunks_module, "LOCK_TIMEOUT_MS", 100)
+    deferred = [0]
+    read = chunks_module.Chunks.read
+
+    def counted(self: Any, *args: Any) -> Any:
+        try:
+            return read(self, *args)
+        except ChunkDeferred:
+            deferred[0] += 1
+            raise
+
+    monkeypatch.setattr(chunks_module.Chunks, "read", counted)
+    conn, capture, topic = captured(capture_db, start_capture, reader, 300, chunk_size=50)
+    locker = capture_db.connect()
+    locker.autocommit = False
+    with locker.cursor() as cur:
+        cur.execute("LOCK TABLE dossiers IN ACCESS EXCLUSIVE MODE")
+    signal(conn, "locked")
+    wait_for(lambda: deferred[0] >= 2, timeout=30, message="reads put off while the table is locked")
+    locker.rollback()
+    locker.close()
+    finished(capture, topic)
+    records = topic.wait(lambda r: len(incremental(r)) >= 300, message="every row, once the lock is gone")
+    assert sorted(r.key["id"] for r in incremental(records)) == sorted(rows_now(capture_db))
     conn.close()
 
 
@@ -532,7 +598,7 @@ def test_a_chunk_is_read_by_walking_the_key_index_even_before_the_table_has_stat
     capture_db.execute(f'CREATE PUBLICATION "{capture_db.name}" FOR TABLE dossiers')
     conn.cursor_factory = _Recording
     _Recording.queries = []
-    chunks = Chunks(conn, capture_db.name, capture_db.name, capture_db.name, False, 1_024)
+    chunks = Chunks(conn, capture_db.name, capture_db.name, capture_db.name, False, 1_024, "Asia/Ho_Chi_Minh")
     first = chunks.read("public.dossiers", None, None, None)
     second = chunks.read("public.dossiers", first.last, first.until, None) if first else None
     assert first is not None and second is not None

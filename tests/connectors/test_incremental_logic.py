@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connectors.incremental import Chunk, IncrementalSnapshot, Visibility, parse_signal
+from connectors.incremental import Chunk, ChunkDeferred, IncrementalSnapshot, Visibility, parse_signal
 
 TABLES = frozenset({"public.dossiers", "public.payments"})
 
@@ -94,6 +94,13 @@ def run_chunk(snap: IncrementalSnapshot, source: Source, lsn: int,
      "is not one SQL condition"),
     (row("4i", data={"data-collections": ["public.dossiers"], "additional-conditions": [
         {"data-collection": "public.dossiers", "filter": "id < 10 --"}]}), "is not one SQL condition"),
+    (row("4j", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers", "filter": "status = 10) OR (status = 10"}]}),
+     "parentheses and quotes closed"),
+    (row("4k", data={"data-collections": ["public.dossiers"], "additional-conditions": [
+        {"data-collection": "public.dossiers", "filter": "note = 'it''s"}]}), "parentheses and quotes closed"),
+    (row("4m", data={"data-collections": ["public.dossiers"], "additional-condition": "note = 'x'"}),
+     "additional-condition is not understood"),
     (row("4d", data="[" * 100_000), "data is not JSON"),
     (row("5", data={"data-collections": "public.dossiers"}), "not a list of table names"),
     (row("6", data={"type": "incremental"}), "names no table"),
@@ -137,6 +144,27 @@ def test_a_paused_snapshot_reads_no_chunk_until_resumed_even_across_a_restart(ca
     resumed.signal(row("r1", "resume-snapshot", {}), 120)
     assert resumed.wants_chunk() and run_chunk(resumed, source, 20) == [key(4), key(5), key(6)]
     assert len(source.watermarks) == 2
+
+
+def test_a_read_that_meets_a_lock_is_made_again_later_and_a_chunk_that_does_not_advance_ends_the_table(
+        caplog) -> None:
+    clock = [100.0]
+    kept: list[Any] = []
+    snap = IncrementalSnapshot(TABLES, None, kept.append, clock=lambda: clock[0])
+    source = Source({"public.dossiers": 7})
+    snap.signal(row("s1"), 100)
+    real_read = source.read
+    source.read = lambda *args: (_ for _ in ()).throw(ChunkDeferred("lock timeout"))  # type: ignore[method-assign]
+    snap.take_chunk(source)
+    assert snap.table == "public.dossiers" and not snap.wants_chunk() and not source.watermarks
+    clock[0] += 1.0
+    source.read = real_read  # type: ignore[method-assign]
+    assert snap.wants_chunk() and run_chunk(snap, source, 10) == [key(1), key(2), key(3)]
+    # A source that hands back the chunk it gave before (a filter that escaped its bounds):
+    source.read = lambda *args: Chunk("public.dossiers", "t", {key(3): b"row 3"}, ["3"], ["7"],  # type: ignore[method-assign]
+                                      Visibility(frozenset()))
+    snap.take_chunk(source)
+    assert "ended at that key again; skipped" in caplog.text and snap.table is None and kept[-1] is None
 
 
 def test_a_log_signal_writes_its_message_to_the_log(caplog) -> None:
