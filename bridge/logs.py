@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
+import psycopg2
+from psycopg2.extensions import parse_dsn
 from pydantic import BaseModel, SecretStr
 
 from bridge.settings import LogSettings
@@ -78,15 +80,20 @@ def _secret_values(model: BaseModel) -> list[str | SecretStr]:
 
 def _dsn_passwords(text: str) -> list[str]:
     """The password of `scheme://user:password@host/…` (as written and decoded), or of a
-    libpq `key=value` DSN."""
+    libpq `key=value` DSN (read by libpq's own parser)."""
     if "://" in text:
         try:
             password = urlsplit(text).password
         except ValueError:
             return []
         return [password, unquote(password)] if password else []
-    match = re.search(r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))", text)
-    return [match.group(1) or match.group(2)] if match else []
+    if "password" not in text:
+        return []
+    try:
+        password = parse_dsn(text).get("password")
+    except psycopg2.ProgrammingError:
+        return []
+    return [password] if password else []
 
 
 def mask_phones(text: str) -> str:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -24,6 +24,7 @@ from bridge.settings import KafkaSettings
 from connectors.envelope import TableSchema
 from connectors.rowjson import Encoder
 
+T = TypeVar("T")
 # (source commit time in Unix seconds, records) of each transaction once Kafka has them all.
 AckListener = Callable[[float, int], None]
 Headers = list[tuple[str, str | bytes | None]]  # as confluent-kafka types produce(headers=)
@@ -58,6 +59,22 @@ def _size_refused(err: object) -> bool:
     if isinstance(err, KafkaException) and err.args:
         err = err.args[0]
     return isinstance(err, KafkaError) and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def patiently(ask: Callable[[float], T], timeout: float, stop: threading.Event | None,
+              on_silence: Callable[[KafkaException, float], None] | None = None) -> T:
+    """`ask(seconds)` of Kafka a second at a time until it answers, `timeout` passes (its
+    KafkaException raised) or `stop` is set: a signal's handler (SIGTERM) runs only between
+    two C calls. `on_silence(exc, seconds left)` after each unanswered one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ask(min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as exc:
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                raise
+            if on_silence is not None:
+                on_silence(exc, deadline - time.monotonic())
 
 
 def kafka_failure(exc: BaseException | None) -> bool:
@@ -167,7 +184,8 @@ class Delivery:
         # Has Kafka acknowledged anything lately (`track`)? Records of retired or dropped
         # batches, heartbeats sent and answered, and a resend owed after a Kafka failure.
         self._retired = 0
-        self._heartbeats = [0, 0]  # sent, answered (acknowledged or refused)
+        self._beats_sent = 0
+        self._beats_answered = 0  # acknowledged or refused
         self._acked_seen = 0
         self._owed = False
         self._waiting_since: float | None = None
@@ -182,7 +200,7 @@ class Delivery:
              count: tuple[str, str] | None = None, headers: Headers | None = None) -> None:
         """One record of `batch`, or with no batch a heartbeat (`_heartbeat_done`)."""
         if batch is None:
-            self._heartbeats[0] += 1
+            self._beats_sent += 1
         callback = batch.callback if batch is not None else self._heartbeat_done
         try:
             if headers is None:
@@ -229,7 +247,7 @@ class Delivery:
     def _heartbeat_done(self, err: KafkaError | None, _msg: Message) -> None:
         """A record outside any transaction (a heartbeat): the only one on a quiet stream, so
         Kafka refusing it must end the session as a transaction's record would."""
-        self._heartbeats[1] += 1
+        self._beats_answered += 1
         if err is None:
             metrics.capture_heartbeats.inc()
         else:
@@ -300,8 +318,8 @@ class Delivery:
         """About once a second: note whether Kafka acknowledged anything since the last look,
         for `unacknowledged_s` (a broker that takes connections but no records shows nowhere
         else until `message.timeout.ms` ends the session, and then again in the next one)."""
-        acked = self._retired + self._heartbeats[1] + sum(b.sent - b.pending for b in self._batches)
-        waiting = self._owed or self._heartbeats[0] > self._heartbeats[1] \
+        acked = self._retired + self._beats_answered + sum(b.sent - b.pending for b in self._batches)
+        waiting = self._owed or self._beats_sent > self._beats_answered \
             or any(b.pending for b in self._batches)
         if acked > self._acked_seen:
             self._acked_seen, self._owed = acked, False
@@ -317,16 +335,11 @@ class Delivery:
 
     def reachable(self, stop: threading.Event, timeout: float = 10.0) -> None:
         """After Kafka ended a session: KafkaUnavailable until it answers again, so that the
-        next session does not stream (and call itself connected) into a broker that is gone.
-        Asked a second at a time: a stop (SIGTERM) is seen only between two C calls."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.producer.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-                return
-            except KafkaException as exc:
-                if time.monotonic() >= deadline or stop.is_set():
-                    raise KafkaUnavailable(f"Kafka does not answer: {exc}") from exc
+        next session does not stream (and call itself connected) into a broker that is gone."""
+        try:
+            patiently(lambda seconds: self.producer.list_topics(timeout=seconds), timeout, stop)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"Kafka does not answer: {exc}") from exc
 
     def idle(self) -> bool:
         """True when no record is in flight and no transaction is open."""
@@ -401,5 +414,5 @@ class Delivery:
         self.producer = Producer(self._config)
         self._drop(list(self._batches))
         self._batches.clear()
-        self._heartbeats[0] = self._heartbeats[1]  # the purged ones are answered by no one now
+        self._beats_sent = self._beats_answered  # the purged ones are answered by no one now
         self._heartbeat_error = None

@@ -33,7 +33,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final, Protocol
 
 from bridge import metrics
@@ -176,8 +176,9 @@ class Progress:
     def restore(cls, saved: dict[str, Any] | None) -> Progress | None:
         if not saved or not saved.get("tables"):
             return None
-        fields = ("started_by", "tables", "after", "until", "rows", "done_signals", "filters", "paused")
-        return cls(**{k: saved[k] for k in fields if k in saved})
+        # A record written by another version may lack a field, or hold one no longer known.
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
 
 
 @dataclass(frozen=True)

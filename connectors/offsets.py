@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMe
 from bridge.errors import ConfigError
 from bridge.logs import with_kafka_log
 from bridge.settings import KafkaSettings
-from connectors.delivery import ANY_PARTITION, KafkaUnavailable
+from connectors.delivery import ANY_PARTITION, KafkaUnavailable, patiently
 from connectors.pgoutput import int_to_lsn
 
 log = logging.getLogger("onestop.capture.offsets")
@@ -159,23 +159,17 @@ class OffsetStore:
 
     def _describe(self, consumer: Consumer, timeout: float,
                   stop: threading.Event | None) -> TopicMetadata | None:
-        """The topic's metadata, asked for a second at a time: while Kafka is unreachable a
-        signal's handler (which stops the connector) runs only between two C calls."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                slice_s = min(1.0, max(0.1, deadline - time.monotonic()))
-                topics = consumer.list_topics(self.topic, timeout=slice_s).topics
-                self._silence_said = False
-                return topics.get(self.topic)
-            except KafkaException as exc:
-                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
-                    raise
-                if not self._silence_said:  # once per outage, not per session attempt
-                    log.warning("Kafka (%s) does not answer yet: %s; still trying for %.0f s",
-                                self._reader_conf["bootstrap.servers"], exc,
-                                deadline - time.monotonic())
-                    self._silence_said = True
+        """The topic's metadata (`patiently`: a stop is not held by an unreachable Kafka)."""
+        def silent(exc: KafkaException, left: float) -> None:
+            if not self._silence_said:  # once per outage, not per session attempt
+                log.warning("Kafka (%s) does not answer yet: %s; still trying for %.0f s",
+                            self._reader_conf["bootstrap.servers"], exc, left)
+                self._silence_said = True
+
+        topics = patiently(lambda seconds: consumer.list_topics(self.topic, timeout=seconds).topics,
+                           timeout, stop, silent)
+        self._silence_said = False
+        return topics.get(self.topic)
 
     def _read_partition(self, consumer: Consumer, partition: int, timeout: float) -> dict[str, Any] | None:
         low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),

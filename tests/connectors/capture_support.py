@@ -78,6 +78,12 @@ class CaptureDb:
             self.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
             self.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
+    def add_notices(self, rows: int, publish: bool = True) -> None:
+        """A second table, `notices (id, version)` with `rows` rows, added to the publication."""
+        self.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
+                     f"INSERT INTO notices SELECT g, 0 FROM generate_series(1, {rows}) g"
+                     + (f'; ALTER PUBLICATION "{self.name}" ADD TABLE notices' if publish else ""))
+
     def confirmed_flush(self) -> int | None:
         rows = self.execute("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "
                             "FROM pg_replication_slots WHERE slot_name = %s", (self.name,))

@@ -252,9 +252,7 @@ def test_kill_9_while_a_table_added_later_is_snapshotted_loses_nothing(capture_d
     _wait_log(log, "streaming from slot", 1, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0, log.read_text()[-3000:]
-    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
-                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 30000) g; "
-                       f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
+    capture_db.add_notices(30_000)
     both = {"ONESTOP_SOURCE__TABLES": "public.dossiers,public.notices"}
     workload = BothTables(capture_db, rng)
     workload.start()

@@ -157,9 +157,7 @@ def test_a_table_added_later_is_snapshotted_alone_while_the_others_stream_on(
     dossiers = reader()
     dossiers.wait(lambda r: len(r) >= 20, message="the first snapshot")
     capture.stop()
-    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
-                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 5000) g; "
-                       f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
+    capture_db.add_notices(5_000)
     writer = Writer(capture_db, _both_tables_and_a_message)
     writer.start()
     wait_for(lambda: writer.commits > 50, message="changes to both tables while capture is away")

@@ -306,9 +306,7 @@ def test_a_table_added_later_is_read_by_an_incremental_snapshot_while_all_stream
     dossiers = reader()
     dossiers.wait(lambda r: len(r) >= 10, message="the first snapshot")
     capture.stop()
-    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
-                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 1000) g; "
-                       f'ALTER PUBLICATION "{capture_db.name}" ADD TABLE notices')
+    capture_db.add_notices(1_000)
     paused, resume = pause_after_chunks(monkeypatch, 1)
     both = settings.model_copy(update={"source": settings.source.model_copy(
         update={"tables": ["public.dossiers", "public.notices"]})})
@@ -341,8 +339,7 @@ def test_a_table_added_later_is_read_by_an_incremental_snapshot_while_all_stream
 def test_a_table_dropped_while_it_is_read_is_skipped_and_capture_streams_on(
         capture_db, start_capture, reader, monkeypatch, caplog) -> None:
     capture_db.execute(SIGNAL_TABLE)
-    capture_db.execute("CREATE TABLE notices (id int PRIMARY KEY, version int NOT NULL); "
-                       "INSERT INTO notices SELECT g, 0 FROM generate_series(1, 500) g")
+    capture_db.add_notices(500, publish=False)
     conn = capture_db.connect()
     paused, resume = pause_after_chunks(monkeypatch, 1)
     capture = start_capture(capture_db.settings(
