@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from connectors.incremental import Chunk, ChunkDeferred, IncrementalSnapshot, Visibility, parse_signal
+from connectors.incremental import Chunk, ChunkDeferred, IncrementalSnapshot, Visibility
+from connectors.signals import parse_signal
 
 TABLES = frozenset({"public.dossiers", "public.payments"})
 
