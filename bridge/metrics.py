@@ -8,7 +8,7 @@ user ids or tokens.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from bridge import __version__
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -183,18 +183,28 @@ build_info.info({"version": _version()})
 
 
 class _Families:
-    """A read-only view of REGISTRY: the families whose names start with `prefixes`."""
+    """A read-only view of REGISTRY: the families `keep(name)` accepts."""
 
-    def __init__(self, prefixes: tuple[str, ...]) -> None:
-        self.prefixes = prefixes
+    def __init__(self, keep: Callable[[str], bool]) -> None:
+        self.keep = keep
 
     def collect(self) -> Iterator[Metric]:
-        return (family for family in REGISTRY.collect() if family.name.startswith(self.prefixes))
+        return (family for family in REGISTRY.collect() if self.keep(family.name))
+
+
+def _view(keep: Callable[[str], bool]) -> CollectorRegistry:
+    view = CollectorRegistry(auto_describe=False)
+    view.register(_Families(keep))
+    return view
 
 
 def capture_registry() -> CollectorRegistry:
     """What `onestop-bridge capture` serves: its own families and the build info, not the
     bridge's, which that process never fills (a ZNS quota of 0 next to the slot's lag)."""
-    view = CollectorRegistry(auto_describe=False)
-    view.register(_Families(("onestop_capture_", "onestop_build")))
-    return view
+    return _view(lambda name: name.startswith(("onestop_capture_", "onestop_build")))
+
+
+def bridge_registry() -> CollectorRegistry:
+    """What `onestop-bridge run` serves: everything but the connector's families, which it
+    never fills — its `onestop_capture_connected` 0 fired OnestopConnectorDown for ever."""
+    return _view(lambda name: not name.startswith("onestop_capture_"))

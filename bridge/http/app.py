@@ -1,6 +1,6 @@
 """The aiohttp application: Prometheus metrics, liveness and readiness.
 
-- ``/metrics`` — every metric of ``bridge.metrics.REGISTRY``, Prometheus text format.
+- ``/metrics`` — the bridge's metrics (``bridge.metrics.bridge_registry``), Prometheus text format.
 - ``/healthz`` — liveness: each named loop (consumer, workers) made progress within
   ``stuck_after_s``. 200 or 503, JSON body naming the stuck loops.
 - ``/readyz`` — readiness: every check (broker reachable, ledger writable, a valid Zalo
@@ -44,6 +44,7 @@ class AppContext:
 
 RouteInstaller = Callable[[web.Application, AppContext], None]
 CONTEXT_KEY = web.AppKey("onestop_context", AppContext)
+_BRIDGE_METRICS = metrics.bridge_registry()
 
 
 def build_app(ctx: AppContext, extra_routes: Sequence[RouteInstaller] = ()) -> web.Application:
@@ -58,7 +59,7 @@ def build_app(ctx: AppContext, extra_routes: Sequence[RouteInstaller] = ()) -> w
 
 
 async def _metrics(_request: web.Request) -> web.Response:
-    body = generate_latest(metrics.REGISTRY)
+    body = generate_latest(_BRIDGE_METRICS)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -39,6 +39,17 @@ def test_metrics_are_served_in_prometheus_text_format(serve) -> None:
     assert "onestop_in_flight_notifications" in response.text
 
 
+def test_metrics_leave_out_the_connectors_families(serve) -> None:
+    """`run` never fills them: its `onestop_capture_connected 0` fired OnestopConnectorDown
+    against the bridge's own scrape target, for ever (the rule has no job filter, since the
+    connector's job name is the deployment's choice)."""
+    client = serve(AppContext(Settings()))
+    text = client.get("/metrics").text
+    assert "onestop_capture_" not in text
+    assert 'onestop_build_info{version=' in text
+
+
+
 def test_healthz_names_the_loop_that_is_stuck(serve) -> None:
     metrics.loop_heartbeat.labels(loop="t-consumer").set(time.time())
     metrics.loop_heartbeat.labels(loop="t-worker-0").set(time.time() - 600)
