@@ -7,6 +7,7 @@ bad input: reported, never guessed.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from decimal import Decimal
 from operator import itemgetter
@@ -21,6 +22,14 @@ from bridge.model import DOSSIER_FIELDS, UNAVAILABLE, Dossier, Unavailable, Unre
 from bridge.settings import SourceSettings
 
 _EPOCH_UNITS = {"timestamp_ms": 1_000, "timestamp_us": 1_000_000, "timestamp_ns": 1_000_000_000}
+# The reference schema's fee_amount is NUMERIC(14,2) (design.md §3). The connector's default
+# (schemas off, Debezium's precise decimals) writes it as base64 without its scale; with the
+# reference column names the default configuration reads it at that scale, so `capture` and
+# `run` work together on their defaults. A renamed column says nothing of its scale: not guessed.
+REFERENCE_FEE_TYPE = "decimal_base64:2"
+# Debezium's string mode (toPlainString) and doubles. A digits-only string that is also base64
+# decodes to a negative unscaled number (its first byte >= 0xD0): never a fee.
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 class SourceMapping:
@@ -28,6 +37,8 @@ class SourceMapping:
         self.columns = source.columns.model_dump()
         self.status_map = {str(k): v for k, v in source.status_map.items()}
         self.column_types = dict(source.column_types)
+        if self.columns["fee_amount"] == "fee_amount":
+            self.column_types.setdefault("fee_amount", REFERENCE_FEE_TYPE)
         self.zone = ZoneInfo(source.timezone)
         self._row_columns = tuple(self.columns[name] for name in DOSSIER_FIELDS)
         # Full rows (the usual case) are read in one C call; a KeyError means a narrower row.
@@ -126,13 +137,17 @@ class SourceMapping:
         if value is None or value is UNAVAILABLE or isinstance(value, Decimal):
             return value
         kind = self.column_types.get(name, "")
-        if kind.startswith("decimal_base64:") and isinstance(value, str):
-            return decimal_from_base64(value, int(kind.split(":", 1)[1]))
         try:
+            if kind.startswith("decimal_base64:") and isinstance(value, str) \
+                    and not _PLAIN_NUMBER.fullmatch(value):
+                return decimal_from_base64(value, int(kind.split(":", 1)[1]))
             return to_decimal(value)
         except BadInputError:
-            # Typically base64 without its scale (schemas off): never guessed, and refused
-            # only by the fee notice, so the dossier's other notices are not held back.
+            # Refused only by the fee notice, so the dossier's other notices are not held back.
+            if kind:
+                return Unreadable(f"{name} ({self.columns[name]}) = {value!r} is neither a number "
+                                  f"nor a base64 decimal ([source.column_types] {name} = {kind!r})")
+            # Typically base64 without its scale (schemas off, a renamed column): never guessed.
             return Unreadable(f"{name} ({self.columns[name]}) = {value!r} is not a number (a "
                               f"base64 decimal needs [source.column_types] {name} = "
                               f"'decimal_base64:<scale>', or the connector's schemas on)")

@@ -26,13 +26,15 @@ ROW = {  # column: (type oid, typmod, the server's text)
 }
 
 
-def fee_requested(schemas: bool, status: int = 6, op: str = "c") -> bytes:
-    """The status-6 change of a dossier (or another status) as the built-in connector writes it."""
-    codecs = {name: pg_codec(oid, typmod) for name, (oid, typmod, _) in ROW.items()}
+def fee_requested(schemas: bool, status: int = 6, op: str = "c", fee_column: str = "fee_amount") -> bytes:
+    """The status-6 change of a dossier (or another status) as the built-in connector writes it,
+    from the reference schema or one whose fee column is `fee_column`."""
+    rows = {(fee_column if name == "fee_amount" else name): spec for name, spec in ROW.items()}
+    codecs = {name: pg_codec(oid, typmod) for name, (oid, typmod, _) in rows.items()}
     table = TableSchema("onestop", "public", "dossiers",
                         tuple(Column(name, codec, name != "id") for name, codec in codecs.items()),
                         ("id",))
-    texts = {**{name: text for name, (_, _, text) in ROW.items()}, "status": str(status)}
+    texts = {**{name: text for name, (_, _, text) in rows.items()}, "status": str(status)}
     after = {name: (codecs[name].text_converter() or str)(text) for name, text in texts.items()}
     source = pg_source("onestop", "onestop", table, 1_764_206_000_000_000, "false", 901,
                        24_023_128, 24_023_119)
@@ -50,23 +52,36 @@ def test_the_deployed_pair_tells_the_citizen_the_amount() -> None:
     assert "1.250.000 đồng" in text
 
 
-def test_without_the_schema_the_scale_is_never_guessed() -> None:
+def test_the_default_pair_reads_the_reference_schemas_fee() -> None:
+    """capture and run on their defaults (schemas off): the reference schema's NUMERIC(14,2)."""
+    [text] = notices(Settings(), fee_requested(schemas=False))
+    assert "1.250.000 đồng" in text
+
+
+RENAMED = {"columns": {"fee_amount": "le_phi"}}  # another schema: its scale is its own
+
+
+def test_without_the_schema_a_renamed_columns_scale_is_never_guessed() -> None:
     with pytest.raises(BadInputError, match="decimal_base64"):
-        notices(Settings(), fee_requested(schemas=False))
-    told = Settings(source={"column_types": {"fee_amount": "decimal_base64:2"}})
-    [text] = notices(told, fee_requested(schemas=False))
+        notices(Settings(source=RENAMED), fee_requested(schemas=False, fee_column="le_phi"))
+    told = Settings(source={**RENAMED, "column_types": {"fee_amount": "decimal_base64:2"}})
+    [text] = notices(told, fee_requested(schemas=False, fee_column="le_phi"))
     assert "1.250.000 đồng" in text
 
 
 def test_an_unreadable_fee_holds_back_only_the_notice_that_shows_it() -> None:
-    """Schemas off and no scale configured: the receipt and the result still reach the
-    citizen; the fee notice is refused (run dead-letters it, render reports the line) and
-    leaves the dossier's state as it was, so a replay after the fix notifies."""
-    pipeline, store = Pipeline(Settings()), MemoryStateStore()
-    [received] = pipeline.notify(present(pipeline.decode(fee_requested(False, status=2))), store)
+    """Schemas off and no scale known: the receipt and the result still reach the citizen;
+    the fee notice is refused (run dead-letters it, render reports the line) and leaves the
+    dossier's state as it was, so a replay after the fix notifies."""
+    pipeline, store = Pipeline(Settings(source=RENAMED)), MemoryStateStore()
+
+    def decoded(status: int, op: str) -> object:
+        return present(pipeline.decode(fee_requested(False, status, op, fee_column="le_phi")))
+
+    [received] = pipeline.notify(decoded(2, "c"), store)
     assert received.kind == "RECEIVED" and "000.00.23.H39-261127-0007" in received.text
-    with pytest.raises(BadInputError, match="fee_amount.*decimal_base64"):
-        pipeline.notify(present(pipeline.decode(fee_requested(False, 6, "u"))), store)
+    with pytest.raises(BadInputError, match="le_phi.*decimal_base64"):
+        pipeline.notify(decoded(6, "u"), store)
     assert present(store.get("7")).status == 2
-    [ready] = pipeline.notify(present(pipeline.decode(fee_requested(False, 9, "u"))), store)
+    [ready] = pipeline.notify(decoded(9, "u"), store)
     assert ready.kind == "RESULT_READY"

@@ -11,7 +11,7 @@ import pytest
 
 from bridge.errors import BadInputError
 from bridge.mapping import SourceMapping
-from bridge.model import KINDS, UNAVAILABLE
+from bridge.model import KINDS, UNAVAILABLE, Unreadable
 from bridge.phone import mask_phone, normalise_phone
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings, SourceSettings
@@ -37,6 +37,31 @@ def test_vendor_columns_and_status_values_map_to_the_canonical_dossier() -> None
     assert dossier.due_at == datetime(2024, 6, 20, 2, 0, tzinfo=UTC)  # the same instant
     assert dossier.fee_amount == Decimal("312500.00")
     assert dossier.agency_name is UNAVAILABLE  # a column this vendor does not have
+
+
+@pytest.mark.parametrize(("settings", "given", "expected"), [
+    # The reference schema's NUMERIC(14,2), base64 without its scale (the connector's default).
+    (SourceSettings(), "B3NZQA==", Decimal("1250000.00")),
+    (SourceSettings(), "150000.50", Decimal("150000.50")),  # decimal.handling.mode=string
+    (SourceSettings(), 150000.5, Decimal("150000.5")),  # double
+    # Configured: a digits-only string is a number (as base64, "1234" is a negative fee).
+    (SourceSettings(column_types={"fee_amount": "decimal_base64:2"}), "1234", Decimal("1234")),
+    (SourceSettings(column_types={"fee_amount": "decimal_base64:0"}), "B3NZQA==", Decimal(125000000)),
+])
+def test_a_fee_is_read_in_each_encoding(settings: SourceSettings, given: object, expected: Decimal) -> None:
+    assert SourceMapping(settings).dossier(row(fee_amount=given)).fee_amount == expected
+
+
+def test_a_renamed_fee_column_without_a_schema_says_what_to_configure() -> None:
+    """Its scale is not the reference schema's to assume: the fee notice is refused."""
+    mapping = SourceMapping(SourceSettings(columns={"fee_amount": "le_phi"}))
+    fee = mapping.dossier({**row(), "le_phi": "B3NZQA=="}).fee_amount
+    assert isinstance(fee, Unreadable) and "le_phi" in fee.reason
+    assert "'decimal_base64:<scale>'" in fee.reason
+    configured = SourceMapping(VENDOR).dossier({"MaHoSo": "X-1", "TrangThaiHoSoId": "BO_SUNG",
+                                                "PhiLePhi": "no base64!"}).fee_amount
+    assert isinstance(configured, Unreadable)
+    assert "neither a number nor a base64 decimal" in configured.reason
 
 
 def test_integers_in_date_columns_are_never_guessed() -> None:
