@@ -71,7 +71,8 @@ class Citizen:
                                    backoff_s=backoff_s)
         self.replier.stopping = self.processor.stopping
         signing = SignatureConfig(settings.zalo.app_id, settings.oa.oa_id,
-                                  settings.zalo.oa_secret_key.get_secret_value())
+                                  settings.zalo.oa_secret_key.get_secret_value(),
+                                  settings.zalo.app_secret.get_secret_value())
         self.webhook = Webhook(signing, self.inbox, self.processor)
         self._timer: threading.Timer | None = None
 

@@ -1,10 +1,11 @@
 """Verify Zalo's ``X-ZEvent-Signature`` (zalo-api.md §7.2, §10.1).
 
 Documented: hex SHA-256 (not an HMAC) of ``app_id + raw_body + timestamp + OA secret key``,
-``timestamp`` being the body's own field. Sources disagree on two details, so every
+``timestamp`` being the body's own field. Sources disagree on three details, so every
 documented variant is accepted and the one that matched is reported (the caller logs it
-and stores it with the event): the header as bare hex or ``mac=<hex>``, and ``oa_id``
-instead of ``app_id`` as the first term. Anything else is refused.
+and stores it with the event): the header as bare hex or ``mac=<hex>``, ``oa_id`` instead
+of ``app_id`` as the first term, and the app secret instead of the OA secret key as the
+last (one source; reported as ``…+app_secret``). Anything else is refused.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from bridge.sandbox.signing import zalo_signature
 class SignatureConfig:
     app_id: str
     oa_id: str
-    secret: str
+    secret: str  # the OA secret key
+    app_secret: str = ""
 
     @property
     def usable(self) -> bool:
-        return bool(self.secret) and bool(self.app_id or self.oa_id)
+        return bool(self.secret or self.app_secret) and bool(self.app_id or self.oa_id)
 
 
 def _header_digest(header: str) -> tuple[str, str] | None:
@@ -51,9 +53,10 @@ def verify(cfg: SignatureConfig, header: str | None, raw_body: bytes, timestamp:
     form, given = parsed
     matched: str | None = None
     for name, first in (("app_id", cfg.app_id), ("oa_id", cfg.oa_id)):
-        if not first:
-            continue
-        expected = zalo_signature(first, raw_body, timestamp, cfg.secret)
-        if hmac.compare_digest(expected, given) and matched is None:
-            matched = f"{name}/{form}"
+        for which, secret in (("", cfg.secret), ("+app_secret", cfg.app_secret)):
+            if not first or not secret:
+                continue
+            expected = zalo_signature(first, raw_body, timestamp, secret)
+            if hmac.compare_digest(expected, given) and matched is None:
+                matched = f"{name}{which}/{form}"
     return matched

@@ -1,8 +1,9 @@
 """``POST /webhook/zalo``: verify, store durably, answer 200 — all within 2 s.
 
 Order of checks (each refusal counted in ``onestop_webhook_requests_total{result}``):
-body over 64 KiB → 413 ``too_large``; not a JSON object → 400 ``bad_json``; signature
-missing or wrong → 401 ``bad_signature``; a signed `timestamp` over a day old or ten minutes
+body over 64 KiB → 413 ``too_large``; signature missing or wrong → 401 ``bad_signature``
+(whatever the body: the signature is checked first); signed but not a JSON object → 400
+``bad_json``; a signed `timestamp` over a day old or ten minutes
 ahead (a replayed request) → 200 ``stale``, dropped; already in the inbox (a Zalo retry) →
 200 ``duplicate``; stored → 200 ``accepted``. If the inbox write does not finish within
 `write_budget_s` the answer is 503 ``unavailable`` so that Zalo retries later rather
@@ -52,6 +53,14 @@ def stale(timestamp: Any, now_s: float) -> bool:
     return not now_s - MAX_AGE_S <= sent_s <= now_s + MAX_AHEAD_S
 
 
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 async def _read_limited(request: web.Request) -> bytes | None:
     """The body, or None when it is larger than MAX_BODY (read no further than that)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
@@ -91,19 +100,16 @@ class Webhook:
         raw = await _read_limited(request)
         if raw is None:
             return _answer("too_large", 413)
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        if not isinstance(body, dict):
-            return _answer("bad_json", 400)
-        timestamp = body.get("timestamp")
+        body = _json_object(raw)
+        timestamp = body.get("timestamp") if body is not None else None
         variant = verify(self.signing, request.headers.get("X-ZEvent-Signature"), raw,
                          "" if timestamp is None else str(timestamp))
         if variant is None:
             log.warning("webhook refused: bad or missing signature",
-                        extra={"event": str(body.get("event_name"))[:64]})
+                        extra={"event": str((body or {}).get("event_name"))[:64]})
             return _answer("bad_signature", 401)
+        if body is None:  # signed by someone who has the secret, but not an event
+            return _answer("bad_json", 400)
         self._note_variant(variant)
         if stale(timestamp, self.inbox.clock()):
             log.warning("webhook event dropped: its signed timestamp is over a day old or ahead of "

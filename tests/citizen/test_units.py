@@ -85,6 +85,14 @@ def test_signature_variants_and_refusals() -> None:
     assert verify(cfg, None, raw, stamp) is None
     assert verify(SignatureConfig("app", "oa", ""), zalo_signature("app", raw, stamp, ""), raw,
                   stamp) is None, "an unconfigured secret accepts nothing"
+    # One source has the app secret as the last term: accepted, and said so.
+    with_app = SignatureConfig("app", "oa", "secret", "app-secret")
+    assert verify(with_app, zalo_signature("app", raw, stamp, "app-secret"), raw, stamp) \
+        == "app_id+app_secret/bare"
+    assert verify(with_app, "mac=" + zalo_signature("oa", raw, stamp, "app-secret"), raw, stamp) \
+        == "oa_id+app_secret/mac"
+    assert verify(with_app, "mac=" + by_app, raw, stamp) == "app_id/mac"
+    assert verify(cfg, zalo_signature("app", raw, stamp, "app-secret"), raw, stamp) is None
 
 
 def test_messages_respect_zalo_limits() -> None:

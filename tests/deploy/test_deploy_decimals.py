@@ -8,6 +8,7 @@ from deploy_helpers import DEPLOY
 from events import present
 
 from bridge.errors import BadInputError
+from bridge.model import ChangeEvent
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings, load_settings
 from bridge.transitions import MemoryStateStore
@@ -75,7 +76,7 @@ def test_an_unreadable_fee_holds_back_only_the_notice_that_shows_it() -> None:
     dossier's state as it was, so a replay after the fix notifies."""
     pipeline, store = Pipeline(Settings(source=RENAMED)), MemoryStateStore()
 
-    def decoded(status: int, op: str) -> object:
+    def decoded(status: int, op: str) -> ChangeEvent:
         return present(pipeline.decode(fee_requested(False, status, op, fee_column="le_phi")))
 
     [received] = pipeline.notify(decoded(2, "c"), store)
