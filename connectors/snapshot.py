@@ -94,6 +94,10 @@ def read_tables(connect: Any, snapshot_name: str, tables: list[TableInfo], consi
         conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
         with conn.cursor() as cur:
             cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_name,))
+            # source.txId of the rows, as Debezium gives it: the snapshot transaction's own
+            # (none on a standby, which cannot assign one).
+            cur.execute("SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE txid_current() END")
+            tx_id = cur.fetchone()[0]
         ts_us = time.time_ns() // 1000
         batch = delivery.open()
         pending: tuple[TableSchema, dict[str, Any], bool, bool] | None = None
@@ -102,7 +106,7 @@ def read_tables(connect: Any, snapshot_name: str, tables: list[TableInfo], consi
         def emit(last: bool, next_table_differs: bool) -> None:
             schema, row, first, first_in_table = pending  # type: ignore[misc]
             flag = _flag(first, last, first_in_table, next_table_differs)
-            source = pg_source(prefix, db, schema, ts_us, flag, None, consistent_lsn, None)
+            source = pg_source(prefix, db, schema, ts_us, flag, tx_id, consistent_lsn, None)
             key = schema.key_bytes(schema.key_of(row), schemas)
             delivery.send(batch, schema.topic, key,
                           envelope_bytes(schema, None, row, source, "r", schemas),

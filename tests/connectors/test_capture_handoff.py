@@ -93,6 +93,12 @@ def test_rows_written_during_the_snapshot_are_neither_missed_nor_duplicated(
     assert creates > 0, "some rows must have been streamed after the snapshot point"
     flags = [r.value["source"]["snapshot"] for r in records if r.value["op"] == "r"]
     assert flags.count("first") == 1 and flags.count("last") == 1
+    # Debezium's initial snapshot rows carry the snapshot transaction's id (an incremental
+    # snapshot's do not): one id for all, no streamed transaction's.
+    snapshot_ids = {r.value["source"]["txId"] for r in records if r.value["op"] == "r"}
+    streamed_ids = {r.value["source"]["txId"] for r in records if r.value["op"] != "r"}
+    assert len(snapshot_ids) == 1 and isinstance(tx_id := snapshot_ids.pop(), int)
+    assert tx_id not in streamed_ids
     assert {r.value["source"]["snapshot"] for r in records if r.value["op"] != "r"} == {"false"}
     capture.stop()
 
