@@ -31,6 +31,8 @@ def render_lines(pipeline: Pipeline, lines: Iterable[bytes | str], errors: TextI
     store = MemoryStateStore()
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
+        if number == 1:  # a file saved by Windows Notepad or Excel starts with a BOM
+            line = line.removeprefix(b"\xef\xbb\xbf") if isinstance(line, bytes) else line.removeprefix("\ufeff")
         if not line.strip():
             continue
         try:

@@ -57,6 +57,12 @@ def _secret_dsn(value: SecretStr) -> SecretStr:
     return _plain_secret(value)
 
 
+def _blank_is_unset(value: Any) -> Any:
+    """`ONESTOP_SOURCE__DSN=` (set, but to nothing) is a forgotten value, not libpq's
+    all-defaults conninfo: it is reported as not set instead of retried for ever."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 Secret = Annotated[SecretStr, AfterValidator(_plain_secret)]
 SecretDsn = Annotated[SecretStr, AfterValidator(_secret_dsn)]
 DatabaseUrl = Annotated[str, AfterValidator(_url_userinfo)]
@@ -130,6 +136,7 @@ class SourceSettings(Section):
     timezone: str = "Asia/Ho_Chi_Minh"
 
     _split_tables = field_validator("tables", mode="before")(_list_from_env)
+    _dsn_set = field_validator("dsn", mode="before")(_blank_is_unset)
 
     @field_validator("tables")
     @classmethod
@@ -285,6 +292,7 @@ class OASettings(Section):
     # Wrong second-factor answers count within this window; a locked user waits it out.
     lookup_lock_s: float = 3600.0
     lookup_dsn: SecretDsn | None = None
+    _lookup_dsn_set = field_validator("lookup_dsn", mode="before")(_blank_is_unset)
     procedures_file: str | None = None
     # Picture shown on the "share your phone number" card (request_user_info); optional.
     share_info_image_url: str = ""

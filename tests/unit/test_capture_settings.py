@@ -49,6 +49,16 @@ def test_a_dsn_libpq_cannot_parse_is_a_configuration_error_that_does_not_quote_i
     assert "s3cret" not in str(err.value) and "notadsn" not in str(err.value)
 
 
+@pytest.mark.parametrize("dsn", ["", "  "])
+def test_a_dsn_set_to_nothing_is_not_set(dsn: str) -> None:
+    """`ONESTOP_SOURCE__DSN=`: libpq would read it as all defaults (the local socket) and the
+    connector retried for ever; the lookup's DSN the same."""
+    settings = load_settings(None, source={"dsn": dsn}, oa={"lookup_dsn": dsn})
+    assert settings.source.dsn is None and settings.oa.lookup_dsn is None
+    with pytest.raises(ConfigError, match=r"source\.dsn is not set \(ONESTOP_SOURCE__DSN\)"):
+        PgCapture(settings, threading.Event())
+
+
 @pytest.mark.parametrize("dsn", ["postgresql://u:s3cret@db:notaport/onestop",
                                  "host=db port=5432,54x2 user=u password=s3cret"])
 def test_a_port_that_is_not_a_number_is_a_configuration_error(dsn: str) -> None:

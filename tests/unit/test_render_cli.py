@@ -87,6 +87,18 @@ def test_render_exits_zero_when_every_line_was_read(tmp_path) -> None:
     assert "đã có kết quả" in notice["text"]
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path) -> None:
+    """Notepad's and Excel's "UTF-8" starts with one; line 1 was refused as not JSON."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([line(event("c", row(status=9))), "null"]) + "\n", encoding="utf-8-sig")
+    result = run_render("", str(path))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(x)["kind"] for x in result.stdout.splitlines()] == ["RESULT_READY"]
+    notices = list(render_lines(Pipeline(Settings()), ["\ufeff" + line(event("c", row(status=9)))],
+                                io.StringIO()))
+    assert [n.kind for n in notices if n is not None] == ["RESULT_READY"]
+
+
 def test_a_line_that_is_not_utf8_is_one_bad_line_not_the_end_of_input(tmp_path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join([line(event("c", row(status=2), lsn=1)).encode(),
