@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from bridge.errors import AuthError, BridgeError, DeferError, RetryableError
+from bridge.errors import AuthError, BridgeError, DeferError, RecipientError, RetryableError
 
 Channel = Literal["zalo_oa", "zns", "sms"]
-AttemptResult = Literal["ok", "retryable", "permanent", "rate_limited", "auth"]
+AttemptResult = Literal["ok", "retryable", "permanent", "unreachable", "rate_limited", "auth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +48,8 @@ def result_of(exc: BridgeError) -> AttemptResult:
         return "auth"
     if isinstance(exc, RetryableError):
         return "retryable"
+    if isinstance(exc, RecipientError):
+        # This channel cannot reach this person (no Zalo account, not a follower): routine,
+        # the next channel carries the notice; not an error operators should be paged for.
+        return "unreachable"
     return "permanent"

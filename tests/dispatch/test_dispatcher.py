@@ -120,7 +120,7 @@ def test_oa_refusal_falls_to_zns_then_no_zalo_falls_to_sms(up: FakeUpstream, clo
     out = d.deliver(note())
     assert (out.status, out.channel, out.price_vnd) == ("sent", "sms", 350)
     assert [(a.channel, a.result, a.error_code) for a in out.attempts] == [
-        ("zalo_oa", "permanent", -230), ("zns", "permanent", -118), ("sms", "ok", None)]
+        ("zalo_oa", "unreachable", -230), ("zns", "unreachable", -118), ("sms", "ok", None)]
     assert body(up.calls("sms")[0])["text"] == note().text
     assert counter(metrics.notifications, kind="RECEIVED", channel="sms", outcome="sent") - sms_sent == 1
     assert counter(metrics.sms_savings_vnd) == saved  # nothing saved when SMS fired
@@ -185,7 +185,7 @@ def test_with_quota_fallback_and_sms_refusing_the_notice_waits_for_the_reset(
     with pytest.raises(QuotaExhausted) as info:
         d.deliver(note())
     assert info.value.until.astimezone(LOCAL_TZ).hour == 0
-    assert [a.result for a in info.value.attempts] == ["rate_limited", "permanent"]  # type: ignore[attr-defined]
+    assert [a.result for a in info.value.attempts] == ["rate_limited", "unreachable"]  # type: ignore[attr-defined]
 
 
 def test_token_refused_mid_stream_refreshes_once(up: FakeUpstream, clock: FakeClock) -> None:

@@ -130,7 +130,7 @@ def test_transport_faults_are_retried(sandbox: Sandbox, make: Make) -> None:
     assert out.channel == "zns" and [a.result for a in out.attempts] == ["retryable"] * 2 + ["ok"]
     out = d.deliver(note(2, phone=NO_ZALO))
     assert out.channel == "sms" and [a.result for a in out.attempts] == [
-        "permanent", "retryable", "retryable", "ok"]
+        "unreachable", "retryable", "retryable", "ok"]
     assert len(sandbox.messages(channel="sms")) == 1 and len(sandbox.messages(channel="zns")) == 1
 
 

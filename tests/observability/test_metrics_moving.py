@@ -66,7 +66,7 @@ def test_failed_zalo_attempt_falls_back_to_sms_without_savings(system: System) -
     assert system.wait_status(code, "RECEIVED", "sent").channel == "sms"
     wait_for(lambda: delta("onestop_delivery_attempts_total", channel="sms", result="ok") == 1,
              timeout=10, message="SMS attempt counted")
-    assert delta("onestop_delivery_attempts_total", channel="zns", result="permanent") == 1
+    assert delta("onestop_delivery_attempts_total", channel="zns", result="unreachable") == 1
     assert delta("onestop_zalo_errors_total", channel="zns", code="-118") == 1
     assert delta("onestop_cost_vnd_total", channel="sms") == SMS_PRICE
     assert delta("onestop_sms_savings_vnd_total") == 0
