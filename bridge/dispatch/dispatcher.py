@@ -82,7 +82,8 @@ class Dispatcher:
         plan = self._plan(n, ctx)
         if not plan:
             _child(metrics.notifications, n.kind, "none", "failed").inc()
-            log.warning("no reachable recipient", extra=ctx)
+            # INFO: routine (no phone typed at the desk), and settle's "dead-lettered" warns.
+            log.info("no reachable recipient", extra=ctx)
             raise RecipientError("no reachable recipient: no phone and no linked Zalo follower")
         attempts: list[Attempt] = []
         exhausted: tuple[str, QuotaExhausted] | None = None  # waited for if nothing else works
