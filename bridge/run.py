@@ -83,8 +83,8 @@ class Bridge:
         partitions = self.topics.wait_for(source, stop, beat=beat)
         if partitions is None:
             return
-        self.topics.ensure([retry_topic(self.settings.kafka, source),
-                            dlq_topic(self.settings.kafka, source)], partitions)
+        retry = retry_topic(self.settings.kafka, source)
+        self.topics.ensure([retry, dlq_topic(self.settings.kafka, source)], partitions, (retry,))
         self.consumer = Consumer(consumer_config(self.settings))
         timers = LoopTimers(events_retention_s=self.settings.ledger.events_retention_days * 86400)
         self.loop = ConsumerLoop(self.settings, self.pipeline, self.ledger, self.dispatcher,

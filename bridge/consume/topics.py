@@ -79,8 +79,10 @@ class Topics:
             stop.wait(1.0)
         return None
 
-    def ensure(self, topics: list[str], partitions: int) -> None:
-        """Create the missing companions with `partitions` partitions."""
+    def ensure(self, topics: list[str], partitions: int, consumed: tuple[str, ...] = ()) -> None:
+        """Create the missing companions with `partitions` partitions; warn when one the
+        bridge consumes (`consumed`: the retry topic, keyed like the source) has another
+        count. The DLQ is only written (one partition is the runbook's own layout)."""
         missing = [t for t in topics if self.partitions(t) is None]
         if missing:
             futures = self._admin.create_topics(
@@ -94,7 +96,7 @@ class Topics:
                     if "TOPIC_ALREADY_EXISTS" not in str(exc):
                         raise
             _wait(lambda: all(self.partitions(t) for t in missing), self._timeout)
-        for topic in topics:
+        for topic in consumed:
             count = self.partitions(topic)
             if count is not None and count != partitions:
                 log.warning("companion topic has a different partition count than the source; "

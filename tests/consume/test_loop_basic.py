@@ -70,3 +70,22 @@ def test_poison_records_go_to_the_dlq_and_the_partition_keeps_flowing(
     assert second["onestop.error.class"] == "BadInputError"
     assert "77" in second["onestop.error.message"]
     assert second["onestop.original.offset"] == "2"
+
+
+def test_companion_topics_are_created_and_only_the_retry_topics_count_is_checked(
+        broker, unique_name, caplog: pytest.LogCaptureFixture) -> None:
+    """The DLQ is only written: the runbook's one-partition DLQ must not warn at every start;
+    a retry topic keyed unlike the source must."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from bridge.consume.topics import Topics
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    retry, dlq = unique_name + ".retry", unique_name + ".dlq"
+    admin.create_topics([NewTopic(dlq, num_partitions=1)])[dlq].result(15)
+    topics = Topics(admin)
+    topics.ensure([retry, dlq], 3, (retry,))
+    assert (topics.partitions(retry), topics.partitions(dlq)) == (3, 1)
+    assert "different partition count" not in caplog.text
+    topics.ensure([retry, dlq], 4, (retry,))
+    assert "different partition count" in caplog.text
