@@ -29,7 +29,9 @@ events_consumed = Counter(
     "onestop_events_consumed_total", "Change events read from Kafka.", ["topic", "op"],
     registry=REGISTRY)
 consumer_lag = Gauge(
-    "onestop_consumer_lag", "Records between the committed offset and the partition end.",
+    "onestop_consumer_lag", "Records between this consumer's position and the partition end "
+    "(read but not yet done, e.g. retries held until due, are not in it: "
+    "onestop_retry_waiting_notifications).",
     ["partition"], registry=REGISTRY)
 bad_events = Counter(
     "onestop_bad_events_total", "Records that could not be decoded or mapped.", ["reason"],
