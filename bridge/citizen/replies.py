@@ -2,7 +2,8 @@
 
 A reply that cannot be sent is logged and dropped: the citizen can ask again, and one
 citizen's failed reply must not hold up the others. Rate-limit deferrals and transport
-errors get a short, bounded second chance first.
+errors get a bounded second chance first: long enough to wait out Zalo's per-minute limit
+(-32 defers a minute), which dropped every welcome and lookup answer of that minute.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class OaSender(Protocol):
 
 
 class Replier:
-    def __init__(self, sender: OaSender, store: CitizenStore, *, max_wait_s: float = 60.0,
+    def __init__(self, sender: OaSender, store: CitizenStore, *, max_wait_s: float = 150.0,
                  attempts: int = 3, stopping: threading.Event | None = None,
                  wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.sender = sender
