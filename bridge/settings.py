@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bridge.errors import ConfigError
@@ -65,6 +65,7 @@ def _blank_is_unset(value: Any) -> Any:
 
 Secret = Annotated[SecretStr, AfterValidator(_plain_secret)]
 SecretDsn = Annotated[SecretStr, AfterValidator(_secret_dsn)]
+OptionalDsn = Annotated[SecretDsn | None, BeforeValidator(_blank_is_unset)]
 DatabaseUrl = Annotated[str, AfterValidator(_url_userinfo)]
 
 _SLOT_NAME = re.compile(r"[a-z0-9_]{1,63}")
@@ -106,7 +107,7 @@ class ColumnMap(Section):
 
 
 class SourceSettings(Section):
-    dsn: SecretDsn | None = None
+    dsn: OptionalDsn = None
     tables: Annotated[list[str], NoDecode] = ["public.dossiers"]
     slot: str = "onestop_bridge"
     publication: str = "onestop_bridge"
@@ -136,7 +137,6 @@ class SourceSettings(Section):
     timezone: str = "Asia/Ho_Chi_Minh"
 
     _split_tables = field_validator("tables", mode="before")(_list_from_env)
-    _dsn_set = field_validator("dsn", mode="before")(_blank_is_unset)
 
     @field_validator("tables")
     @classmethod
@@ -291,8 +291,7 @@ class OASettings(Section):
     lookup_max_attempts: int = 5
     # Wrong second-factor answers count within this window; a locked user waits it out.
     lookup_lock_s: float = 3600.0
-    lookup_dsn: SecretDsn | None = None
-    _lookup_dsn_set = field_validator("lookup_dsn", mode="before")(_blank_is_unset)
+    lookup_dsn: OptionalDsn = None
     procedures_file: str | None = None
     # Picture shown on the "share your phone number" card (request_user_info); optional.
     share_info_image_url: str = ""

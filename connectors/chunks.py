@@ -77,7 +77,8 @@ class Chunks:
             # '%' doubled: the queries carry parameters (LIKE 'x%' is a filter's own).
             return self._read(table, t, after, until, sql.SQL(where.replace("%", "%%")) if where else None)
         except psycopg2.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
             if self.conn.closed or exc.pgcode is None or exc.pgcode[:2] == "08" \
                     or exc.pgcode in _CONNECTION_CODES:
                 raise
