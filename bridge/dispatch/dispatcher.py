@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from bridge import metrics
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
+from bridge.dispatch.postponements import Postponements
 from bridge.dispatch.retry import RetryPolicy
 from bridge.dispatch.sms import sms_text
 from bridge.errors import (
@@ -72,6 +73,7 @@ class Dispatcher:
         self.retry = retry or RetryPolicy(settings.dispatch, wall=wall)
         self._wall = wall
         self._on_close = on_close
+        self.postponements = Postponements(lambda: wall().timestamp())
         self.prices = {"zalo_oa": settings.prices.zalo_oa, "zns": settings.prices.zns,
                        "sms": settings.prices.sms}
 
@@ -111,12 +113,10 @@ class Dispatcher:
         log.warning("every channel refused", extra=ctx)
         return DeliveryOutcome("failed", None, None, 0, attempts)
 
-    @staticmethod
-    def _postponed(channel: str, exc: RetryableError, attempts: list[Attempt],
+    def _postponed(self, channel: str, exc: RetryableError, attempts: list[Attempt],
                    ctx: dict[str, Any]) -> RetryableError:
         exc.attempts = attempts  # type: ignore[attr-defined]
-        log.warning("delivery postponed", extra={**ctx, "channel": channel, "code": exc.code,
-                                                 "error": exc.message})
+        self.postponements.postponed(channel, exc.code, exc.message, ctx)
         return exc
 
     def send_oa_message(self, user_id: str, message: dict[str, Any], *,
@@ -182,6 +182,7 @@ class Dispatcher:
     def _sent(self, n: Notification, channel: str, provider_id: str, attempts: list[Attempt],
               ctx: dict[str, Any]) -> DeliveryOutcome:
         price = self.prices[channel]
+        self.postponements.delivered(channel)
         _child(metrics.notifications, n.kind, channel, "sent").inc()
         _child(metrics.cost_vnd, channel).inc(price)
         if channel != "sms":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -280,3 +281,32 @@ def test_logs_mask_phones_and_never_carry_tokens(up: FakeUpstream, clock: FakeCl
     assert "AT-1" not in text and "RT-" not in text
     assert "H12.34-261103-0001" in text and "1:RECEIVED:v1" in text
 
+
+
+def test_postponed_deliveries_are_logged_once_per_episode(up: FakeUpstream, clock: FakeClock,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A night window postpones every ZNS notice: one WARNING when it starts, a reminder
+    every 5 minutes, one INFO when ZNS delivers again — not a WARNING per notice."""
+    caplog.set_level("DEBUG", logger="bridge.dispatch")
+    d = make(up, clock)
+
+    def lines(level: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.levelname == level
+                and r.name == "bridge.dispatch.postponements"]
+
+    for i in range(40):
+        up.script("zns", {"error": -133})
+        with pytest.raises(DeferError):
+            d.deliver(note(idempotency_key=f"k{i}", dossier_code=f"H12-{i:04d}"))
+        clock.advance(10)  # 400 s in all: one reminder
+    first, reminder = lines("WARNING")
+    assert "H12-0000" in str(first.__dict__) and first.__dict__["code"] == -133
+    assert (reminder.__dict__["postponed"], reminder.__dict__["codes"]) == (31, "-133 ×31")
+    assert len(lines("DEBUG")) == 38 and not lines("INFO")
+    assert d.deliver(note(idempotency_key="day")).channel == "zns"
+    (again,) = lines("INFO")
+    assert (again.__dict__["postponed"], again.__dict__["for_s"]) == (40, 400)
+    up.script("zns", {"error": -133})  # the next night is a new episode
+    with pytest.raises(DeferError):
+        d.deliver(note(idempotency_key="night2"))
+    assert len(lines("WARNING")) == 3
