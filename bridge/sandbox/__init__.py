@@ -15,7 +15,7 @@ Zalo conventions
     admits ``rate_limit_per_minute`` calls and answers -32 to the rest. A rejected call is
     not admitted.
     Token errors: an unknown or missing token gives -216 on OA paths and -124 on ZNS
-    paths. An expired token gives -220 on OA paths and -124 on ZNS paths.
+    paths. An expired token gives -220 on both (zalo-api.md §11).
 
 OA host
     ``POST /v3.0/oa/message/cs``: ``{"recipient":{"user_id"},"message":{text | text+attachment},

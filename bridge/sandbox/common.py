@@ -70,8 +70,8 @@ async def latency(state: SandboxState) -> None:
 
 def zalo_api(path: str, host: Host, handler: ZaloHandler) -> Handler:
     """Wrap a Zalo API handler: latency, stats, the -32 window, the access_token check."""
+    # zalo-api.md §11: an unknown token is each host's own code, an expired one -220 on both.
     invalid_token = -216 if host == "oa" else -124
-    expired_token = -220 if host == "oa" else -124
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
@@ -84,7 +84,7 @@ def zalo_api(path: str, host: Host, handler: ZaloHandler) -> Handler:
             return zalo_reply(state, host, -32)
         check = state.tokens.check(request.headers.get("access_token"))
         if check != "ok":
-            return zalo_reply(state, host, invalid_token if check == "unknown" else expired_token)
+            return zalo_reply(state, host, invalid_token if check == "unknown" else -220)
         return await handler(request, state)
 
     return wrapped

@@ -65,7 +65,7 @@ def test_missing_unknown_and_expired_access_tokens(make_sandbox):
     box.token = good
     assert box.http.post("/sandbox/expire-tokens").json()["expired"] == 1
     assert box.cs("u1")["error"] == -220
-    assert box.zns("84911000001")["error"] == -124
+    assert box.zns("84911000001")["error"] == -220
     assert box.call("GET", "/v3.0/oa/user/detail", params={"data": '{"user_id":"u1"}'}).json()["error"] == -220
     box.new_token()
     assert box.cs("u1")["error"] == 0
