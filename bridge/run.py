@@ -86,7 +86,9 @@ class Bridge:
         retry = retry_topic(self.settings.kafka, source)
         self.topics.ensure([retry, dlq_topic(self.settings.kafka, source)], partitions, (retry,))
         self.consumer = Consumer(consumer_config(self.settings))
-        timers = LoopTimers(events_retention_s=self.settings.ledger.events_retention_days * 86400)
+        ledger = self.settings.ledger
+        timers = LoopTimers(events_retention_s=ledger.events_retention_days * 86400,
+                            redact_sent_after_s=ledger.redact_sent_after_days * 86400)
         self.loop = ConsumerLoop(self.settings, self.pipeline, self.ledger, self.dispatcher,
                                  self.consumer, self.producer, partitions=self.topics.cached,
                                  timers=timers)

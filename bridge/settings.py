@@ -218,6 +218,9 @@ class LedgerSettings(Section):
     url: DatabaseUrl = "sqlite:///onestop-ledger.db"
     # Event ids are remembered this long to drop redeliveries; notifications stay.
     events_retention_days: float = 30.0
+    # Sent notices older than this lose their text, template data and phone (0: never).
+    # The row stays: it is what keeps a redelivered old event from notifying twice.
+    redact_sent_after_days: Annotated[float, Field(ge=0)] = 0.0
 
 
 class HttpSettings(Section):

@@ -47,6 +47,7 @@ class LoopTimers:
     lag_s: float = 10.0
     prune_s: float = 3600.0
     events_retention_s: float = 30 * 86400.0
+    redact_sent_after_s: float = 0.0  # 0: never
 
 
 class ConsumerLoop:
@@ -359,8 +360,12 @@ class ConsumerLoop:
             self._next["prune"] = now + self.timers.prune_s
             try:
                 self.ledger.prune_events(self.timers.events_retention_s)
+                if self.timers.redact_sent_after_s > 0:
+                    redacted = self.ledger.redact_sent(self.timers.redact_sent_after_s)
+                    if redacted:
+                        log.info("redacted old sent notices", extra={"notices": redacted})
             except Exception:
-                log.exception("pruning old event ids failed")
+                log.exception("ledger housekeeping failed (pruning event ids, redacting old notices)")
 
 
 def _failure(reason: str, stage: str, exc: BaseException) -> Failure:

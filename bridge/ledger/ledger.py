@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select, text, update
 
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.ledger.admission import Admission, Incoming, Notify, admit
@@ -38,6 +38,7 @@ class Ledger:
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
         self.engine = engine
         self.clock = clock
+        self._redacted_up_to = 0  # epoch ms: sent notices before it are redacted already
 
     @classmethod
     def open(cls, url: str, *, pool_size: int = 12, clock: Clock = time.time) -> Ledger:
@@ -121,6 +122,30 @@ class Ledger:
         with self.engine.begin() as conn:
             result = conn.execute(delete(events_seen).where(events_seen.c.seen_at_ms < cutoff))
         return int(result.rowcount or 0)
+
+    def redact_sent(self, older_than_s: float, batch: int = 2000) -> int:
+        """Blank the text, template data and phone of notices sent longer ago than the age;
+        returns how many. Status, kind, channel, price and the idempotency key stay: the
+        reports and the guard against a redelivered old event need nothing else. Done in
+        batches, each its own short transaction, so deliveries are not held up."""
+        cutoff = _ms(self.clock) - int(older_than_s * 1000)
+        start = self._redacted_up_to
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = select(notifications.c.id).where(
+                    notifications.c.status == SENT, notifications.c.updated_at_ms < cutoff,
+                    notifications.c.updated_at_ms >= start,
+                    notifications.c.phone.is_not(None) | (notifications.c.text != "")
+                ).limit(batch).scalar_subquery()
+                done = conn.execute(update(notifications).where(notifications.c.id.in_(ids))
+                                    .values(text="", template_data="{}", phone=None)).rowcount
+            total += int(done or 0)
+            if not done or done < batch:
+                break
+        # The next pass starts where this one ended (a restart reads all once again).
+        self._redacted_up_to = cutoff
+        return total
 
     def check_writable(self) -> None:
         """Raise if a write transaction cannot be opened and committed (for /readyz)."""

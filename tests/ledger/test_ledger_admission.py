@@ -188,3 +188,38 @@ def test_a_dossier_that_never_notified_is_found_by_its_code(ledger_url: str) -> 
         assert found[code].code == code and found[code].status == 4
     finally:
         ledger.close()
+
+
+def test_redaction_blanks_old_sent_notices_and_keeps_the_guard(ledger_url: str) -> None:
+    """`ledger.redact_sent_after_days`: an old sent notice loses its text, data and phone;
+    a recent one, and one still waiting (it must be sent as it is), keep theirs. A
+    redelivered old event, its id long forgotten, still notifies no one."""
+    now = [1_800_000_000.0]
+    ledger = Ledger.open(ledger_url, clock=lambda: now[0])
+    try:
+        old_doc = event("c", row(status=2))
+        [old] = ledger.admit([incoming(old_doc)], PIPELINE.notify)
+        [waiting] = ledger.admit([incoming(event("c", row(id=8, status=2)))], PIPELINE.notify)
+        ledger.record_sent(old.to_send[0].key, sent())
+        ledger.record_unsent(waiting.to_send[0].key, DEFERRED, error_class="DeferError",
+                             error_message="night")
+        now[0] += 200 * 86400
+        [recent] = ledger.admit([incoming(event("c", row(id=9, status=2)))], PIPELINE.notify)
+        ledger.record_sent(recent.to_send[0].key, sent())
+        assert ledger.redact_sent(older_than_s=180 * 86400) == 1
+        assert ledger.redact_sent(older_than_s=180 * 86400) == 0  # done once
+        with ledger.engine.connect() as conn:
+            rows = {key: (text, phone, data, status, channel, price) for key, text, phone, data,
+                    status, channel, price in conn.execute(sqlalchemy.text(
+                        "SELECT idempotency_key, text, phone, template_data, status, channel, "
+                        "price_vnd FROM notifications"))}
+        assert rows[old.to_send[0].key] == ("", None, "{}", SENT, "zns", 150)
+        for kept in (waiting, recent):
+            text, phone, data = rows[kept.to_send[0].key][:3]
+            assert "Nguyễn Văn An" in text and phone and data != "{}"
+        assert ledger.prune_events(older_than_s=30 * 86400) == 2
+        [again] = ledger.admit([incoming(old_doc)], PIPELINE.notify)
+        assert again.to_send == []
+        assert ledger.counts() == {"sent": 2, "deferred": 1}
+    finally:
+        ledger.close()
