@@ -153,6 +153,9 @@ def is_known(code: int, channel: ZaloChannel) -> bool:
     return code in RULES[channel]
 
 
+NIGHT_RECHECK = timedelta(minutes=10)
+
+
 def classify(code: int, message: str, channel: ZaloChannel, *, now: datetime,
              night_end: time = time(6, 0)) -> BridgeError:
     """The exception for a non-zero Zalo `error`; `now` must be timezone-aware."""
@@ -173,7 +176,7 @@ def classify(code: int, message: str, channel: ZaloChannel, *, now: datetime,
         case Kind.RATE_MONTHLY:
             return QuotaExhausted(text, until=next_local_month(now), code=code)
         case Kind.NIGHT:
-            return DeferError(text, until=next_local_time(now, night_end), code=code)
+            return DeferError(text, until=_night_over(now, night_end), code=code)
         case Kind.AUTH:
             return AuthError(text, code=code)
         case Kind.CONFIG:
@@ -201,6 +204,14 @@ def next_local_time(now: datetime, at: time) -> datetime:
     if candidate <= local:
         candidate += timedelta(days=1)
     return candidate
+
+
+def _night_over(now: datetime, night_end: time) -> datetime:
+    """When to try again after a night refusal (-133). Refused just after `night_end` by our
+    clock — Zalo's a few seconds behind at 06:00, when the whole night's notices go — the
+    next `night_end` would be a day away: ask again in a few minutes instead."""
+    until = next_local_time(now, night_end)
+    return now + NIGHT_RECHECK if until - now > timedelta(hours=12) else until
 
 
 def next_local_midnight(now: datetime) -> datetime:

@@ -119,3 +119,17 @@ def test_oauth_errors_are_terminal_except_rate_limit() -> None:
     assert isinstance(classify_oauth(-14014, "Invalid refresh token", now=NOW), ConfigError)
     assert isinstance(classify_oauth(-14002, "Invalid appId", now=NOW), ConfigError)
     assert isinstance(classify_oauth(-32, "limit", now=NOW), DeferError)
+
+
+@pytest.mark.parametrize("local, expected", [
+    (datetime(2026, 11, 3, 6, 0, 3), datetime(2026, 11, 3, 6, 10, 3)),     # Zalo's clock behind
+    (datetime(2026, 11, 3, 14, 0), datetime(2026, 11, 3, 14, 10)),          # a window we don't know
+    (datetime(2026, 11, 3, 5, 59, 50), datetime(2026, 11, 3, 6, 0)),        # still night here
+])
+def test_a_night_refusal_by_day_is_asked_again_in_minutes_not_a_day(local: datetime,
+                                                                     expected: datetime) -> None:
+    """A -133 just after 06:00 (the whole night's notices go then) once held each notice,
+    and every later one of its dossier, until 06:00 the next day."""
+    exc = classify(-133, "", "zns", now=local.replace(tzinfo=LOCAL_TZ))
+    assert isinstance(exc, DeferError)
+    assert exc.until == expected.replace(tzinfo=LOCAL_TZ)

@@ -13,7 +13,7 @@ from dispatch_fakes import FakeClock, FakeUpstream, body
 from bridge import metrics
 from bridge.dispatch import Dispatcher
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
-from bridge.dispatch.classify import LOCAL_TZ
+from bridge.dispatch.classify import LOCAL_TZ, NIGHT_RECHECK
 from bridge.dispatch.http import make_client
 from bridge.dispatch.quota import QuotaReading, ZnsQuota
 from bridge.dispatch.ratelimit import RateLimiter
@@ -157,7 +157,7 @@ def test_daily_quota_defers_and_night_ban_never_falls_to_sms(up: FakeUpstream, c
     d.zalo.quota.observe(QuotaReading(500, 400))  # …until Zalo reports a fresh quota
     with pytest.raises(DeferError) as info:
         d.deliver(note())
-    assert info.value.until.astimezone(LOCAL_TZ).hour == 6
+    assert info.value.until - clock.wall() == NIGHT_RECHECK  # 10:00 here: Zalo's window, not ours
     assert not up.calls("sms")
 
 
@@ -175,7 +175,7 @@ def test_with_quota_fallback_a_used_up_zns_quota_goes_on_to_sms(up: FakeUpstream
     up.script("zns", {"error": -133})
     with pytest.raises(DeferError) as info:
         d.deliver(note(idempotency_key="k3"))
-    assert info.value.until.astimezone(LOCAL_TZ).hour == 6 and len(up.calls("sms")) == 2
+    assert info.value.until - clock.wall() == NIGHT_RECHECK and len(up.calls("sms")) == 2
 
 
 def test_with_quota_fallback_and_sms_refusing_the_notice_waits_for_the_reset(
