@@ -59,6 +59,10 @@ class DeferError(RetryableError):
         self.until = until
 
 
+class NightWindow(DeferError):
+    """Zalo sends no ZNS at night (-133, OA -234): routine, not a failure of the channel."""
+
+
 class QuotaExhausted(DeferError):
     """The channel's daily or monthly quota is used up: it resets at `until`, and another
     channel may still reach the citizen today (`dispatch.quota_fallback`)."""

@@ -31,8 +31,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bridge.errors import (
-    AuthError, BadInputError, BridgeError, ConfigError, DeferError, ProviderBusy, QuotaExhausted,
-    RecipientError,
+    AuthError, BadInputError, BridgeError, ConfigError, DeferError, NightWindow, ProviderBusy,
+    QuotaExhausted, RecipientError,
 )
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def classify(code: int, message: str, channel: ZaloChannel, *, now: datetime,
         case Kind.RATE_MONTHLY:
             return QuotaExhausted(text, until=next_local_month(now), code=code)
         case Kind.NIGHT:
-            return DeferError(text, until=_night_over(now, night_end), code=code)
+            return NightWindow(text, until=_night_over(now, night_end), code=code)
         case Kind.AUTH:
             return AuthError(text, code=code)
         case Kind.CONFIG:

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from bridge.errors import AuthError, BridgeError, DeferError, RecipientError, RetryableError
+from bridge.errors import (AuthError, BridgeError, DeferError, NightWindow, RecipientError,
+                           RetryableError)
 
 Channel = Literal["zalo_oa", "zns", "sms"]
-AttemptResult = Literal["ok", "retryable", "permanent", "unreachable", "rate_limited", "auth"]
+AttemptResult = Literal["ok", "retryable", "permanent", "unreachable", "rate_limited", "night",
+                        "auth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,10 @@ class DeliveryOutcome:
 
 
 def result_of(exc: BridgeError) -> AttemptResult:
+    if isinstance(exc, NightWindow):
+        # Every night's first notice of each dossier meets it (online filings): routine,
+        # and counted as rate_limited it fired the error-ratio alert every night.
+        return "night"
     if isinstance(exc, DeferError):
         return "rate_limited"
     if isinstance(exc, AuthError):

@@ -6,17 +6,20 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
+from bridge.dispatch.outcome import result_of
 from bridge.dispatch.classify import (
     LOCAL_TZ, OA_RULES, ZNS_RULES, classify, classify_oauth, next_local_midnight, next_local_time,
 )
 from bridge.errors import (
-    AuthError, BadInputError, ConfigError, DeferError, ProviderBusy, QuotaExhausted, RecipientError,
+    AuthError, BadInputError, ConfigError, DeferError, NightWindow, ProviderBusy, QuotaExhausted,
+    RecipientError,
 )
 
 # Written from the doc's tables, independently of the implementation's table.
 OA_EXPECTED: dict[type, list[int]] = {
     ProviderBusy: [-200, -214],
-    DeferError: [-32, -234],
+    DeferError: [-32],
+    NightWindow: [-234],
     QuotaExhausted: [-211],
     AuthError: [-216, -220],
     ConfigError: [-204, -205, -209, -212, -219, -221, -223, -224, -235, -237, -238, -241, -242,
@@ -26,7 +29,8 @@ OA_EXPECTED: dict[type, list[int]] = {
 }
 ZNS_EXPECTED: dict[type, list[int]] = {
     ProviderBusy: [-100],
-    DeferError: [-32, -133],
+    DeferError: [-32],
+    NightWindow: [-133],
     QuotaExhausted: [-144, -147, -1441],
     AuthError: [-124],
     ConfigError: [-101, -102, -103, -104, -105, -115, -117, -120, -1201, -1202, -1241, -125, -126,
@@ -133,3 +137,12 @@ def test_a_night_refusal_by_day_is_asked_again_in_minutes_not_a_day(local: datet
     exc = classify(-133, "", "zns", now=local.replace(tzinfo=LOCAL_TZ))
     assert isinstance(exc, DeferError)
     assert exc.until == expected.replace(tzinfo=LOCAL_TZ)
+
+
+def test_a_night_refusal_is_its_own_attempt_result() -> None:
+    """Not rate_limited: the error-ratio alert leaves it out (it fired every night)."""
+    now = datetime(2026, 11, 3, 23, 0, tzinfo=LOCAL_TZ)
+    assert result_of(classify(-133, "", "zns", now=now)) == "night"
+    assert result_of(classify(-234, "", "zalo_oa", now=now)) == "night"
+    assert result_of(classify(-32, "", "zns", now=now)) == "rate_limited"
+    assert result_of(classify(-144, "", "zns", now=now)) == "rate_limited"
