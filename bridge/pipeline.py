@@ -49,6 +49,15 @@ class Pipeline:
             eid = event.event_id = event_id(event, self.dossier_key(event))
         return eid
 
+    def phone(self, event: ChangeEvent) -> str | None:
+        """The citizen's number in the event's row as the column mapping reads it now (a
+        replay after fixing `[source.columns] applicant_phone`); None when unreadable."""
+        try:
+            raw = self.mapping.dossier(event.after).applicant_phone if event.after else None
+        except BadInputError:  # the replayed event fails in admission, with its reason
+            return None
+        return normalise_phone(raw) if known(raw) else None
+
     def notify(self, event: ChangeEvent, store: StateStore) -> list[Notification]:
         """Update the dossier's last-known state and return what the citizen must be told."""
         if event.op in ("t", "m"):

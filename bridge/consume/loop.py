@@ -230,7 +230,8 @@ class ConsumerLoop:
             if record.replayed:  # an operator's replay reached the bridge: visible on /metrics
                 metrics.replayed.labels(result="received").inc()
             return Incoming(event, self.pipeline.event_id(event), self.pipeline.dossier_key(event),
-                            replay=record.replayed)
+                            replay=record.replayed,
+                            phone=self.pipeline.phone(event) if record.replayed else None)
         except Exception as exc:  # malformed bytes must not stop the partition
             self._consumed(record.topic, "invalid")
             metrics.bad_events.labels(reason="malformed_event").inc()

@@ -19,11 +19,12 @@ the same batch see earlier ones), and the writes go out as executemany.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 
 from bridge.errors import BadInputError
 from bridge.ledger.fastsql import dialect_insert, executemany
@@ -31,8 +32,10 @@ from bridge.ledger.records import StoredNotification, notification_values, store
 from bridge.ledger.tables import (DEAD, PENDING, UNSENT_STATUSES, dossier_state, events_seen,
                                   notifications)
 from bridge.model import ChangeEvent, Dossier, Notification
-from bridge.transitions import StateStore, dump_state, load_state
+from bridge.phone import normalise_phone
+from bridge.transitions import StateStore, dump_state, known, load_state
 
+log = logging.getLogger(__name__)
 Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
 _CHUNK = 500  # stay under bind-parameter limits
 _SIZES = (1, 4, 16, 32, 64, 128, 256, _CHUNK)  # see `_padded`
@@ -47,6 +50,7 @@ class Incoming:
     dossier_key: str
     # Republished from the DLQ by an operator: dead notifications get another chance.
     replay: bool = False
+    phone: str | None = None  # a replayed event's number, read with today's column mapping
 
 
 @dataclass(slots=True)
@@ -148,7 +152,7 @@ def admit(conn: Connection, batch: list[Incoming], notify: Notify, now_ms: int) 
     for index, pairs in created.items():
         stored = [rows[n.idempotency_key] for n, _ in pairs]
         results[index].to_send = [s for s in stored if s.status in UNSENT_STATUSES]
-    _reuse(conn, batch, results, now_ms)
+    _reuse(conn, batch, results, now_ms, store)
     return results
 
 
@@ -172,17 +176,16 @@ def _insert_notifications(conn: Connection, pairs: list[tuple[Notification, str]
     return result
 
 
-def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], now_ms: int) -> None:
+def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], now_ms: int,
+           store: BatchStateStore) -> None:
     """Fill in the notifications of events seen before (after this batch's own inserts)."""
     wanted = [(i, item) for i, (item, result) in enumerate(zip(batch, results))
               if result.duplicate]
     if not wanted:
         return
-    replayed = list({item.event_id for _, item in wanted if item.replay})
-    for chunk in _chunks(replayed):
-        conn.execute(update(notifications)
-                     .where(notifications.c.event_id.in_(chunk), notifications.c.status == DEAD)
-                     .values(status=PENDING, rounds=0, updated_at_ms=now_ms))
+    replayed = {item.event_id: item.phone for _, item in wanted if item.replay}
+    if replayed:
+        _revive(conn, replayed, store, now_ms)
     by_event: dict[str, list[StoredNotification]] = {}
     for stored in _rows_where(conn, notifications.c.event_id,
                               list({item.event_id for _, item in wanted})):
@@ -190,6 +193,47 @@ def _reuse(conn: Connection, batch: list[Incoming], results: list[Admission], no
     for index, item in wanted:
         rows = sorted(by_event.get(item.event_id, []), key=lambda s: s.seq)
         results[index].to_send = [s for s in rows if s.status in UNSENT_STATUSES]
+
+
+def _revive(conn: Connection, phones: dict[str, str | None], store: BatchStateStore,
+            now_ms: int) -> None:
+    """Dead notices of replayed events (event id → its phone read today) get another
+    chance, addressed to the dossier's phone as last known — the desk may have typed it
+    since: a phone alone is no transition, so nothing else would carry it to the notice —
+    else to the event's own, read with today's column mapping (a renamed phone column
+    fixed). Not a notice the dossier has moved past — a later notice of it was admitted
+    and not dead-lettered: "please add documents" after "your result is ready" would
+    mislead the citizen."""
+    dead = [s for s in _rows_where(conn, notifications.c.event_id, list(phones))
+            if s.status == DEAD]
+    if not dead:
+        return
+    latest = dict(_select_latest_live(conn, list({s.dossier_key for s in dead})))
+    for s in dead:
+        n = s.notification
+        if latest.get(s.dossier_key, 0) > s.seq:
+            log.info("replayed notice not sent: the dossier has moved on since", extra={
+                "dossier_code": n.dossier_code, "kind": n.kind, "idempotency_key": n.idempotency_key})
+            continue
+        values: dict[str, Any] = {"status": PENDING, "rounds": 0, "updated_at_ms": now_ms}
+        state = store.get(s.dossier_key)
+        phone = normalise_phone(state.applicant_phone) \
+            if state is not None and known(state.applicant_phone) else None
+        phone = phone or phones[n.event_id]
+        if phone is not None and phone != n.phone:
+            values["phone"] = phone
+        conn.execute(update(notifications).where(notifications.c.id == s.seq).values(**values))
+
+
+def _select_latest_live(conn: Connection, keys: list[str]) -> list[tuple[str, int]]:
+    """dossier key → admission seq of its latest notice that is not dead-lettered."""
+    pairs: list[tuple[str, int]] = []
+    for chunk in _chunks(keys):
+        pairs.extend((key, seq) for key, seq in conn.execute(
+            select(notifications.c.dossier_key, func.max(notifications.c.id))
+            .where(notifications.c.dossier_key.in_(chunk), notifications.c.status != DEAD)
+            .group_by(notifications.c.dossier_key)))
+    return pairs
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -198,6 +198,41 @@ def test_replay_after_a_fix_delivers_exactly_once(broker, unique_name, tmp_path,
     assert sorted(fake.sent_codes()) == ["000.00.23.H39-240612-0001", "000.00.23.H39-240612-0002"]
 
 
+def test_a_phone_typed_after_the_dead_letter_is_used_by_the_replay(broker, unique_name, tmp_path,
+                                                                   capsys) -> None:
+    """No phone at the desk: `no_recipient`. The desk adds it (no status change, so no
+    notice); `dlq replay` then reaches the citizen on that phone — it re-dead-lettered
+    the notice, phone still empty, in a soak."""
+    topic = unique_name
+    create_topics(broker, topic)
+    settings = make_settings(broker, topic, tmp_path)
+
+    def needs_a_phone(n, call_no):
+        from bridge.errors import RecipientError
+        if n.phone is None:
+            raise RecipientError("no reachable recipient")
+        return None
+
+    fake = FakeDispatcher(script=needs_a_phone)
+    key = lambda d: f'{{"id": {d["after"]["id"]}}}'.encode()  # noqa: E731
+    produce(broker, topic, [doc(1, status=2, applicant_phone=None)], key=key)
+    running = Running(settings, fake)
+    try:
+        wait_for(lambda: len(read_all(broker, topic + ".dlq")) == 1, timeout=60, message="DLQ")
+        fixed = event("u", row(id=1, code="000.00.23.H39-240612-0001", status=2,
+                               applicant_phone="0909 123 456"))
+        produce(broker, topic, [fixed], key=key)
+        wait_for(lambda: running.loop.tracker.outstanding() == 0 and
+                 running.ledger.counts() == {"dead": 1}, timeout=30, message="the fix admitted")
+        assert run_cli(["--config", config_file(tmp_path, broker, topic), "replay", "--yes"],
+                       capsys)[0] == 0
+        wait_for(lambda: fake.sent, timeout=60, message="the replayed notice")
+    finally:
+        running.stop()
+    assert [(n.dossier_code, n.phone) for n in fake.sent] == [("000.00.23.H39-240612-0001",
+                                                               "84909123456")]
+
+
 def test_the_tools_log_lines_are_masked_like_the_services(dlq, capsys) -> None:
     """A replay's warnings (and librdkafka's, through the same logger) name dossiers, not
     phones: the tool installs the services' redacting handler."""

@@ -223,3 +223,47 @@ def test_redaction_blanks_old_sent_notices_and_keeps_the_guard(ledger_url: str) 
         assert ledger.counts() == {"sent": 2, "deferred": 1}
     finally:
         ledger.close()
+
+
+def test_a_replayed_notice_the_dossier_has_moved_past_stays_dead(ledger: Ledger) -> None:
+    """A soak replayed 105 notices after a template fix: 47 citizens got "please add
+    documents" after "your result is ready"."""
+    received, supplement, ready = (event("c", row(status=2)), event("u", row(status=5)),
+                                   event("u", row(status=9)))
+    a, b, c = ledger.admit([incoming(received), incoming(supplement), incoming(ready)],
+                           PIPELINE.notify)
+    ledger.record_sent(a.to_send[0].key, sent())
+    ledger.record_unsent(b.to_send[0].key, DEAD, error_class="BadInputError", error_message="-109")
+    ledger.record_sent(c.to_send[0].key, sent())
+    [replayed] = ledger.admit([incoming(supplement, replay=True)], PIPELINE.notify)
+    assert replayed.to_send == []
+    assert ledger.counts() == {"sent": 2, "dead": 1}
+
+
+def test_a_replayed_notice_goes_to_the_phone_the_desk_added_since(ledger: Ledger) -> None:
+    """No phone at the desk: dead-lettered no_recipient. The desk types it in (no status
+    change, so no notice); the operator replays: the citizen hears, on that phone."""
+    received = event("c", row(status=2, applicant_phone=None))
+    [a] = ledger.admit([incoming(received)], PIPELINE.notify)
+    assert a.to_send[0].notification.phone is None
+    ledger.record_unsent(a.to_send[0].key, DEAD, error_class="RecipientError",
+                         error_message="no reachable recipient")
+    [fix] = ledger.admit([incoming(event("u", row(status=2, applicant_phone="0909 123 456")))],
+                         PIPELINE.notify)
+    assert fix.to_send == []
+    [replayed] = ledger.admit([incoming(received, replay=True)], PIPELINE.notify)
+    assert [(s.status, s.notification.phone) for s in replayed.to_send] == [("pending", "84909123456")]
+
+
+def test_a_replay_after_fixing_the_phone_column_uses_the_number_read_now(ledger: Ledger) -> None:
+    """`[source.columns] applicant_phone` named the wrong column: every notice dead-lettered
+    without a phone, and the dossier states hold none. Fixed and replayed: the bridge
+    reads the replayed event with today's mapping (`Incoming.phone`)."""
+    received = event("c", row(status=2, applicant_phone=None))
+    [a] = ledger.admit([incoming(received)], PIPELINE.notify)
+    ledger.record_unsent(a.to_send[0].key, DEAD, error_class="RecipientError",
+                         error_message="no reachable recipient")
+    again = incoming(received, replay=True)
+    [replayed] = ledger.admit([Incoming(again.event, again.event_id, again.dossier_key,
+                                        replay=True, phone="84909123456")], PIPELINE.notify)
+    assert [s.notification.phone for s in replayed.to_send] == ["84909123456"]
