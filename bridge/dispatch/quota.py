@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from bridge import metrics
-from bridge.dispatch.classify import next_local_midnight
+from bridge.dispatch.classify import next_local_midnight, quota_back
 from bridge.errors import BridgeError, QuotaExhausted
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,13 @@ class ZnsQuota:
         self._resets_at: datetime | None = None  # local midnight after that reading
 
     def acquire(self) -> None:
-        """Reserve one message of today's quota or raise QuotaExhausted until local midnight."""
+        """Reserve one message of today's quota or raise QuotaExhausted (`quota_back`)."""
         self._maybe_refresh()
         with self._lock:
             if self.remaining is None:
                 return  # unknown: let Zalo decide (-144 is classified as a deferral too)
             if self.remaining <= 0:
-                until = next_local_midnight(self._wall())
+                until = quota_back(self._wall())
                 raise QuotaExhausted("ZNS daily quota used up (local count)", until=until, code=-144)
             self.remaining -= 1
             metrics.zns_quota_remaining.set(self.remaining)

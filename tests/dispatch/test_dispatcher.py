@@ -13,7 +13,7 @@ from dispatch_fakes import FakeClock, FakeUpstream, body
 from bridge import metrics
 from bridge.dispatch import Dispatcher
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
-from bridge.dispatch.classify import LOCAL_TZ, NIGHT_RECHECK
+from bridge.dispatch.classify import LOCAL_TZ, NIGHT_RECHECK, QUOTA_RECHECK
 from bridge.dispatch.http import make_client
 from bridge.dispatch.quota import QuotaReading, ZnsQuota
 from bridge.dispatch.ratelimit import RateLimiter
@@ -150,8 +150,7 @@ def test_daily_quota_defers_and_night_ban_never_falls_to_sms(up: FakeUpstream, c
     up.script("zns", {"error": -144})
     with pytest.raises(DeferError) as info:
         d.deliver(note())
-    until = info.value.until.astimezone(LOCAL_TZ)
-    assert (until.hour, until.minute) == (0, 0)
+    assert info.value.until - clock.wall() == QUOTA_RECHECK  # 10:00: sooner than the reset
     up.script("zns", {"error": -133})
     assert d.zalo.quota.remaining == 0  # -144 is trusted locally: no more calls today…
     d.zalo.quota.observe(QuotaReading(500, 400))  # …until Zalo reports a fresh quota
@@ -185,7 +184,7 @@ def test_with_quota_fallback_and_sms_refusing_the_notice_waits_for_the_reset(
     up.script("sms", httpx.Response(400, json={"error": "invalid_phone"}))
     with pytest.raises(QuotaExhausted) as info:
         d.deliver(note())
-    assert info.value.until.astimezone(LOCAL_TZ).hour == 0
+    assert info.value.until - clock.wall() == QUOTA_RECHECK
     assert [a.result for a in info.value.attempts] == ["rate_limited", "unreachable"]  # type: ignore[attr-defined]
 
 
