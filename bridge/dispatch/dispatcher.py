@@ -35,8 +35,8 @@ from bridge.dispatch.postponements import Postponements
 from bridge.dispatch.retry import RetryPolicy
 from bridge.dispatch.sms import sms_text
 from bridge.errors import (
-    AuthError, BridgeError, ConfigError, PermanentError, QuotaExhausted, RecipientError,
-    RetryableError,
+    AuthError, BridgeError, ConfigError, DeferError, PermanentError, QuotaExhausted,
+    RecipientError, RetryableError,
 )
 from bridge.model import Notification
 from bridge.phone import mask_phone
@@ -116,7 +116,8 @@ class Dispatcher:
     def _postponed(self, channel: str, exc: RetryableError, attempts: list[Attempt],
                    ctx: dict[str, Any]) -> RetryableError:
         exc.attempts = attempts  # type: ignore[attr-defined]
-        self.postponements.postponed(channel, exc.code, exc.message, ctx)
+        until = exc.until.isoformat() if isinstance(exc, DeferError) else None
+        self.postponements.postponed(channel, exc.code, exc.message, {**ctx, "until": until})
         return exc
 
     def send_oa_message(self, user_id: str, message: dict[str, Any], *,

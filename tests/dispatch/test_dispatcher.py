@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -300,6 +301,7 @@ def test_postponed_deliveries_are_logged_once_per_episode(up: FakeUpstream, cloc
         clock.advance(10)  # 400 s in all: one reminder
     first, reminder = lines("WARNING")
     assert "H12-0000" in str(first.__dict__) and first.__dict__["code"] == -133
+    assert first.__dict__["until"] == (clock.wall() - timedelta(seconds=400) + NIGHT_RECHECK).isoformat()
     assert (reminder.__dict__["postponed"], reminder.__dict__["codes"]) == (31, "-133 ×31")
     assert len(lines("DEBUG")) == 38 and not lines("INFO")
     assert d.deliver(note(idempotency_key="day")).channel == "zns"
