@@ -114,8 +114,8 @@ class Settler:
         last = outcome.attempts[-1] if outcome.attempts else None
         error = PermanentError(outcome.reason or "every channel refused",
                                code=last.error_code if last else None)
-        error_class = "AuthError" if last is not None and last.result == "auth" else "RecipientError"
-        self._dead(item, "channels_refused", error, outcome.attempts, error_class=error_class)
+        self._dead(item, "channels_refused", error, outcome.attempts,
+                   error_class=_refusal_class(outcome.attempts))
 
     def _failed(self, item: WorkItem, exc: Exception) -> None:
         rounds = item.stored.rounds + 1
@@ -160,6 +160,16 @@ class Settler:
 
 def _attempts(exc: BaseException) -> list[Attempt]:
     return list(getattr(exc, "attempts", None) or [])
+
+
+def _refusal_class(attempts: list[Attempt]) -> str:
+    """What operators filter a `channels_refused` record by: a template, payload or account
+    problem on some channel (fix it, replay) before a token, before a citizen no channel
+    reaches — it was RecipientError even for a template Zalo did not know (-109)."""
+    results = {a.result for a in attempts}
+    if "permanent" in results:
+        return "PermanentError"
+    return "AuthError" if attempts and attempts[-1].result == "auth" else "RecipientError"
 
 
 def _failure(item: WorkItem, reason: str, exc: BaseException, *, error_class: str | None = None,

@@ -131,8 +131,8 @@ def test_permanent_refusals_dead_letter_at_once(broker, unique_name, tmp_path) -
             raise RecipientError("no reachable recipient")
         if n.dossier_code.endswith("0002"):
             return DeliveryOutcome("failed", None, None, 0, [
-                Attempt("zns", "permanent", -118, "Zalo account not existed", now),
-                Attempt("sms", "permanent", None, "invalid_phone", now)])
+                Attempt("zns", "unreachable", -118, "Zalo account not existed", now),
+                Attempt("sms", "unreachable", None, "invalid_phone", now)])
         return None
 
     fake = FakeDispatcher(script=script)

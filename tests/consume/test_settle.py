@@ -88,8 +88,12 @@ def test_transient_failures_use_the_rounds_then_dead_letter() -> None:
     (RecipientError("no reachable recipient"), "no_recipient", "RecipientError"),
     (ConfigError("OA not authorised", code=-124), "permanent", "ConfigError"),
     (DeliveryOutcome("failed", None, None, 0, [Attempt(
-        "zns", "permanent", -118, "no Zalo account", datetime.fromtimestamp(NOW, UTC))]),
+        "zns", "unreachable", -118, "no Zalo account", datetime.fromtimestamp(NOW, UTC))]),
      "channels_refused", "RecipientError"),
+    # A template Zalo does not know, SMS off: fix the template, replay `--error PermanentError`.
+    (DeliveryOutcome("failed", None, None, 0, [Attempt(
+        "zns", "permanent", -109, "Template ID invalid", datetime.fromtimestamp(NOW, UTC))]),
+     "channels_refused", "PermanentError"),
 ])
 def test_permanent_refusals_go_to_the_dlq_at_once(answer, reason, error_class) -> None:
     s, reports, _ = settler(Script(answer))
