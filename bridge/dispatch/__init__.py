@@ -14,6 +14,8 @@ retry (in-process retry policy), outcome (result types), dispatcher (the channel
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from pydantic import SecretStr
 
@@ -28,7 +30,8 @@ from bridge.dispatch.tokens import (
     FileTokenStore, MemoryTokenStore, TokenManager, TokenState, TokenStore,
 )
 from bridge.dispatch.zalo import ZaloClient
-from bridge.settings import Settings
+from bridge.model import KINDS
+from bridge.settings import Settings, ZaloSettings
 
 __all__ = [
     "Attempt", "DeliveryOutcome", "Dispatcher", "FileTokenStore", "FollowerLookup",
@@ -36,6 +39,8 @@ __all__ = [
     "sandbox_settings", "zns_template_id",
 ]
 
+log = logging.getLogger(__name__)
+ZNS_PRODUCTION_URL = ZaloSettings.model_fields["zns_base_url"].default.rstrip("/")
 SANDBOX_APP_ID = "sandbox-app"
 SANDBOX_APP_SECRET = "sandbox-secret"
 SANDBOX_REFRESH_TOKEN = "sandbox-refresh-0"
@@ -65,7 +70,22 @@ def build_dispatcher(settings: Settings, *, followers: FollowerLookup | None = N
                                          max_wait_s=max_rate_wait_s)
     zalo = ZaloChannels(zalo_client, tokens, app_limiter)
     sms = SmsChannel(SmsClient(settings.sms, client), sms_limiter)
+    warn_missing_templates(settings)
     return Dispatcher(settings, zalo, sms, followers=followers, on_close=client.close)
+
+
+def warn_missing_templates(settings: Settings) -> list[str]:
+    """Against Zalo itself, kinds without an approved template id in `[zalo.zns_templates]`
+    would be sent as `onestop-<kind>`, which Zalo refuses (-109): they all go by SMS
+    (or to the DLQ with SMS off), with nothing louder than the error ratio to say so."""
+    if settings.zalo.zns_base_url.rstrip("/") != ZNS_PRODUCTION_URL:
+        return []  # the sandbox knows the default ids
+    missing = [k for k in KINDS if k not in settings.zalo.zns_templates]
+    if missing:
+        log.warning("no ZNS template configured for some notice kinds; Zalo will refuse them "
+                    "(-109) and they go by SMS: add their approved ids to [zalo.zns_templates]",
+                    extra={"kinds": missing})
+    return missing
 
 
 def sandbox_settings(settings: Settings, url: str) -> Settings:

@@ -311,3 +311,15 @@ def test_postponed_deliveries_are_logged_once_per_episode(up: FakeUpstream, cloc
     with pytest.raises(DeferError):
         d.deliver(note(idempotency_key="night2"))
     assert len(lines("WARNING")) == 3
+
+
+def test_kinds_without_a_zns_template_are_named_at_start_against_zalo_itself(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Sent as onestop-<kind>, Zalo refuses them (-109) and every one goes by SMS."""
+    from bridge.dispatch import warn_missing_templates
+    from bridge.model import KINDS
+    configured = {k: f"31234{i}" for i, k in enumerate(KINDS) if k != "RESULT_READY"}
+    real = Settings(zalo={"zns_templates": configured})
+    assert warn_missing_templates(real) == ["RESULT_READY"]
+    assert "RESULT_READY" in str(caplog.records[-1].__dict__["kinds"])
+    assert warn_missing_templates(Settings(zalo={"zns_base_url": "http://127.0.0.1:9/"})) == []
