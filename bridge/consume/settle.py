@@ -163,11 +163,11 @@ def _attempts(exc: BaseException) -> list[Attempt]:
 
 
 def _refusal_class(attempts: list[Attempt]) -> str:
-    """What operators filter a `channels_refused` record by: a template, payload or account
-    problem on some channel (fix it, replay) before a token, before a citizen no channel
-    reaches — it was RecipientError even for a template Zalo did not know (-109)."""
-    results = {a.result for a in attempts}
-    if "permanent" in results:
+    """The error class operators filter a `channels_refused` record by, most actionable
+    first: a template, payload or account problem on some channel (fix it, then replay), a
+    refused token, else a citizen no channel reaches. It was RecipientError even for a
+    template Zalo did not know (-109)."""
+    if any(a.result == "permanent" for a in attempts):
         return "PermanentError"
     return "AuthError" if attempts and attempts[-1].result == "auth" else "RecipientError"
 

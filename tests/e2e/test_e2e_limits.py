@@ -46,7 +46,7 @@ def test_a_token_expiring_mid_stream_costs_no_message(broker, tmp_path) -> None:
     assert len(messages) == 600 and max(Counter(m["tracking_id"] for m in messages).values()) == 1
     assert {m["channel"] for m in messages} == {"zns"}, "no fallback to SMS for a token problem"
     assert stats["tokens_issued"] >= 2 and refreshed >= 2
-    assert stats["errors_per_code"].get("-124", 0) >= 1, "the expiry was actually hit"
+    assert stats["errors_per_code"].get("-220", 0) >= 1, "the expiry was actually hit"
     assert dead == 0
 
 
