@@ -95,9 +95,14 @@ def test_transient_failures_use_the_rounds_then_dead_letter() -> None:
         "zns", "permanent", -109, "Template ID invalid", datetime.fromtimestamp(NOW, UTC))]),
      "channels_refused", "PermanentError"),
 ])
-def test_permanent_refusals_go_to_the_dlq_at_once(answer, reason, error_class) -> None:
+def test_permanent_refusals_go_to_the_dlq_at_once(answer, reason, error_class,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="bridge.consume.settle")
     s, reports, _ = settler(Script(answer))
     s.handle(item(1))
+    [line] = [r for r in caplog.records if r.getMessage() == "notification dead-lettered"]
+    # No phone is the desk's routine (its alert is the share): not a WARNING each.
+    assert line.levelname == ("INFO" if reason == "no_recipient" else "WARNING")
     [r] = reports
     assert (r.route, r.row.status, present(r.failure).reason, present(r.failure).error_class) == (
         "dlq", "dead", reason, error_class)
