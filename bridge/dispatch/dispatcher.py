@@ -84,7 +84,7 @@ class Dispatcher:
         plan = self._plan(n, ctx)
         if not plan:
             _child(metrics.notifications, n.kind, "none", "failed").inc()
-            # INFO: routine (no phone typed at the desk); OnestopNoRecipientShareHigh watches the share.
+            # INFO: routine (no phone typed at the desk); an alert watches the share.
             log.info("no reachable recipient", extra=ctx)
             raise RecipientError("no reachable recipient: no phone and no linked Zalo follower")
         attempts: list[Attempt] = []
