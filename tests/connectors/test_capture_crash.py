@@ -277,7 +277,8 @@ def test_kill_9_while_a_table_added_later_is_snapshotted_loses_nothing(capture_d
             topic = reader(f"{capture_db.name}.public.{table}")
             records = topic.wait(
                 lambda rs, e=expected: {r.key["id"]: r.value["after"]["version"] for r in rs if r.value} == e,
-                timeout=90, message=f"every {table} row's final state")
+                timeout=90, message=f"every {table} row's final state (ONESTOP_CRASH_SEED={seed}; "
+                f"the connector's log: {log})")
             by_key: dict[int, list[Record]] = defaultdict(list)
             for record in sorted(records, key=lambda r: (r.partition, r.offset)):
                 by_key[record.key["id"]].append(record)
