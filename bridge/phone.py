@@ -5,18 +5,23 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from bridge.model import UNAVAILABLE
+
 _NON_DIGITS = re.compile(r"[\s.\-()/]")
 # Mobile prefixes after the 2018 renumbering: 3x, 5x, 7x, 8x, 9x (9 digits after 84).
 _MOBILE = re.compile(r"^84[35789]\d{8}$")
 
 
 def normalise_phone(raw: object) -> str | None:
-    """Return the number as 84XXXXXXXXX, or None when absent or not a Vietnamese mobile.
+    """Return the number as 84XXXXXXXXX, or None when absent, not sent (UNAVAILABLE: an
+    unchanged TOAST value, a column the event lacks) or not a Vietnamese mobile.
 
     Accepts what desk staff type: ``0909 123 456``, ``+84 909.123.456``, ``84909123456``,
     ``909123456``, ``+84 (0) 909 123 456``.
     """
-    return None if raw is None else _normalise_text(raw if raw.__class__ is str else str(raw))
+    if raw is None or raw is UNAVAILABLE:
+        return None
+    return _normalise_text(raw if raw.__class__ is str else str(raw))
 
 
 @lru_cache(maxsize=16_384)  # a dossier's phone recurs in each of its notices

@@ -16,7 +16,7 @@ from bridge.model import ChangeEvent, Notification
 from bridge.phone import normalise_phone
 from bridge.settings import Settings
 from bridge.templates import Renderer
-from bridge.transitions import Change, StateStore, decide, known, never_notifies
+from bridge.transitions import Change, StateStore, decide, never_notifies
 
 
 def idempotency_key(event_id_: str, kind: str) -> str:
@@ -56,7 +56,7 @@ class Pipeline:
             raw = self.mapping.dossier(event.after).applicant_phone if event.after else None
         except BadInputError:  # the replayed event fails in admission, with its reason
             return None
-        return normalise_phone(raw) if known(raw) else None
+        return normalise_phone(raw)
 
     def notify(self, event: ChangeEvent, store: StateStore) -> list[Notification]:
         """Update the dossier's last-known state and return what the citizen must be told."""
@@ -79,10 +79,9 @@ class Pipeline:
     def _notice(self, event: ChangeEvent, kind: str, change: Change) -> Notification:
         eid = self.event_id(event)
         text, template_data = self.renderer.render(kind, change.dossier, change.previous_due_at)
-        phone = change.dossier.applicant_phone
         return Notification(  # positional: hot path (field order in bridge/model.py)
             change.dossier.code, change.dossier.id, kind,
-            normalise_phone(phone) if known(phone) else None, text, template_data,
+            normalise_phone(change.dossier.applicant_phone), text, template_data,
             idempotency_key(eid, kind), eid, event.source.ts_ms, self.renderer.version)
 
 

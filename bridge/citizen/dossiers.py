@@ -24,7 +24,7 @@ from bridge.mapping import SourceMapping
 from bridge.model import Dossier
 from bridge.phone import normalise_phone
 from bridge.settings import Settings
-from bridge.transitions import known, load_state, state_fragment
+from bridge.transitions import load_state, state_fragment
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,8 @@ class DossierSource(Protocol):
     def open_for_phone(self, phone: str) -> list[Dossier]: ...
 
 
-def phone_of(d: Dossier) -> str | None:
-    return normalise_phone(d.applicant_phone) if known(d.applicant_phone) else None
-
-
 def _open_for(found: list[Dossier], phone: str) -> list[Dossier]:
-    result = [d for d in found if phone_of(d) == phone and d.status in OPEN_STATUSES]
+    result = [d for d in found if normalise_phone(d.applicant_phone) == phone and d.status in OPEN_STATUSES]
     return sorted(result, key=lambda d: d.code)
 
 

@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 from bridge import metrics
 from bridge.citizen import messages, wording
-from bridge.citizen.dossiers import DossierSource, phone_of
+from bridge.citizen.dossiers import DossierSource
 from bridge.citizen.messages import Message
 from bridge.citizen.replies import Replier
 from bridge.citizen.store import CitizenStore
 from bridge.citizen.text import MAX_CODES_PER_MESSAGE
 from bridge.model import Dossier
+from bridge.phone import normalise_phone
 from bridge.settings import Settings
 from bridge.templates import Renderer
 
@@ -95,7 +96,7 @@ class Lookup:
         refused = False
         for code in codes:
             d = found.get(code)
-            if d is not None and mine is not None and phone_of(d) == mine:
+            if d is not None and mine is not None and normalise_phone(d.applicant_phone) == mine:
                 self._details(user_id, d, "linked")  # their own dossier: never locked out
             elif d is not None and code in granted:
                 self._details(user_id, d, "granted")
@@ -105,7 +106,7 @@ class Lookup:
                 metrics.lookups.labels(result="not_found").inc()
                 self.store.add_failure(user_id, "not_found")  # slows down code guessing
                 self._say(user_id, wording.not_found(code), "lookup")
-            elif phone_of(d) is None:
+            elif normalise_phone(d.applicant_phone) is None:
                 metrics.lookups.labels(result="no_phone").inc()
                 self._say(user_id, wording.no_phone(code, wording.hotline(self.settings)), "lookup")
             else:
@@ -127,7 +128,7 @@ class Lookup:
             return True
         found = self.dossiers.by_codes(pending.codes)
         unlocked = [d for code in pending.codes if (d := found.get(code)) is not None
-                    and (phone := phone_of(d)) is not None and phone.endswith(digits)]
+                    and (phone := normalise_phone(d.applicant_phone)) is not None and phone.endswith(digits)]
         if not unlocked:
             metrics.lookups.labels(result="wrong_factor").inc()
             self.store.add_failure(user_id, "wrong_factor")

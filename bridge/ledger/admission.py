@@ -33,7 +33,7 @@ from bridge.ledger.tables import (DEAD, PENDING, UNSENT_STATUSES, dossier_state,
                                   notifications)
 from bridge.model import ChangeEvent, Dossier, Notification
 from bridge.phone import normalise_phone
-from bridge.transitions import StateStore, dump_state, known, load_state
+from bridge.transitions import StateStore, dump_state, load_state
 
 log = logging.getLogger(__name__)
 Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
@@ -217,9 +217,8 @@ def _revive(conn: Connection, phones: dict[str, str | None], store: BatchStateSt
             continue
         values: dict[str, Any] = {"status": PENDING, "rounds": 0, "updated_at_ms": now_ms}
         state = store.get(s.dossier_key)
-        phone = normalise_phone(state.applicant_phone) \
-            if state is not None and known(state.applicant_phone) else None
-        phone = phone or phones[n.event_id]
+        phone = (normalise_phone(state.applicant_phone) if state is not None else None) \
+            or phones[n.event_id]
         if phone is not None and phone != n.phone:
             values["phone"] = phone
         conn.execute(update(notifications).where(notifications.c.id == s.seq).values(**values))

@@ -95,7 +95,7 @@ def test_settings_reject_status_codes_outside_the_national_list() -> None:
     ("84909123456", "84909123456"), ("909123456", "84909123456"), ("0084 909 123 456", "84909123456"),
     ("84 0909 123 456", "84909123456"), ("+84 (0) 909 123 456", "84909123456"),
     ("0209 123 456", None), ("12345", None), ("", None), (None, None), ("090912345678", None),
-    ("840209123456", None),
+    ("840209123456", None), (UNAVAILABLE, None), (909123456, "84909123456"),
 ])
 def test_phone_normalisation(raw, expected) -> None:
     assert normalise_phone(raw) == expected
