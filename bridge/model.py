@@ -18,6 +18,9 @@ STATUS_KIND: dict[int, str | None] = {
     1: "SUBMITTED", 2: "RECEIVED", 3: "REJECTED", 4: None, 5: "SUPPLEMENT_REQUESTED",
     6: "FEE_REQUESTED", 7: "WITHDRAWN", 8: "STOPPED", 9: "RESULT_READY", 10: "RESULT_RETURNED",
 }
+# Statuses in which the dossier is still with the administration or the citizen; the
+# others (3 not accepted, 7 withdrawn, 8 stopped, 10 result delivered) close it.
+OPEN_STATUSES = frozenset({1, 2, 4, 5, 6, 9})
 
 
 class Unavailable:

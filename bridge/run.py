@@ -88,7 +88,8 @@ class Bridge:
         self.consumer = Consumer(consumer_config(self.settings))
         ledger = self.settings.ledger
         timers = LoopTimers(events_retention_s=ledger.events_retention_days * 86400,
-                            redact_sent_after_s=ledger.redact_sent_after_days * 86400)
+                            redact_sent_after_s=ledger.redact_sent_after_days * 86400,
+                            redact_closed_after_s=ledger.redact_closed_after_days * 86400)
         self.loop = ConsumerLoop(self.settings, self.pipeline, self.ledger, self.dispatcher,
                                  self.consumer, self.producer, partitions=self.topics.cached,
                                  timers=timers)

@@ -221,6 +221,9 @@ class LedgerSettings(Section):
     # Sent notices older than this lose their text, template data and phone (0: never).
     # The row stays: it is what keeps a redelivered old event from notifying twice.
     redact_sent_after_days: Annotated[float, Field(ge=0)] = 0.0
+    # Dossiers closed (not accepted, withdrawn, stopped, result delivered) and unchanged
+    # longer than this lose the applicant's name, phone and note in their state (0: never).
+    redact_closed_after_days: Annotated[float, Field(ge=0)] = 0.0
 
 
 class HttpSettings(Section):

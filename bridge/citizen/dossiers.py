@@ -21,15 +21,13 @@ from bridge import dburl
 from bridge.errors import BadInputError
 from bridge.ledger.tables import dossier_state, notifications
 from bridge.mapping import SourceMapping
-from bridge.model import Dossier
+from bridge.model import OPEN_STATUSES, Dossier
 from bridge.phone import normalise_phone
 from bridge.settings import Settings
 from bridge.transitions import load_state, state_fragment
 
 log = logging.getLogger(__name__)
 
-# Statuses still "open" for the citizen: worth confirming when a phone is linked.
-OPEN_STATUSES = frozenset({1, 2, 4, 5, 6, 9})
 _PHONE_JUNK = (" ", ".", "-", "+", "(", ")", "/")
 LOOKUP_FIELDS = ("code", "procedure_name", "agency_name", "applicant_phone", "status",
                  "received_at", "due_at", "finished_at", "fee_amount", "note")

@@ -48,6 +48,8 @@ class LoopTimers:
     prune_s: float = 3600.0
     events_retention_s: float = 30 * 86400.0
     redact_sent_after_s: float = 0.0  # 0: never
+    redact_closed_after_s: float = 0.0  # 0: never
+    busy_prune_s: float = 60.0  # the next pass, while a redaction pass has more to do
 
 
 class ConsumerLoop:
@@ -361,12 +363,23 @@ class ConsumerLoop:
             self._next["prune"] = now + self.timers.prune_s
             try:
                 self.ledger.prune_events(self.timers.events_retention_s)
-                if self.timers.redact_sent_after_s > 0:
-                    redacted = self.ledger.redact_sent(self.timers.redact_sent_after_s)
-                    if redacted:
-                        log.info("redacted old sent notices", extra={"notices": redacted})
+                if not self._redact():
+                    self._next["prune"] = now + self.timers.busy_prune_s
             except Exception:
-                log.exception("ledger housekeeping failed (pruning event ids, redacting old notices)")
+                log.exception("ledger housekeeping failed (pruning event ids, redacting old data)")
+
+    def _redact(self) -> bool:
+        """One bounded pass of each configured redaction; False while either has more to do."""
+        finished = True
+        for after_s, redact, what in (
+                (self.timers.redact_sent_after_s, self.ledger.redact_sent, "sent notices"),
+                (self.timers.redact_closed_after_s, self.ledger.redact_closed, "closed dossiers")):
+            if after_s > 0:
+                done = redact(after_s)
+                if done.redacted:
+                    log.info("redacted old %s", what, extra={"redacted": done.redacted})
+                finished = finished and done.finished
+        return finished
 
 
 def _failure(reason: str, stage: str, exc: BaseException) -> Failure:

@@ -15,14 +15,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text
 
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
+from bridge.ledger import retention
 from bridge.ledger.admission import Admission, Incoming, Notify, admit
 from bridge.ledger.engine import is_sqlite, make_engine, reader
 from bridge.ledger.migrate import migrate
 from bridge.ledger.outcomes import OutcomeRow, write_outcomes
 from bridge.ledger.records import StoredNotification, stored_from_row
+from bridge.ledger.retention import Pass
 from bridge.ledger.tables import (DEAD, PARKED_STATUSES, SENT, events_seen, notifications,
                                   replay_audit)
 
@@ -38,7 +40,8 @@ class Ledger:
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
         self.engine = engine
         self.clock = clock
-        self._redacted_up_to = 0  # epoch ms: sent notices before it are redacted already
+        # Where the redaction passes stopped (rows before are done; a restart starts over).
+        self._sent_from, self._closed_from = retention.Position(0, 0), retention.Position(0, "")
 
     @classmethod
     def open(cls, url: str, *, pool_size: int = 12, clock: Clock = time.time) -> Ledger:
@@ -118,34 +121,23 @@ class Ledger:
     # --- housekeeping --------------------------------------------------------------------
     def prune_events(self, older_than_s: float) -> int:
         """Forget event ids older than the age; their notifications stay."""
-        cutoff = _ms(self.clock) - int(older_than_s * 1000)
         with self.engine.begin() as conn:
-            result = conn.execute(delete(events_seen).where(events_seen.c.seen_at_ms < cutoff))
+            result = conn.execute(delete(events_seen).where(
+                events_seen.c.seen_at_ms < self._cutoff(older_than_s)))
         return int(result.rowcount or 0)
 
-    def redact_sent(self, older_than_s: float, batch: int = 2000) -> int:
-        """Blank the text, template data and phone of notices sent longer ago than the age;
-        returns how many. Status, kind, channel, price and the idempotency key stay: the
-        reports and the guard against a redelivered old event need nothing else. Done in
-        batches, each its own short transaction, so deliveries are not held up."""
-        cutoff = _ms(self.clock) - int(older_than_s * 1000)
-        start = self._redacted_up_to
-        total = 0
-        while True:
-            with self.engine.begin() as conn:
-                ids = select(notifications.c.id).where(
-                    notifications.c.status == SENT, notifications.c.updated_at_ms < cutoff,
-                    notifications.c.updated_at_ms >= start,
-                    notifications.c.phone.is_not(None) | (notifications.c.text != "")
-                ).limit(batch).scalar_subquery()
-                done = conn.execute(update(notifications).where(notifications.c.id.in_(ids))
-                                    .values(text="", template_data="{}", phone=None)).rowcount
-            total += int(done or 0)
-            if not done or done < batch:
-                break
-        # The next pass starts where this one ended (a restart reads all once again).
-        self._redacted_up_to = cutoff
-        return total
+    def redact_sent(self, older_than_s: float, budget_s: float = 2.0) -> Pass:
+        """Blank what notices sent longer ago said (retention.redact_sent)."""
+        return retention.redact_sent(self.engine, self._cutoff(older_than_s), self._sent_from,
+                                     budget_s=budget_s)
+
+    def redact_closed(self, older_than_s: float, budget_s: float = 2.0) -> Pass:
+        """Blank who dossiers closed longer ago belonged to (retention.redact_closed)."""
+        return retention.redact_closed(self.engine, self._cutoff(older_than_s), self._closed_from,
+                                       budget_s=budget_s)
+
+    def _cutoff(self, older_than_s: float) -> int:
+        return _ms(self.clock) - int(older_than_s * 1000)
 
     def check_writable(self) -> None:
         """Raise if a write transaction cannot be opened and committed (for /readyz)."""

@@ -6,14 +6,17 @@ import json
 from datetime import UTC, datetime
 
 import sqlalchemy
-from events import event, row
+from events import event, present, row
 
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.errors import BadInputError
-from bridge.ledger import Incoming, Ledger
+from bridge.ledger import Incoming, Ledger, retention
+from bridge.ledger.retention import Pass, Position
 from bridge.ledger.tables import DEAD, DEFERRED, FAILED, SENT
+from bridge.model import Dossier
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings
+from bridge.transitions import load_state
 
 PIPELINE = Pipeline(Settings())
 
@@ -206,8 +209,8 @@ def test_redaction_blanks_old_sent_notices_and_keeps_the_guard(ledger_url: str) 
         now[0] += 200 * 86400
         [recent] = ledger.admit([incoming(event("c", row(id=9, status=2)))], PIPELINE.notify)
         ledger.record_sent(recent.to_send[0].key, sent())
-        assert ledger.redact_sent(older_than_s=180 * 86400) == 1
-        assert ledger.redact_sent(older_than_s=180 * 86400) == 0  # done once
+        assert ledger.redact_sent(older_than_s=180 * 86400) == Pass(1, True)
+        assert ledger.redact_sent(older_than_s=180 * 86400).redacted == 0  # done once
         with ledger.engine.connect() as conn:
             rows = {key: (text, phone, data, status, channel, price) for key, text, phone, data,
                     status, channel, price in conn.execute(sqlalchemy.text(
@@ -223,6 +226,56 @@ def test_redaction_blanks_old_sent_notices_and_keeps_the_guard(ledger_url: str) 
         assert ledger.counts() == {"sent": 2, "deferred": 1}
     finally:
         ledger.close()
+
+
+def _states(ledger: Ledger) -> dict[str, Dossier]:
+    with ledger.engine.connect() as conn:
+        return {key: load_state(text) for key, text in conn.execute(sqlalchemy.text(
+            "SELECT dossier_key, state FROM dossier_state"))}
+
+
+def test_redaction_forgets_who_closed_dossiers_belonged_to(ledger_url: str) -> None:
+    """`ledger.redact_closed_after_days`: a dossier closed long ago loses its applicant's
+    name, phone and note in the bridge's state; an open one (it may still change) and one
+    closed recently keep them. The status stays, so a redelivered old event, its id long
+    forgotten, still notifies no one."""
+    now = [1_800_000_000.0]
+    ledger = Ledger.open(ledger_url, clock=lambda: now[0])
+    try:
+        done = event("u", row(id=1, code="A-1", status=10, note="Ông An nhận thay"))
+        ledger.admit([incoming(done), incoming(event("c", row(id=2, code="A-2", status=4)))],
+                     PIPELINE.notify)
+        now[0] += 200 * 86400
+        ledger.admit([incoming(event("u", row(id=3, code="A-3", status=7)))], PIPELINE.notify)
+        assert ledger.redact_closed(older_than_s=180 * 86400) == Pass(1, True)
+        assert ledger.redact_closed(older_than_s=180 * 86400).redacted == 0  # done once
+        states = {d.code: d for d in _states(ledger).values()}
+        old = states["A-1"]
+        assert (old.applicant_name, old.applicant_phone, old.note, old.status) == (None, None, None, 10)
+        assert old.due_at == datetime(2024, 6, 20, 9, 0, tzinfo=UTC)
+        for kept in ("A-2", "A-3"):
+            assert (states[kept].applicant_name, states[kept].applicant_phone) == (
+                "Nguyễn Văn An", "0909 123 456")
+        ledger.prune_events(older_than_s=30 * 86400)
+        [again] = ledger.admit([incoming(done)], PIPELINE.notify)
+        assert again.to_send == []
+    finally:
+        ledger.close()
+
+
+def test_a_redaction_pass_stops_at_its_budget_and_the_next_goes_on(ledger: Ledger) -> None:
+    """A first pass over years of rows runs in the consumer loop: it must give the loop back."""
+    admitted = ledger.admit([incoming(event("c", row(id=i, code=f"B-{i}", status=2)))
+                             for i in range(7)], PIPELINE.notify)
+    for a in admitted:
+        ledger.record_sent(a.to_send[0].key, sent())
+    cutoff, at = 2 ** 62, Position(0, 0)
+    first = retention.redact_sent(ledger.engine, cutoff, at, batch=3, budget_s=0)
+    assert first == Pass(3, False)
+    rest = retention.redact_sent(ledger.engine, cutoff, at, batch=3, budget_s=60)
+    assert rest == Pass(4, True)
+    stored = [present(ledger.get(a.to_send[0].key)) for a in admitted]
+    assert all(s.notification.phone is None and s.notification.text == "" for s in stored)
 
 
 def test_a_replayed_notice_the_dossier_has_moved_past_stays_dead(ledger: Ledger) -> None:
