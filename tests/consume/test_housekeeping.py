@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
-from events import event, row
+from events import event, present, row
 
 from bridge.citizen.dossiers import LedgerDossiers
 from bridge.consume.loop import ConsumerLoop, LoopTimers
 from bridge.dispatch.outcome import DeliveryOutcome
-from bridge.ledger import Incoming, Ledger
+from bridge.ledger import Admission, Incoming, Ledger
 from bridge.ledger.retention import Pass
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings, load_settings
@@ -25,44 +27,57 @@ def loop_with(ledger: Ledger, timers: LoopTimers) -> ConsumerLoop:
                         partitions=lambda _topic: 1, timers=timers)
 
 
-def test_old_sent_notices_are_redacted_when_configured(tmp_path: Path) -> None:
-    now = [1_800_000_000.0]
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=lambda: now[0])
-    try:
-        pipeline = Pipeline(Settings())
-        ev = pipeline.decode(json.dumps(event("c", row(status=2))).encode())
-        assert ev is not None
-        incoming = Incoming(ev, pipeline.event_id(ev), pipeline.dossier_key(ev))
-        [admitted] = ledger.admit([incoming], pipeline.notify)
-        key = admitted.to_send[0].key
-        ledger.record_sent(key, DeliveryOutcome("sent", "zns", "m-1", 150, []))
-        now[0] += 2 * 86400
-        loop_with(ledger, LoopTimers())._periodic()  # off by default
-        stored = ledger.get(key)
-        assert stored is not None and stored.notification.phone
-        days = load_settings(None, ledger={"redact_sent_after_days": 1}).ledger.redact_sent_after_days
-        loop_with(ledger, LoopTimers(redact_sent_after_s=days * 86400))._periodic()
-        stored = ledger.get(key)
-        assert stored is not None and (stored.notification.text, stored.notification.phone) == ("", None)
-    finally:
-        ledger.close()
+class Clock:
+    """Time the test moves."""
+
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_closed_dossiers_are_redacted_when_configured(tmp_path: Path) -> None:
-    now = [1_800_000_000.0]
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=lambda: now[0])
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
+    """A SQLite ledger on the test's clock."""
+    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
     try:
-        pipeline = Pipeline(Settings())
-        ev = pipeline.decode(json.dumps(event("u", row(status=10))).encode())
-        assert ev is not None
-        ledger.admit([Incoming(ev, pipeline.event_id(ev), pipeline.dossier_key(ev))], pipeline.notify)
-        now[0] += 2 * 86400
-        days = load_settings(None, ledger={"redact_closed_after_days": 1}).ledger.redact_closed_after_days
-        loop_with(ledger, LoopTimers(redact_closed_after_s=days * 86400))._periodic()
-        [state] = LedgerDossiers(ledger.engine).by_codes([row()["code"]]).values()
-        assert (state.status, state.applicant_name, state.applicant_phone) == (10, None, None)
+        yield opened
     finally:
-        ledger.close()
+        opened.close()
+
+
+def admit(ledger: Ledger, document: dict[str, Any]) -> Admission:
+    pipeline = Pipeline(Settings())
+    ev = present(pipeline.decode(json.dumps(document).encode()))
+    [admitted] = ledger.admit([Incoming(ev, pipeline.event_id(ev), pipeline.dossier_key(ev))],
+                              pipeline.notify)
+    return admitted
+
+
+def test_old_sent_notices_are_redacted_when_configured(ledger: Ledger, clock: Clock) -> None:
+    key = admit(ledger, event("c", row(status=2))).to_send[0].key
+    ledger.record_sent(key, DeliveryOutcome("sent", "zns", "m-1", 150, []))
+    clock.now += 2 * 86400
+    loop_with(ledger, LoopTimers())._periodic()  # off by default
+    assert present(ledger.get(key)).notification.phone
+    days = load_settings(None, ledger={"redact_sent_after_days": 1}).ledger.redact_sent_after_days
+    loop_with(ledger, LoopTimers(redact_sent_after_s=days * 86400))._periodic()
+    stored = present(ledger.get(key))
+    assert (stored.notification.text, stored.notification.phone) == ("", None)
+
+
+def test_closed_dossiers_are_redacted_when_configured(ledger: Ledger, clock: Clock) -> None:
+    admit(ledger, event("u", row(status=10)))
+    clock.now += 2 * 86400
+    days = load_settings(None, ledger={"redact_closed_after_days": 1}).ledger.redact_closed_after_days
+    loop_with(ledger, LoopTimers(redact_closed_after_s=days * 86400))._periodic()
+    [state] = LedgerDossiers(ledger.engine).by_codes([row()["code"]]).values()
+    assert (state.status, state.applicant_name, state.applicant_phone) == (10, None, None)
 
 
 def test_an_unfinished_redaction_pass_comes_back_within_a_minute() -> None:
