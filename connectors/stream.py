@@ -335,9 +335,10 @@ class Streamer:
         if catchup is None:
             return
         window, self._window = self._window, None
-        if catchup.deletes:
-            log.info("catch-up done: publishing %d deletes the snapshot could not show",
-                     len(catchup.deletes))
+        log.info("caught up to the snapshot's point %s (%s): %d deletes it could not show "
+                 "published; streaming every table", po.int_to_lsn(catchup.switch_lsn),
+                 ", ".join(sorted(catchup.tables)) if catchup.tables else "every table",
+                 len(catchup.deletes))
         for schema, before in catchup.deletes.values():
             source = pg_source(self.opts.prefix, self.opts.db, schema, time.time_ns() // 1000, "false",
                                None, catchup.end_lsn, None)
