@@ -27,7 +27,8 @@ def idempotency_key(event_id_: str, kind: str) -> str:
 class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.mapping = SourceMapping(settings.source)
-        self.renderer = Renderer(settings.templates.version, ZoneInfo(settings.source.timezone),
+        self.zone = ZoneInfo(settings.source.timezone)
+        self.renderer = Renderer(settings.templates.version, self.zone,
                                  settings.templates.lookup_url, settings.oa.oa_id)
 
     def decode(self, value: bytes | str | None) -> ChangeEvent | None:
@@ -70,7 +71,8 @@ class Pipeline:
         stored = store.get(key)
         before = event.before or {}
         change = decide(event.op, after, self.mapping.status(before) if before else None,
-                        self.mapping.moment(before, "due_at") if before else None, stored)
+                        self.mapping.moment(before, "due_at") if before else None, stored,
+                        self.zone)
         notices = [] if never_notifies(event) or change.kind is None \
             else [self._notice(event, change.kind, change)]
         store.put(key, change.dossier)  # after rendering: a refused notice leaves no state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -72,7 +72,8 @@ def merge(after: Dossier, stored: Dossier | None) -> Dossier:
 
 
 def decide(op: str, after: Dossier, before_status: int | None | Unavailable,
-           before_due: datetime | None | Unavailable, stored: Dossier | None) -> Change:
+           before_due: datetime | None | Unavailable, stored: Dossier | None,
+           zone: tzinfo) -> Change:
     """Apply the rules of design.md §3 to one insert or update.
 
     `before_*` come from the event's `before` image (often absent or only the key
@@ -84,6 +85,9 @@ def decide(op: str, after: Dossier, before_status: int | None | Unavailable,
     An event older than the stored state (its `updated_at` earlier) is one the dossier has
     moved past — a dead letter replayed after the fix — and changes nothing: its notice
     would be stale, and the state it carries would make the next notice repeat.
+
+    An apology is for a later appointment *day* in `zone`: a due time moved within the
+    day would read "not done by 20/06/2024 … new date: 20/06/2024".
     """
     if stored is not None and isinstance(after.updated_at, datetime) \
             and isinstance(stored.updated_at, datetime) and after.updated_at < stored.updated_at:
@@ -101,7 +105,7 @@ def decide(op: str, after: Dossier, before_status: int | None | Unavailable,
         return Change(STATUS_KIND.get(status) if status else None, dossier, previous_due)
     due = dossier.due_at if isinstance(dossier.due_at, datetime) else None
     if status in _APOLOGY_STATUSES and due is not None and previous_due is not None \
-            and due > previous_due:
+            and due.astimezone(zone).date() > previous_due.astimezone(zone).date():
         return Change("APOLOGY_RESCHEDULED", dossier, previous_due)
     return Change(None, dossier, previous_due)
 

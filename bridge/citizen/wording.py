@@ -98,17 +98,22 @@ def hotline(settings: Settings) -> str:
     return settings.oa.centres[0].hotline if settings.oa.centres else ""
 
 
+def _contact(hotline: str) -> str:
+    """Whom to turn to: the hotline when one is configured, else the desk."""
+    return f"gọi tổng đài {hotline}" if hotline else "liên hệ Bộ phận Một cửa nơi nộp hồ sơ"
+
+
 def phone_taken(phone_local: str, hotline: str) -> str:
-    whom = f"gọi tổng đài {hotline}" if hotline else "liên hệ Bộ phận Một cửa nơi nộp hồ sơ"
     return (f"Số điện thoại {phone_local} đã được liên kết với một tài khoản Zalo khác, nên thông "
             "báo hồ sơ của số này chưa thể gửi đến tài khoản này. Nếu đây là số của Ông/Bà, "
-            f"vui lòng {whom} để được hỗ trợ.")
+            f"vui lòng {_contact(hotline)} để được hỗ trợ.")
 
 
 def challenge(codes: list[str]) -> str:
     if len(codes) == 1:
-        return ("Để bảo vệ thông tin cá nhân, Ông/Bà vui lòng gửi 4 chữ số cuối của số điện "
-                f"thoại đã khai khi nộp hồ sơ {codes[0]}.")
+        # The code's own last digits must not read as the example of what to send.
+        return (f"Hồ sơ {codes[0]}: để bảo vệ thông tin cá nhân, Ông/Bà vui lòng gửi 4 chữ số "
+                "cuối của số điện thoại đã khai khi nộp hồ sơ (ví dụ số 0987 654 321 thì gửi 4321).")
     # Two dossiers may have two applicants: the digits open those filed with that number.
     return ("Để bảo vệ thông tin cá nhân, Ông/Bà vui lòng gửi 4 chữ số cuối của số điện thoại "
             f"đã khai khi nộp hồ sơ ({', '.join(codes)}); hồ sơ nào khai số đó sẽ được hiển thị.")
@@ -119,7 +124,7 @@ def wrong_factor(left: int) -> str:
 
 
 def locked(max_attempts: int, until_hhmm: str, hotline: str) -> str:
-    help_line = f" Nếu cần hỗ trợ, Ông/Bà vui lòng gọi tổng đài {hotline}." if hotline else ""
+    help_line = f" Nếu cần hỗ trợ, Ông/Bà vui lòng {_contact(hotline)}."
     # Unknown codes count too (they are how codes are guessed), so not "wrong digits".
     return (f"Ông/Bà đã tra cứu không thành công {max_attempts} lần. Để bảo vệ thông tin cá "
             f"nhân, chức năng tra cứu hồ sơ tạm khóa đến {until_hhmm}.{help_line}")
@@ -132,7 +137,7 @@ def not_found(code: str) -> str:
 
 def no_phone(code: str, hotline: str) -> str:
     return (f"Hồ sơ {code} không có số điện thoại đăng ký nên chưa thể xác minh qua Zalo. "
-            f"Ông/Bà vui lòng liên hệ tổng đài {hotline} để được hỗ trợ.")
+            f"Ông/Bà vui lòng {_contact(hotline)} để được hỗ trợ.")
 
 
 def too_many_codes(limit: int) -> str:

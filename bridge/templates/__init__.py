@@ -24,8 +24,10 @@ from bridge.model import Dossier, Unreadable
 from bridge.transitions import known
 
 UNKNOWN_DATE = "chưa xác định"
-# Each text that shows a reason already says whom to ask: the fallback only says none was given.
-UNKNOWN_REASON = "chưa được ghi rõ"
+# Read after "Lý do:" or "Nội dung cần bổ sung:". Not "none was given" (a province says
+# that in writing), and not "please contact" again: each of those texts already says where.
+UNKNOWN_REASON = "Bộ phận Một cửa sẽ cho biết cụ thể khi Ông/Bà liên hệ"
+UNKNOWN_AMOUNT = "theo thông báo của cơ quan giải quyết"
 UNKNOWN_PLACE = "Bộ phận Một cửa nơi Ông/Bà nộp hồ sơ"
 _DATE_CACHE = 4096
 # The portal's status names (design.md §3) are desk language ("Công dân yêu cầu rút
@@ -76,22 +78,27 @@ def group_digits(number: int) -> str:
     return f"{number:,}".replace(",", ".")
 
 
-def format_vnd(amount: Any) -> str:
-    """``Decimal('1250000.00')`` → ``1.250.000 đồng`` (Vietnamese grouping and comma).
+def format_vnd(amount: Decimal) -> str:
+    """``Decimal('1250000.00')`` → ``1.250.000 đồng`` (Vietnamese grouping and comma)."""
+    rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    whole, cents = divmod(abs(rounded), 1)
+    sign = "-" if rounded < 0 else ""
+    fraction = f",{int(cents * 100):02d}" if cents else ""
+    return f"{sign}{group_digits(int(whole))}{fraction} đồng"
+
+
+def fee_text(amount: Any) -> str:
+    """A dossier's fee as a notice states it; without an amount to ask for (none, or 0 and
+    below: "please pay 0 đồng" asks for nothing), the agency's own notice is pointed to.
 
     An amount the event had but the bridge could not read raises BadInputError: the notice
     goes to the DLQ until the setting is fixed, rather than out with no amount.
     """
     if isinstance(amount, Unreadable):
         raise BadInputError(amount.reason)
-    if not isinstance(amount, Decimal):
-        return "theo thông báo của cơ quan giải quyết"
-    rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    whole, cents = divmod(abs(rounded), 1)
-    grouped = group_digits(int(whole))
-    sign = "-" if rounded < 0 else ""
-    fraction = f",{int(cents * 100):02d}" if cents else ""
-    return f"{sign}{grouped}{fraction} đồng"
+    if not isinstance(amount, Decimal) or amount.quantize(Decimal("0.01"), ROUND_HALF_UP) <= 0:
+        return UNKNOWN_AMOUNT
+    return format_vnd(amount)
 
 
 class Renderer:
@@ -161,7 +168,7 @@ _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
     "ngay_hen_moi": lambda r, d, p: r.date(d.due_at),
     "ngay_tra": lambda r, d, p: r.date(d.finished_at if known(d.finished_at) else d.updated_at),
     "ly_do": lambda r, d, p: _text(d.note) or UNKNOWN_REASON,
-    "so_tien": lambda r, d, p: format_vnd(d.fee_amount),
+    "so_tien": lambda r, d, p: fee_text(d.fee_amount),
     "noi_tra": lambda r, d, p: _text(d.agency_name) or UNKNOWN_PLACE,
     "trang_thai": lambda r, d, p: STATUS_FOR_CITIZENS.get(d.status, "Đang được giải quyết")
     if isinstance(d.status, int) else "Đang được giải quyết",

@@ -66,6 +66,8 @@ def test_commands_are_accent_and_case_insensitive() -> None:
     ("hủy đăng ký nhận thông báo khẩn cấp", "unsubscribe:khan-cap"),
     ("đăng ký nhận tin", "subscribe:tin-tuc"), ("Đăng ký nhận tin tức", "subscribe:tin-tuc"),
     ("đăng ký nhận thông báo khẩn cấp", "subscribe:khan-cap"),
+    ("Đăng ký nhận tin khẩn cấp", "subscribe:khan-cap"),  # not the news ("đăng ký nhận tin")
+    ("hủy đăng ký nhận tin khẩn cấp", "unsubscribe:khan-cap"),
 ])
 def test_subscriptions_are_read_by_their_longest_wording(typed: str, name: str) -> None:
     """Cancelling the news must not cancel the emergency alerts too."""
@@ -149,11 +151,16 @@ def test_migrated_schema_matches_the_citizen_query_tables(tmp_path: Path) -> Non
 
 def test_the_second_factor_wording_fits_one_or_several_dossiers_and_the_lock_is_exact() -> None:
     one = wording.challenge([CODE])
-    assert one.endswith(f"đã khai khi nộp hồ sơ {CODE}.")
+    # The code's own last four digits ("…-0001") must not be what the question ends on.
+    assert one.startswith(f"Hồ sơ {CODE}: ") and one.endswith("thì gửi 4321).")
     several = wording.challenge([CODE, "000.00.23.H39-240613-0002"])
     assert "hồ sơ nào khai số đó sẽ được hiển thị" in several  # two applicants are possible
     # Unknown codes count as failures too: not "entered wrong digits more than 5 times".
     assert "tra cứu không thành công 5 lần" in wording.locked(5, "10:30", "0272 3550 055")
+    # No hotline configured: the desk, not "gọi tổng đài ." with no number.
+    for text in (wording.locked(5, "10:30", ""), wording.no_phone(CODE, ""),
+                 wording.phone_taken("0909123456", "")):
+        assert "tổng đài" not in text and "liên hệ Bộ phận Một cửa nơi nộp hồ sơ" in text
 
 
 @pytest.mark.parametrize("query, first", [

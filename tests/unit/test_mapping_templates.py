@@ -15,7 +15,7 @@ from bridge.model import KINDS, UNAVAILABLE, Unreadable
 from bridge.phone import mask_phone, normalise_phone
 from bridge.pipeline import Pipeline
 from bridge.settings import Settings, SourceSettings
-from bridge.templates import format_vnd, load_templates
+from bridge.templates import fee_text, format_vnd, load_templates
 from bridge.transitions import MemoryStateStore
 from events import event, present, row
 
@@ -109,10 +109,17 @@ def test_phone_masking_hides_the_middle() -> None:
 @pytest.mark.parametrize("amount, text", [
     (Decimal("1250000.00"), "1.250.000 đồng"), (Decimal("2000"), "2.000 đồng"),
     (Decimal("999"), "999 đồng"), (Decimal("1234567.5"), "1.234.567,50 đồng"),
-    (None, "theo thông báo của cơ quan giải quyết"),
+    (Decimal("0"), "0 đồng"), (Decimal("-50000"), "-50.000 đồng"),
 ])
 def test_money_in_vietnamese_format(amount, text) -> None:
     assert format_vnd(amount) == text
+
+
+@pytest.mark.parametrize("amount", [None, Decimal("0"), Decimal("-50000"), Decimal("0.004")])
+def test_a_fee_notice_without_an_amount_to_pay_points_to_the_agency(amount) -> None:
+    """A citizen is never asked to pay "0 đồng" or "-50.000 đồng"."""
+    assert fee_text(amount) == "theo thông báo của cơ quan giải quyết"
+    assert "số tiền theo thông báo của cơ quan giải quyết" in notice(6, fee_amount=None if amount is None else str(amount))["text"]
 
 
 def notice(kind_status: int, **changes) -> dict:
@@ -141,9 +148,11 @@ def test_supplement_and_refusal_carry_the_reason() -> None:
 
 
 @pytest.mark.parametrize("status", [3, 5, 8])
-def test_a_missing_reason_says_so_once_and_whom_to_ask_once(status) -> None:
+def test_a_missing_reason_says_whom_to_ask_once(status) -> None:
+    """Not "no reason given" in writing, and not "please contact" twice."""
     text = notice(status, note=None)["text"]
-    assert "chưa được ghi rõ." in text and text.count("vui lòng liên hệ") <= 1
+    assert ": Bộ phận Một cửa sẽ cho biết cụ thể khi Ông/Bà liên hệ." in text
+    assert "chưa được ghi rõ" not in text and text.count("vui lòng liên hệ") <= 1
 
 
 def test_result_ready_says_where_to_collect() -> None:

@@ -54,6 +54,18 @@ def test_due_date_moved_later_while_received_or_processing_is_an_apology(pipelin
     assert got[-1:] == ["APOLOGY_RESCHEDULED"]
 
 
+@pytest.mark.parametrize("later, apology", [
+    ("2024-06-20T16:59:00Z", False),  # 09:00 → 23:59 the same day in Việt Nam (UTC+7)
+    ("2024-06-20T17:00:00Z", True),   # 00:00 the next day there
+])
+def test_an_apology_is_for_a_later_day_not_a_later_hour(pipeline, later, apology) -> None:
+    """Else: "not done by 20/06/2024 … new appointment: 20/06/2024"."""
+    got = kinds(pipeline, MemoryStateStore(),
+                event("c", row(status=4, due_at="2024-06-20T02:00:00Z")),
+                event("u", row(status=4, due_at=later), before=row(status=4)))
+    assert got == (["APOLOGY_RESCHEDULED"] if apology else [])
+
+
 @pytest.mark.parametrize("status", [1, 5, 6, 9])
 def test_due_date_moved_in_other_statuses_says_nothing(pipeline, status) -> None:
     got = kinds(pipeline, MemoryStateStore(),
