@@ -59,6 +59,7 @@ class SourceMapping:
             values = self._full_row(row)
         except KeyError:
             values = tuple(row.get(column, UNAVAILABLE) for column in self._row_columns)
+            self._check_narrow(row, values)
             if values[0] is UNAVAILABLE:
                 values = (None, *values[1:])
         (id_, code, status, procedure_code, procedure_name, agency_name, applicant_name,
@@ -72,6 +73,18 @@ class SourceMapping:
             moment("received_at", received_at), moment("due_at", due_at),
             moment("finished_at", finished_at), self._decimal("fee_amount", fee_amount),
             _text(note), moment("updated_at", updated_at))
+
+    def _check_narrow(self, row: dict[str, Any], values: tuple[Any, ...]) -> None:
+        """A row without the code, status or phone column is a mapping that names a column
+        the table does not have (a typo, a vendor's other name): every notice would be lost
+        in silence (no status: no kind), or every one dead-lettered as "no phone"."""
+        for field in ("code", "status", "applicant_phone"):
+            if values[DOSSIER_FIELDS.index(field)] is UNAVAILABLE:
+                column = self.columns[field]
+                raise BadInputError(
+                    f"column {column!r} ([source.columns] {field}) is not in the event's row, "
+                    f"which has {', '.join(sorted(map(str, row))[:40])}: correct the mapping, "
+                    f"then replay the dead-lettered events")
 
     def status(self, row: dict[str, Any]) -> int | None | Unavailable:
         return self._status(row.get(self.columns["status"], UNAVAILABLE))

@@ -59,9 +59,24 @@ def test_a_renamed_fee_column_without_a_schema_says_what_to_configure() -> None:
     assert isinstance(fee, Unreadable) and "le_phi" in fee.reason
     assert "'decimal_base64:<scale>'" in fee.reason
     configured = SourceMapping(VENDOR).dossier({"MaHoSo": "X-1", "TrangThaiHoSoId": "BO_SUNG",
+                                                "SoDienThoaiChuHoSo": "0909123456",
                                                 "PhiLePhi": "no base64!"}).fee_amount
     assert isinstance(configured, Unreadable)
     assert "neither a number nor a base64 decimal" in configured.reason
+
+
+@pytest.mark.parametrize("field, typo", [("status", "TrangThaiHoSo"),
+                                         ("applicant_phone", "SoDienThoai")])
+def test_a_mapped_column_the_row_lacks_is_named_not_silently_ignored(field, typo) -> None:
+    """A typo in [source.columns]: no status meant no notice and no error, a lost phone
+    "no phone" for every citizen."""
+    mapping = SourceMapping(SourceSettings(columns={**VENDOR.columns.model_dump(), field: typo},
+                                           status_map=VENDOR.status_map))
+    vendor_row = {"HoSoId": 4, "MaHoSo": "X-1", "TrangThaiHoSoId": "BO_SUNG",
+                  "SoDienThoaiChuHoSo": "0909123456"}
+    with pytest.raises(BadInputError, match=rf"column '{typo}' \(\[source.columns\] {field}\) is "
+                                            r"not in the event's row, which has HoSoId, MaHoSo"):
+        mapping.dossier(vendor_row)
 
 
 def test_integers_in_date_columns_are_never_guessed() -> None:

@@ -117,7 +117,7 @@ def test_render_reads_the_real_debezium_samples_without_crashing() -> None:
     # The samples are of a `customers` table: valid events, but not dossiers.
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "missing dossier code" in result.stderr
+    assert "column 'code' ([source.columns] code) is not in the event's row" in result.stderr
 
 
 def test_render_config_errors_exit_2(tmp_path) -> None:
