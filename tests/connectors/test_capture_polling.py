@@ -210,6 +210,33 @@ def test_polling_sqlite_pages_through_rows_stamped_in_one_second(broker, unique_
 
 
 @pytest.mark.services
+def test_a_second_change_within_the_same_second_is_captured(broker, unique_name, tmp_path,
+                                                            start_capture) -> None:
+    """Second-resolution stamps (SQLite's CURRENT_TIMESTAMP, MySQL DATETIME): a change
+    polled, then another in the same second, kept the stamp the connector remembered and
+    was never emitted — the citizen's "please add documents" lost for good."""
+    engine = _create(sa.create_engine(f"sqlite:///{tmp_path / 'onestop.db'}"))
+    stamp = datetime.now().replace(microsecond=0)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO dossiers (id, code, status, updated_at) "
+                             "VALUES (1, 'SAME-1', 2, ?)", (stamp,))
+    settings = _settings(f"sqlite:///{tmp_path / 'onestop.db'}", unique_name, broker.bootstrap,
+                         str(tmp_path / "state.sqlite"))
+    topic = TopicReader(broker.bootstrap, f"{unique_name}.public.dossiers")
+    capture = start_capture(settings, mode="polling")
+    for n, status in enumerate((5, 4), start=2):
+        topic.wait(lambda r, n=n: len(r) >= n - 1, message=f"version {n - 1}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE dossiers SET status = ? WHERE id = 1", (status,))
+    records = topic.wait(lambda r: len(r) >= 3, message="both changes of the second")
+    assert [(r.value["op"], r.value["after"]["status"]) for r in records] == [("r", 2), ("u", 5), ("u", 4)]
+    wait_for(lambda: not topic.poll() and capture.alive(), timeout=3, message="quiet")
+    assert len(topic.records) == 3, "an unchanged row re-read in the overlap is not sent again"
+    capture.stop()
+    topic.close()
+
+
+@pytest.mark.services
 def test_polling_stops_with_a_configuration_error_when_the_server_refuses_the_login(pg, tmp_path) -> None:
     import threading
 
