@@ -80,11 +80,12 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
                     ["run", "--sandbox", sandbox.url]):
         stack.enter_context(_process(command, env, workdir))
     _wait_ready(http_port, workdir / "run.log")
-    followers = _link_followers(sandbox.url, changes)
-    print(f"{followers} người dân đã quan tâm Zalo OA và chia sẻ số điện thoại.\n")
+    followers, linked_at = _link_followers(sandbox.url, changes)
+    print(f"{followers} người dân đã quan tâm Zalo OA, chia sẻ số điện thoại và xác nhận bằng "
+          "mã Zalo gửi đến số đó.\n")
     print(f"[{time.strftime('%H:%M:%S')}] Bắt đầu một ngày làm việc: {args.dossiers} hồ sơ, "
           f"{len(changes)} lần cập nhật trạng thái trong {args.seconds:.0f} giây.\n")
-    seen = _watch_messages(sandbox.url, stack)
+    seen = _watch_messages(sandbox.url, stack, linked_at)
     _play_day(dsn, changes, args.seconds)
     _wait_quiet(sandbox.url, seen)
     print_summary(workdir / "ledger.db", plan, _dead_lettered(http_port))
@@ -176,25 +177,54 @@ def _wait_ready(port: int, log: Path, timeout: float = 90.0) -> None:
     raise RuntimeError(f"the bridge did not become ready within {timeout:.0f} s: {answer}\n{tail}")
 
 
-def _link_followers(sandbox_url: str, changes: list[RowChange]) -> int:
-    """About a third of citizens follow the OA and share their phone (the free channel)."""
-    linked = 0
+def _link_followers(sandbox_url: str, changes: list[RowChange]) -> tuple[int, int]:
+    """About a third of citizens follow the OA, share their phone and type back the code
+    Zalo delivers to it (the free channel). Returns how many, and the sandbox's last
+    message sequence once they are linked."""
+    users: dict[str, str] = {}
     phones = sorted({c.row["applicant_phone"] for c in changes if c.row["applicant_phone"]})
     for n, raw in enumerate(phones):
         phone = normalise_phone(raw)
         if phone is None or n % 3:
             continue
-        user_id = f"80{phone}"
-        for event in ({"event_name": "follow", "user_id": user_id},
-                      {"event_name": "user_submit_info", "user_id": user_id, "phone": phone}):
+        users[phone] = f"80{phone}"
+        for event in ({"event_name": "follow", "user_id": users[phone]},
+                      {"event_name": "user_submit_info", "user_id": users[phone], "phone": phone}):
             httpx.post(f"{sandbox_url}/sandbox/user-event", json=event, timeout=10)
-        linked += 1
-    return linked
+    codes = _link_codes(sandbox_url, set(users))
+    for phone, code in codes.items():
+        httpx.post(f"{sandbox_url}/sandbox/user-event", timeout=10, json={
+            "event_name": "user_send_text", "user_id": users[phone], "text": code})
+    linked = set(users.values())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # each gets "linked" after its code
+        answered = {m["user_id"] for m in _messages(sandbox_url, channel="zalo_oa")
+                    if "đã được liên kết" in (m.get("text") or "")}
+        if linked <= answered:
+            break
+        time.sleep(0.2)
+    last = _messages(sandbox_url)
+    return len(codes), last[-1]["seq"] if last else 0
 
 
-def _watch_messages(sandbox_url: str, stack: contextlib.ExitStack) -> dict[str, int]:
-    """Print every message the sandbox accepts, as it happens."""
-    seen = {"count": 0, "last_seq": 0}
+def _link_codes(sandbox_url: str, phones: set[str], timeout: float = 30.0) -> dict[str, str]:
+    """phone → the link code ZNS delivered to it (what its owner reads in Zalo)."""
+    codes: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(codes) < len(phones) and time.monotonic() < deadline:
+        codes = {m["phone"]: m["template_data"]["otp"] for m in _messages(sandbox_url, channel="zns")
+                 if "otp" in (m.get("template_data") or {}) and m["phone"] in phones}
+        time.sleep(0.2)
+    return codes
+
+
+def _messages(sandbox_url: str, **filters: str) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{sandbox_url}/sandbox/messages", params=filters, timeout=10).json())
+
+
+def _watch_messages(sandbox_url: str, stack: contextlib.ExitStack, after: int) -> dict[str, int]:
+    """Print every message the sandbox accepts after sequence `after`, as it happens."""
+    seen = {"count": 0, "last_seq": after}
     stop = threading.Event()
 
     def loop() -> None:

@@ -301,6 +301,9 @@ class OASettings(Section):
     procedures_file: str | None = None
     # Picture shown on the "share your phone number" card (request_user_info); optional.
     share_info_image_url: str = ""
+    # A shared number is linked once the follower types back the code sent to it by ZNS
+    # (template `[zalo.zns_templates] LINK_CODE`): the number comes from a form.
+    verify_shared_phone: bool = True
     # Threads that process webhook events after the 200 (per-user order is kept).
     webhook_workers: int = 4
 

@@ -1,7 +1,7 @@
 """A citizen's text message → the right answer.
 
 Order: a rating button's hidden payload; four digits answering a pending lookup
-question; a keyword command (accent-insensitive); dossier codes anywhere in the text;
+question; six digits typing back a link code; a keyword command (accent-insensitive); dossier codes anywhere in the text;
 otherwise the help text with the menus. User text is matched, stored as data, never
 formatted or executed.
 """
@@ -9,6 +9,7 @@ formatted or executed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bridge import metrics
 from bridge.citizen import messages, wording
@@ -18,7 +19,7 @@ from bridge.citizen.procedures import Catalogue, Procedure
 from bridge.citizen.replies import Replier
 from bridge.citizen.store import TOPICS, CitizenStore
 from bridge.citizen.text import (
-    RATING_PREFIX, Command, find_codes, is_courtesy, parse_command, second_factor,
+    RATING_PREFIX, Command, find_codes, is_courtesy, link_code, parse_command, second_factor,
 )
 from bridge.settings import Settings
 
@@ -44,8 +45,10 @@ def rating_buttons(code: str) -> list[messages.Button]:
 
 class Chat:
     def __init__(self, settings: Settings, store: CitizenStore, lookup: Lookup,
-                 catalogue: Catalogue, replier: Replier) -> None:
+                 catalogue: Catalogue, replier: Replier,
+                 link_answer: Callable[[str, str], bool] = lambda _user, _code: False) -> None:
         self.settings = settings
+        self.link_answer = link_answer  # True when six digits were a pending link code
         self.store = store
         self.lookup = lookup
         self.catalogue = catalogue
@@ -57,6 +60,9 @@ class Chat:
             return self.rating(user_id, command)
         digits = second_factor(text)
         if digits is not None and self.lookup.answer(user_id, digits):
+            return None
+        code = link_code(text)
+        if code is not None and self.link_answer(user_id, code):
             return None
         codes = find_codes(text)
         # "Thủ tục của hồ sơ <code> đến đâu rồi?", "hỗ trợ giúp tôi hồ sơ <code>": a question

@@ -1,7 +1,8 @@
 """Follow, phone sharing and unfollow.
 
 `follow` → welcome with the three menus and a request to share the phone number;
-`user_submit_info` → link the Zalo user to the normalised phone in the ledger (the
+`user_submit_info` → send a code to the shared number (bridge/citizen/linking.py) and, once
+the follower types it back, link the Zalo user to the number in the ledger (the
 dispatcher then prefers the free OA channel for that phone) and confirm every open
 dossier of that phone with its current status; `unfollow` → unlink and drop
 subscriptions (Zalo would refuse messages to a non-follower anyway).
@@ -15,9 +16,11 @@ from typing import Any
 from bridge import metrics
 from bridge.citizen import messages, wording
 from bridge.citizen.dossiers import DossierSource
+from bridge.citizen.linking import CODE_TTL_S, PhoneProof
 from bridge.citizen.lookup import Lookup
 from bridge.citizen.replies import Replier
 from bridge.citizen.store import CitizenStore
+from bridge.errors import BridgeError, NightWindow
 from bridge.ledger import LedgerFollowers
 from bridge.phone import mask_phone, normalise_phone
 from bridge.settings import Settings
@@ -39,8 +42,10 @@ def shared_phone(body: dict[str, Any]) -> str | None:
 
 class FollowerFlow:
     def __init__(self, settings: Settings, store: CitizenStore, followers: LedgerFollowers,
-                 dossiers: DossierSource, lookup: Lookup, replier: Replier) -> None:
+                 dossiers: DossierSource, lookup: Lookup, replier: Replier,
+                 proof: PhoneProof | None) -> None:
         self.settings = settings
+        self.proof = proof  # None: a shared number is linked as typed (oa.verify_shared_phone)
         self.store = store
         self.followers = followers
         self.dossiers = dossiers
@@ -71,22 +76,62 @@ class FollowerFlow:
         if phone is None:
             self.replier.reply(user_id, messages.text(wording.INVALID_PHONE), "link_invalid")
             return
-        local = "0" + phone[2:]
-        owner = self.followers.user_for_phone(phone)
-        if owner is not None and owner != user_id:
-            # Whoever shares a number second gets nothing of it: neither its dossiers nor,
-            # by taking the link over, its owner's notices.
-            log.warning("phone already linked to another follower; link refused",
-                        extra={"phone": mask_phone(phone)})
-            taken = wording.phone_taken(local, wording.hotline(self.settings))
-            self.replier.reply(user_id, messages.text(taken),
-                               "link_refused")
+        if self._taken(user_id, phone):
             return
+        if self.proof is None or self.followers.user_for_phone(phone) == user_id:
+            self._link(user_id, phone)
+            return
+        local = "0" + phone[2:]
+        try:
+            fresh = self.proof.start(user_id, phone)
+        except BridgeError as exc:
+            log.warning("link code not sent", extra={"phone": mask_phone(phone), "code": exc.code,
+                                                     "error_class": exc.error_class})
+            text = wording.code_not_sent(local, isinstance(exc, NightWindow),
+                                         wording.hotline(self.settings))
+            self.replier.reply(user_id, messages.text(text), "link_code_not_sent")
+            return
+        log.info("link code sent" if fresh else "link code sent moments ago; not sent again",
+                 extra={"phone": mask_phone(phone)})
+        text = wording.code_sent(local, CODE_TTL_S // 60) if fresh else wording.code_recent(local)
+        self.replier.reply(user_id, messages.text(text), "link_code")
+
+    def answer_code(self, user_id: str, code: str) -> bool:
+        """Six digits from the chat: the link code, if one is pending for this follower."""
+        answer = self.proof.answer(user_id, code) if self.proof is not None else None
+        if answer is None:
+            return False
+        metrics.link_codes.labels(outcome=answer.outcome).inc()
+        if answer.outcome == "proved":
+            if not self._taken(user_id, answer.phone):  # linked by its owner meanwhile?
+                self._link(user_id, answer.phone)
+        elif answer.outcome == "wrong":
+            self.replier.reply(user_id, messages.text(wording.code_wrong(answer.tries_left)),
+                               "link_code_wrong")
+        else:
+            text = wording.code_over(expired=answer.outcome == "expired")
+            self.replier.reply(user_id, messages.text(text), "link_code_over")
+            self.ask_phone(user_id)
+        return True
+
+    def _taken(self, user_id: str, phone: str) -> bool:
+        """Linked to another follower: whoever shares a number second gets nothing of it —
+        neither its dossiers nor, by taking the link over, its owner's notices."""
+        owner = self.followers.user_for_phone(phone)
+        if owner is None or owner == user_id:
+            return False
+        log.warning("phone already linked to another follower; link refused",
+                    extra={"phone": mask_phone(phone)})
+        taken = wording.phone_taken("0" + phone[2:], wording.hotline(self.settings))
+        self.replier.reply(user_id, messages.text(taken), "link_refused")
+        return True
+
+    def _link(self, user_id: str, phone: str) -> None:
         self.followers.link(user_id, phone)
         self._gauge()
         log.info("follower linked", extra={"phone": mask_phone(phone)})
         open_dossiers = self.dossiers.open_for_phone(phone)
-        self.replier.reply(user_id, messages.text(wording.linked(local, len(open_dossiers))),
+        self.replier.reply(user_id, messages.text(wording.linked("0" + phone[2:], len(open_dossiers))),
                            "linked")
         self.lookup.confirm_open(user_id, open_dossiers[:10])
 

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -29,6 +29,7 @@ from bridge.citizen.chat import Chat
 from bridge.citizen.dossiers import DossierSource, make_source
 from bridge.citizen.followers import FollowerFlow
 from bridge.citizen.inbox import Inbox, InboxEvent
+from bridge.citizen.linking import CodeSender, PhoneProof
 from bridge.citizen.lookup import Lookup
 from bridge.citizen.procedures import Catalogue, load_catalogue
 from bridge.citizen.processor import Processor
@@ -48,8 +49,12 @@ _TEXT_EVENTS = ("user_send_text", "user_send_link")
 INBOX_RETENTION_S = 30 * 86400.0   # handled events kept a month for audit, then forgotten
 
 
+class Sender(OaSender, CodeSender, Protocol):
+    """What the citizen side sends through (the dispatcher): OA replies and link codes."""
+
+
 class Citizen:
-    def __init__(self, settings: Settings, engine: Engine, sender: OaSender, *,
+    def __init__(self, settings: Settings, engine: Engine, sender: Sender, *,
                  dossiers: DossierSource | None = None, catalogue: Catalogue | None = None,
                  clock: Callable[[], float] = time.time, backoff_s: float = 1.0) -> None:
         self.settings = settings
@@ -63,9 +68,11 @@ class Citizen:
         renderer = Renderer(settings.templates.version, ZoneInfo(settings.source.timezone),
                             settings.templates.lookup_url, settings.oa.oa_id)
         self.lookup = Lookup(settings, self.store, self.dossiers, self.replier, renderer)
+        proof = PhoneProof(engine, sender, clock) if settings.oa.verify_shared_phone else None
         self.follow_flow = FollowerFlow(settings, self.store, self.followers, self.dossiers,
-                                        self.lookup, self.replier)
-        self.chat = Chat(settings, self.store, self.lookup, self.catalogue, self.replier)
+                                        self.lookup, self.replier, proof)
+        self.chat = Chat(settings, self.store, self.lookup, self.catalogue, self.replier,
+                         self.follow_flow.answer_code)
         self.receipts = Receipts(engine, self.store, self.followers, self.replier)
         self.processor = Processor(self.inbox, self.handle, settings.oa.webhook_workers,
                                    backoff_s=backoff_s)
@@ -77,7 +84,7 @@ class Citizen:
         self._timer: threading.Timer | None = None
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine, sender: OaSender, **kwargs: object) -> Citizen:
+    def build(cls, settings: Settings, engine: Engine, sender: Sender, **kwargs: object) -> Citizen:
         return cls(settings, engine, sender, **kwargs)  # type: ignore[arg-type]
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -57,6 +57,16 @@ lookup_challenges = Table(
     Column("created_at_ms", BigInteger, nullable=False),
 )
 
+link_codes = Table(  # created by v0005_link_codes.py
+    "link_codes", metadata,
+    Column("user_id", KEY, primary_key=True),
+    Column("phone", String(20), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("tries_left", Integer, nullable=False),
+    Column("sent_at_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+)
+
 lookup_failures = Table(
     "lookup_failures", metadata,
     Column("id", AutoId, primary_key=True, autoincrement=True),

@@ -49,8 +49,17 @@ def canonical_code(text: str) -> str | None:
 
 def second_factor(text: str) -> str | None:
     """Four digits and nothing else (spaces, dots allowed): an answer to the phone question."""
+    return _digits(text, 4)
+
+
+def link_code(text: str) -> str | None:
+    """Six digits and nothing else: a link code typed back (bridge/citizen/linking.py)."""
+    return _digits(text, 6)
+
+
+def _digits(text: str, count: int) -> str | None:
     stripped = re.sub(r"[\s.\-]", "", text)
-    return stripped if re.fullmatch(r"\d{4}", stripped) else None
+    return stripped if len(stripped) == count and stripped.isascii() and stripped.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)

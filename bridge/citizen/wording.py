@@ -88,6 +88,35 @@ def linked(phone_local: str, open_count: int) -> str:
     return text + "\n" + NO_OPEN_DOSSIERS
 
 
+def code_sent(phone_local: str, minutes: int) -> str:
+    return (f"Mã xác nhận gồm 6 chữ số vừa được gửi qua Zalo đến số {phone_local}. Ông/Bà vui "
+            f"lòng nhắn mã đó vào đây trong vòng {minutes} phút để hoàn tất liên kết số điện "
+            "thoại. Nếu số này không phải của Ông/Bà, xin bỏ qua tin nhắn này.")
+
+
+def code_recent(phone_local: str) -> str:
+    return (f"Mã xác nhận đã được gửi đến số {phone_local} cách đây ít phút. Ông/Bà vui lòng "
+            "kiểm tra tin nhắn Zalo của số này và nhắn mã vào đây.")
+
+
+def code_not_sent(phone_local: str, night: bool, hotline: str) -> str:
+    if night:  # Zalo sends no ZNS from 22:00 to 06:00
+        return (f"Ban đêm (từ 22 giờ đến 6 giờ) Zalo chưa gửi được mã xác nhận đến số "
+                f"{phone_local}. Ông/Bà vui lòng chia sẻ lại số điện thoại sau 6 giờ sáng.")
+    return (f"Chưa gửi được mã xác nhận đến số {phone_local}. Ông/Bà vui lòng kiểm tra số "
+            "điện thoại này có dùng Zalo và chia sẻ lại sau ít phút, hoặc "
+            f"{_contact(hotline)} để được hỗ trợ.")
+
+
+def code_wrong(left: int) -> str:
+    return f"Mã xác nhận chưa đúng. Ông/Bà còn {left} lần thử."
+
+
+def code_over(expired: bool) -> str:
+    why = "đã hết hiệu lực" if expired else "đã nhập sai quá số lần cho phép"
+    return f"Mã xác nhận {why}. Ông/Bà vui lòng chia sẻ lại số điện thoại để nhận mã mới."
+
+
 def own_dossiers(count: int) -> str:
     return (f"Ông/Bà có {count} hồ sơ đang được giải quyết theo số điện thoại đã liên kết, tình "
             "trạng như sau. Để tra cứu hồ sơ khác, Ông/Bà gửi mã hồ sơ in trên Giấy tiếp nhận.")

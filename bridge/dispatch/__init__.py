@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.classify import parse_hhmm
-from bridge.dispatch.dispatcher import Dispatcher, FollowerLookup, zns_template_id
+from bridge.dispatch.dispatcher import LINK_CODE, Dispatcher, FollowerLookup, zns_template_id
 from bridge.dispatch.http import ThreadClients
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.dispatch.ratelimit import RateLimiter
@@ -77,10 +77,12 @@ def build_dispatcher(settings: Settings, *, followers: FollowerLookup | None = N
 def warn_missing_templates(settings: Settings) -> list[str]:
     """Against Zalo itself, kinds without an approved template id in `[zalo.zns_templates]`
     would be sent as `onestop-<kind>`, which Zalo refuses (-109): they all go by SMS
-    (or to the DLQ with SMS off), with nothing louder than the error ratio to say so."""
+    (or to the DLQ with SMS off), with nothing louder than the error ratio to say so; and
+    without LINK_CODE no follower can link a number (`oa.verify_shared_phone`)."""
     if settings.zalo.zns_base_url.rstrip("/") != ZNS_PRODUCTION_URL:
         return []  # the sandbox knows the default ids
-    missing = [k for k in KINDS if k not in settings.zalo.zns_templates]
+    used = [*KINDS, LINK_CODE] if settings.oa.verify_shared_phone else list(KINDS)
+    missing = [k for k in used if k not in settings.zalo.zns_templates]
     if missing:
         log.warning("no ZNS template configured for some notice kinds; Zalo will refuse them "
                     "(-109) and they go by SMS: add their approved ids to [zalo.zns_templates]",

@@ -57,6 +57,10 @@ class FollowerLookup(Protocol):
     def user_for_phone(self, phone: str) -> str | None: ...
 
 
+# Not a notice kind: the code that proves a follower owns the number they share.
+LINK_CODE = "LINK_CODE"
+
+
 def zns_template_id(settings: Settings, kind: str) -> str:
     return settings.zalo.zns_templates.get(kind) or "onestop-" + kind.lower()
 
@@ -127,6 +131,13 @@ class Dispatcher:
         return self.retry.run(lambda: self._attempt(
             "zalo_oa", lambda on_auth: self.zalo.send_oa(user_id, message, tracking=tracking,
                                                         on_auth_error=on_auth), attempts))
+
+    def send_link_code(self, phone: str, code: str, *, tracking: str) -> str:
+        """The ZNS one-time code proving a follower owns `phone` (bridge/citizen/linking.py):
+        template LINK_CODE, parameter `otp`. Returns Zalo's msg_id."""
+        template = zns_template_id(self.settings, LINK_CODE)
+        return self.retry.run(lambda: self._attempt("zns", lambda on_auth: self.zalo.send_zns(
+            phone, template, {"otp": code}, tracking=tracking, on_auth_error=on_auth), []))
 
     def close(self) -> None:
         if self._on_close is not None:

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from events import event, row
+from events import event, present, row
 
 from bridge import metrics
 from bridge.citizen.service import Citizen
 from bridge.dispatch import Dispatcher, sandbox_settings
 from bridge.http import HttpServer
 from bridge.ledger import Incoming, Ledger, StoredNotification
+from bridge.phone import normalise_phone
 from bridge.pipeline import Pipeline
 from bridge.sandbox import SandboxHandle
 from bridge.sandbox.signing import zalo_signature
@@ -79,11 +80,28 @@ class Bridge:
         self.replies(user_id, 2, after=seq)
 
     def link(self, user_id: str, phone: str = PHONE) -> None:
-        """Follow, then share the phone number the dossiers carry."""
+        """Follow, then share the phone number the dossiers carry (`share`)."""
         self.follow(user_id)
+        self.replies(user_id, 1, after=self.share(user_id, phone))  # "linked"
+
+    def share(self, user_id: str, phone: str = PHONE, **info: Any) -> int:
+        """Share `phone`, then type back the code Zalo delivered to it; returns the sequence
+        after which the OA's answers to the code come."""
         seq = self.last_seq()
-        self.user_event("user_submit_info", user_id, phone=phone)
-        self.replies(user_id, 1, after=seq)
+        self.user_event("user_submit_info", user_id, phone=phone, **info)
+        self.replies(user_id, 1, after=seq)  # "a code was sent to …"
+        code = self.link_code(phone, after=seq)
+        seq = self.last_seq()
+        self.say(user_id, code)
+        return seq
+
+    def link_code(self, phone: str = PHONE, *, after: int = 0) -> str:
+        """The latest link code ZNS delivered to `phone` (what its owner reads in Zalo)."""
+        sent = [m["template_data"]["otp"] for m in self.messages(
+                    channel="zns", phone=present(normalise_phone(phone)), after=str(after))
+                if "otp" in (m.get("template_data") or {})]
+        assert sent, f"no link code was sent to {phone}"
+        return sent[-1]
 
     def ask(self, user_id: str, text: str, count: int = 1) -> list[dict[str, Any]]:
         """Say `text`; the OA's `count` replies."""

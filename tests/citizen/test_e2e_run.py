@@ -55,7 +55,15 @@ def test_follow_link_then_notices_go_out_on_zalo_oa(broker, tmp_path: Path) -> N
                                                          **extra}).json()
             assert reply["status"] == 200
         wait_for(lambda: len(sb.get("/sandbox/messages", params={"user_id": "e2e-1"}).json()) >= 3,
-                 20, message="welcome, phone request and link confirmation")
+                 20, message="welcome, phone request and 'a code was sent'")
+        # The citizen reads the code Zalo delivered to their number, and types it back.
+        [code] = [m["template_data"]["otp"] for m in sb.get(
+            "/sandbox/messages", params={"channel": "zns", "phone": PHONE}).json()]
+        reply = sb.post("/sandbox/user-event", json={"event_name": "user_send_text",
+                                                     "user_id": "e2e-1", "text": code}).json()
+        assert reply["status"] == 200
+        wait_for(lambda: len(sb.get("/sandbox/messages", params={"user_id": "e2e-1"}).json()) >= 4,
+                 20, message="the link confirmation")
         assert httpx.get(http.url + "/readyz", timeout=5).json()["checks"]["webhook_inbox"]["ok"]
 
         producer = Producer({"bootstrap.servers": broker.bootstrap})

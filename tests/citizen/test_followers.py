@@ -37,9 +37,7 @@ def test_sharing_the_phone_links_it_and_confirms_open_dossiers(oa: Bridge) -> No
     oa.dossier(id=4, code="000.00.23.H39-240614-0004", applicant_phone="0912000000")
     oa.user_event("follow", "u-link")
     oa.replies("u-link", 2)
-    seq = oa.last_seq()
-    oa.user_event("user_submit_info", "u-link", phone=PHONE, name="Nguyễn Văn An")
-    got = oa.replies("u-link", 3, after=seq)
+    got = oa.replies("u-link", 3, after=oa.share("u-link", PHONE, name="Nguyễn Văn An"))
     assert LedgerFollowers(oa.ledger.engine).user_for_phone(PHONE) == "u-link"
     assert "0909123456 đã được liên kết" in got[0]["text"] and "2 hồ sơ" in got[0]["text"]
     summaries = "\n".join(m["text"] for m in got[1:])
@@ -53,8 +51,8 @@ def test_linked_follower_gets_later_notices_on_the_free_oa_channel(oa: Bridge) -
     first = oa.dossier()
     assert oa.deliver(first[0]) == "zns"                           # not linked yet: ZNS
     oa.user_event("follow", "u-free")
-    oa.user_event("user_submit_info", "u-free", phone=PHONE)
-    oa.replies("u-free", 4)
+    oa.replies("u-free", 2)
+    oa.replies("u-free", 2, after=oa.share("u-free"))
     later = oa.admit(event("u", row(status=9, agency_name="Bộ phận Một cửa xã Phước Lý"),
                            row(status=4)))
     assert oa.deliver(later[0]) == "zalo_oa"
@@ -66,9 +64,7 @@ def test_linked_follower_gets_later_notices_on_the_free_oa_channel(oa: Bridge) -
 
 
 def test_unfollow_unlinks_and_notices_go_back_to_zns(oa: Bridge) -> None:
-    oa.user_event("follow", "u-gone")
-    oa.user_event("user_submit_info", "u-gone", phone=PHONE)
-    oa.replies("u-gone", 3)
+    oa.link("u-gone")
     oa.user_event("unfollow", "u-gone")
     oa.settle()
     assert LedgerFollowers(oa.ledger.engine).user_for_phone(PHONE) is None
@@ -92,11 +88,11 @@ def test_a_number_already_linked_is_not_taken_over_by_a_second_account(oa: Bridg
     for user in ("u-owner", "u-other"):
         oa.user_event("follow", user)
         oa.replies(user, 2)
-    oa.user_event("user_submit_info", "u-owner", phone=PHONE)
-    oa.replies("u-owner", 4)
+    oa.replies("u-owner", 2, after=oa.share("u-owner"))
     seq = oa.last_seq()
     oa.user_event("user_submit_info", "u-other", phone=PHONE)
     [refused] = oa.replies("u-other", 1, after=seq)
+    assert not oa.messages(channel="zns", phone=PHONE, after=str(seq)), "no code to the owner"
     assert "đã được liên kết với một tài khoản Zalo khác" in refused["text"]
     assert CODE not in refused["text"] and oa.settings.oa.centres[0].hotline in refused["text"]
     assert LedgerFollowers(oa.ledger.engine).user_for_phone(PHONE) == "u-owner"

@@ -61,8 +61,8 @@ def test_lookup_reads_the_one_stop_database_read_only(pg: Any, make_bridge: Make
     assert isinstance(oa.citizen.dossiers, DatabaseDossiers)
     seq = oa.last_seq()
     oa.user_event("follow", "db-1")
-    oa.user_event("user_submit_info", "db-1", phone=PHONE)
-    got = oa.replies("db-1", 4, after=seq)
+    oa.replies("db-1", 2, after=seq)
+    got = oa.replies("db-1", 2, after=oa.share("db-1"))
     confirm = "\n".join(m["text"] or "" for m in got)
     assert "1 hồ sơ" in confirm and "Bản sao CCCD của mẹ" in confirm
     assert "240612-0002" not in confirm                      # finished: not confirmed again
@@ -106,7 +106,7 @@ def test_a_vendor_schema_is_read_through_the_column_and_status_maps(
     oa = make_bridge(lookup_dsn=dsn)
     seq = oa.last_seq()
     oa.user_event("follow", "v-1")
-    oa.user_event("user_submit_info", "v-1", phone=PHONE)
-    confirm = "\n".join(m["text"] or "" for m in oa.replies("v-1", 4, after=seq))
+    oa.replies("v-1", 2, after=seq)
+    confirm = "\n".join(m["text"] or "" for m in oa.replies("v-1", 2, after=oa.share("v-1")))
     assert "Chờ thực hiện nghĩa vụ tài chính" in confirm and "75.000 đồng" in confirm
     assert "27/06/2024" in confirm and "Lê Văn Cường" not in confirm

@@ -320,6 +320,9 @@ def test_kinds_without_a_zns_template_are_named_at_start_against_zalo_itself(
     from bridge.model import KINDS
     configured = {k: f"31234{i}" for i, k in enumerate(KINDS) if k != "RESULT_READY"}
     real = Settings(zalo={"zns_templates": configured})
-    assert warn_missing_templates(real) == ["RESULT_READY"]
+    # Without the link code's template no follower can link a number either.
+    assert warn_missing_templates(real) == ["RESULT_READY", "LINK_CODE"]
     assert "RESULT_READY" in str(caplog.records[-1].__dict__["kinds"])
+    unverified = Settings(zalo={"zns_templates": configured}, oa={"verify_shared_phone": False})
+    assert warn_missing_templates(unverified) == ["RESULT_READY"]
     assert warn_missing_templates(Settings(zalo={"zns_base_url": "http://127.0.0.1:9/"})) == []

@@ -209,6 +209,14 @@ class System:
         assert self.sandbox is not None
         httpx.post(f"{self.sandbox.url}/sandbox/user-event", json=event, timeout=10).raise_for_status()
 
+    def link_code(self, phone: str) -> str | None:
+        """The latest link code ZNS delivered to `phone` (what its owner reads in Zalo)."""
+        assert self.sandbox is not None
+        sent = httpx.get(f"{self.sandbox.url}/sandbox/messages", timeout=10,
+                         params={"channel": "zns", "phone": phone}).json()
+        codes = [m["template_data"]["otp"] for m in sent if "otp" in (m.get("template_data") or {})]
+        return codes[-1] if codes else None
+
     def produce_raw(self, value: bytes, key: bytes = b"garbage") -> None:
         from confluent_kafka import Producer
 
@@ -227,6 +235,9 @@ def link_follower(system: System, user_id: str = OA_USER, phone: str = PHONE_OA)
         system.user_event(event_name="follow", user_id=user_id)
         system.user_event(event_name="user_submit_info", user_id=user_id, phone=phone,
                           name="Nguyễn Văn An")
+        system.user_event(event_name="user_send_text", user_id=user_id,
+                          text=wait_for(lambda: system.link_code(phone), timeout=20,
+                                        message="the link code ZNS delivered"))
     else:
         from bridge.ledger import LedgerFollowers
         from bridge.ledger.engine import make_engine

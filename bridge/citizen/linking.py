@@ -1,0 +1,91 @@
+"""Proof that a follower owns the phone number they share, before it is linked.
+
+The number in `user_submit_info` comes from a form the user fills in. Linked as typed, it
+would give whoever types a citizen's number first that citizen's open dossiers and, since
+the dispatcher prefers a linked follower, every later notice; the owner would be refused.
+So a six-digit code goes to the number by ZNS, which reaches only the Zalo account
+registered with it, and the link is made when the follower types the code back in the
+chat: within CODE_TTL_S, in at most TRIES tries. A follower gets a new code at most once
+per RESEND_AFTER_S (a form sent twice; the form used to flood someone with codes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sqlalchemy import Engine, delete, select, update
+
+from bridge.citizen.tables import link_codes
+from bridge.ledger.admission import upsert
+
+CODE_TTL_S = 600
+TRIES = 3
+RESEND_AFTER_S = 60
+
+
+class CodeSender(Protocol):
+    def send_link_code(self, phone: str, code: str, *, tracking: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    outcome: Literal["proved", "wrong", "expired", "used_up"]
+    phone: str
+    tries_left: int = 0
+
+
+class PhoneProof:
+    def __init__(self, engine: Engine, sender: CodeSender, clock: Callable[[], float]) -> None:
+        self.engine = engine
+        self.sender = sender
+        self.clock = clock
+
+    def start(self, user_id: str, phone: str) -> bool:
+        """Send a code to `phone` for `user_id`; False when one went out moments ago (it
+        stands). Raises the sender's BridgeError when none could be sent."""
+        now = self._now_ms()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(link_codes).where(link_codes.c.user_id == user_id)).first()
+        if row is not None and row.phone == phone and now - row.sent_at_ms < RESEND_AFTER_S * 1000:
+            return False
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        self.sender.send_link_code(phone, code, tracking=f"link-{uuid.uuid4().hex[:16]}")
+        with self.engine.begin() as conn:  # a new code replaces any earlier one
+            upsert(conn, link_codes, {
+                "user_id": user_id, "phone": phone, "code_hash": _digest(user_id, code),
+                "tries_left": TRIES, "sent_at_ms": now,
+                "expires_at_ms": now + CODE_TTL_S * 1000}, ["user_id"])
+        return True
+
+    def answer(self, user_id: str, code: str) -> Answer | None:
+        """The follower typed six digits: None when no code is pending for them."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(link_codes).where(link_codes.c.user_id == user_id)).first()
+            if row is None:
+                return None
+            mine = link_codes.c.user_id == user_id
+            if self._now_ms() > row.expires_at_ms:
+                conn.execute(delete(link_codes).where(mine))
+                return Answer("expired", row.phone)
+            if hmac.compare_digest(_digest(user_id, code), row.code_hash):
+                conn.execute(delete(link_codes).where(mine))
+                return Answer("proved", row.phone)
+            left = row.tries_left - 1
+            if left <= 0:
+                conn.execute(delete(link_codes).where(mine))
+                return Answer("used_up", row.phone)
+            conn.execute(update(link_codes).where(mine).values(tries_left=left))
+            return Answer("wrong", row.phone, left)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+
+def _digest(user_id: str, code: str) -> str:
+    return hashlib.sha256(f"{user_id}:{code}".encode()).hexdigest()
