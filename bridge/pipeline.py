@@ -59,8 +59,10 @@ class Pipeline:
             return None
         return normalise_phone(raw)
 
-    def notify(self, event: ChangeEvent, store: StateStore) -> list[Notification]:
-        """Update the dossier's last-known state and return what the citizen must be told."""
+    def notify(self, event: ChangeEvent, store: StateStore, replayed: bool = False
+               ) -> list[Notification]:
+        """Update the dossier's last-known state and return what the citizen must be told
+        (`replayed`: a record of the DLQ sent again, see transitions.decide)."""
         if event.op in ("t", "m"):
             return []
         key = self.dossier_key(event)
@@ -72,7 +74,7 @@ class Pipeline:
         before = event.before or {}
         change = decide(event.op, after, self.mapping.status(before) if before else None,
                         self.mapping.moment(before, "due_at") if before else None, stored,
-                        self.zone)
+                        self.zone, replayed)
         notices = [] if never_notifies(event) or change.kind is None \
             else [self._notice(event, change.kind, change)]
         store.put(key, change.dossier)  # after rendering: a refused notice leaves no state

@@ -73,7 +73,7 @@ def merge(after: Dossier, stored: Dossier | None) -> Dossier:
 
 def decide(op: str, after: Dossier, before_status: int | None | Unavailable,
            before_due: datetime | None | Unavailable, stored: Dossier | None,
-           zone: tzinfo) -> Change:
+           zone: tzinfo, replayed: bool = False) -> Change:
     """Apply the rules of design.md §3 to one insert or update.
 
     `before_*` come from the event's `before` image (often absent or only the key
@@ -82,14 +82,16 @@ def decide(op: str, after: Dossier, before_status: int | None | Unavailable,
     `before` status, is treated as changed: missing a notice is worse for the
     citizen than repeating one.
 
-    An event older than the stored state (its `updated_at` earlier) is one the dossier has
-    moved past — a dead letter replayed after the fix — and changes nothing: its notice
-    would be stale, and the state it carries would make the next notice repeat.
+    A replayed event (a dead letter, after the fix) older than the stored state (its
+    `updated_at` earlier) is one the dossier has moved past, and changes nothing: its
+    notice would be stale, and the state it carries would make the next notice repeat.
+    Not so in the stream itself: there an earlier `updated_at` is an application server's
+    clock behind another's, and the change is real.
 
     An apology is for a later appointment *day* in `zone`: a due time moved within the
     day would read "not done by 20/06/2024 … new date: 20/06/2024".
     """
-    if stored is not None and isinstance(after.updated_at, datetime) \
+    if replayed and stored is not None and isinstance(after.updated_at, datetime) \
             and isinstance(stored.updated_at, datetime) and after.updated_at < stored.updated_at:
         return Change(None, stored, None)
     dossier = merge(after, stored)

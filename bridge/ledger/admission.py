@@ -36,7 +36,7 @@ from bridge.phone import normalise_phone
 from bridge.transitions import StateStore, dump_state, load_state
 
 log = logging.getLogger(__name__)
-Notify = Callable[[ChangeEvent, StateStore], list[Notification]]
+Notify = Callable[[ChangeEvent, StateStore, bool], list[Notification]]  # bool: replayed
 _CHUNK = 500  # stay under bind-parameter limits
 _SIZES = (1, 4, 16, 32, 64, 128, 256, _CHUNK)  # see `_padded`
 _GONE = object()  # a deleted dossier in the overlay
@@ -134,7 +134,7 @@ def admit(conn: Connection, batch: list[Incoming], notify: Notify, now_ms: int) 
             results.append(Admission(duplicate=True))
             continue
         try:
-            found = notify(item.event, store)
+            found = notify(item.event, store, item.replay)
         except BadInputError as exc:
             store.discard()
             results.append(Admission(error=exc))

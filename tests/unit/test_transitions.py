@@ -19,9 +19,10 @@ def pipeline() -> Pipeline:
     return Pipeline(Settings())
 
 
-def kinds(pipeline: Pipeline, store: MemoryStateStore, *documents: dict) -> list[str]:
+def kinds(pipeline: Pipeline, store: MemoryStateStore, *documents: dict,
+          replayed: bool = False) -> list[str]:
     return [n.kind for document in documents
-            for n in pipeline.notify(present(pipeline.decode(_dump(document))), store)]
+            for n in pipeline.notify(present(pipeline.decode(_dump(document))), store, replayed)]
 
 
 def _dump(document: dict) -> str:
@@ -151,9 +152,18 @@ def test_a_replayed_event_the_dossier_has_moved_past_changes_nothing(pipeline) -
                  event("u", row(status=9, updated_at="2024-06-14T08:00:00Z"), before=None)) \
         == ["RECEIVED", "RESULT_READY"]
     assert kinds(pipeline, store, event("u", row(status=5, updated_at="2024-06-13T08:00:00Z"),
-                                        before=None)) == []
+                                        before=None), replayed=True) == []
     assert kinds(pipeline, store, event("u", row(status=9, note="ghi chú", updated_at="2024-06-15T08:00:00Z"),
                                         before=None)) == []
+
+
+def test_in_the_stream_an_earlier_updated_at_is_a_skewed_clock_and_still_notifies(pipeline) -> None:
+    """Two application servers whose clocks differ by minutes: the later change carries the
+    earlier stamp. It used to be taken for a stale replay and dropped without a trace."""
+    store = MemoryStateStore()
+    assert kinds(pipeline, store, event("c", row(status=4, updated_at="2024-06-13T08:20:00Z")),
+                 event("u", row(status=5, updated_at="2024-06-13T08:18:00Z"), before=None)) \
+        == ["SUPPLEMENT_REQUESTED"]
 
 
 def test_idempotency_key_is_stable_for_the_same_event_and_distinct_otherwise(pipeline) -> None:
