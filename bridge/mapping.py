@@ -35,7 +35,8 @@ _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 class SourceMapping:
     def __init__(self, source: SourceSettings) -> None:
         self.columns = source.columns.model_dump()
-        self.status_map = {str(k): v for k, v in source.status_map.items()}
+        # Without regard to case: ONESTOP_SOURCE__STATUS_MAP__CHO_DUYET arrives lower-cased.
+        self.status_map = {str(k).casefold(): v for k, v in source.status_map.items()}
         self.column_types = dict(source.column_types)
         if self.columns["fee_amount"] == "fee_amount":
             self.column_types.setdefault("fee_amount", REFERENCE_FEE_TYPE)
@@ -96,7 +97,7 @@ class SourceMapping:
         if raw is None or raw is UNAVAILABLE:
             return raw
         if self.status_map:
-            code = self.status_map.get(str(raw))
+            code = self.status_map.get(str(raw).casefold())
             if code is None:
                 # A map replaces the national codes: one that lists only an odd value
                 # leaves 1..10 unmapped too (never read as themselves: a vendor's 3 may not

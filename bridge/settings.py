@@ -121,11 +121,11 @@ class SourceSettings(Section):
     # (`signal.data.collection`) and chunk size (`incremental.snapshot.chunk.size`).
     signal_table: str | None = None
     incremental_chunk_size: Annotated[int, Field(gt=0, le=100_000)] = 1024
-    poll_interval_s: float = 2.0
+    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
     # Capture connector (connectors/): how long a walsender that stopped answering may hold
     # the slot before it is terminated; the polling connector's overlap window and state file.
     slot_takeover_after_s: float = 60.0
-    poll_overlap_s: float = 300.0
+    poll_overlap_s: Annotated[float, Field(ge=0)] = 300.0
     state_path: str = "onestop-capture-state.sqlite"
     # Polling a status-history view keyed by dossier id (docs/connectors.md): the column
     # unique per row (the history id), which pages and the dedupe memory go by.
@@ -179,6 +179,13 @@ class SourceSettings(Section):
         bad = {k: v for k, v in value.items() if not 1 <= v <= 10}
         if bad:
             raise ValueError(f"status_map values must be national codes 1..10, got {bad}")
+        # Values are matched without regard to case (an environment override's key arrives
+        # lower-cased): two that differ only by case cannot mean two codes.
+        folded: dict[str, int] = {}
+        for key, code in value.items():
+            if folded.setdefault(key.casefold(), code) != code:
+                raise ValueError(f"status_map maps {key!r} and another spelling of it to "
+                                 "different codes; values are matched without regard to case")
         return value
 
 
@@ -240,8 +247,10 @@ class ZaloSettings(Section):
     zns_base_url: str = "https://business.openapi.zalo.me"
     oauth_base_url: str = "https://oauth.zaloapp.com"
     oa_rate_per_minute: int = 4000
-    # ZNS template id per notification kind, as approved by Zalo for this OA.
-    zns_templates: dict[str, str] = {}
+    # ZNS template id per notification kind, as approved by Zalo for this OA. Kinds are
+    # upper case; an environment override's key arrives lower-cased.
+    zns_templates: Annotated[dict[str, str], AfterValidator(
+        lambda value: {k.upper(): v for k, v in value.items()})] = {}
     refresh_ahead_s: float = 5 * 3600.0
     timeout_s: float = 10.0
 

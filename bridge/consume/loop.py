@@ -28,6 +28,7 @@ from bridge.consume.completions import Completions
 from bridge.consume.parked import Parked
 from bridge.consume.settle import Settler, WorkItem
 from bridge.consume.workers import WorkerPool
+from bridge.logs import redact_text
 from bridge.dlq.producer import Failure, OutcomeProducer, retry_topic
 from bridge.errors import BadInputError, BridgeError
 from bridge.ledger import Admission, Incoming, Ledger
@@ -268,9 +269,11 @@ class ConsumerLoop:
         epoch = self.inflight.begin_record(record)
         self.outcomes.dead_letter(record, failure,
                                   on_durable=lambda: self.completions.record_acked(record, epoch))
+        # What to fix, in the log the runbook reads first (redacted as the DLQ header is).
         log.warning("record dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
-            "reason": failure.reason, "error_class": failure.error_class})
+            "reason": failure.reason, "error_class": failure.error_class,
+            "error": redact_text(failure.message)[:300]})
 
     def _hold(self, record: SourceRecord, due_ms: int) -> None:
         tp = TopicPartition(record.topic, record.partition, record.offset)

@@ -179,3 +179,13 @@ def test_encoded_passwords_and_urls_without_a_host_part_are_accepted(
         monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("ONESTOP_LEDGER__URL", url)
     assert load_settings().ledger.url == url
+
+
+
+@pytest.mark.parametrize("key, value", [("poll_interval_s", 0), ("poll_interval_s", -1),
+                                        ("poll_overlap_s", -60)])
+def test_polling_settings_that_would_spin_or_skip_rows_are_refused(key: str, value: float) -> None:
+    """A negative overlap skipped every change made within it after the cursor; an interval
+    of 0 polled in a busy loop."""
+    with pytest.raises(Exception, match=key):
+        load_settings(None, source={key: value})

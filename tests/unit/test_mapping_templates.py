@@ -14,7 +14,7 @@ from bridge.mapping import SourceMapping
 from bridge.model import KINDS, UNAVAILABLE, Unreadable
 from bridge.phone import mask_phone, normalise_phone
 from bridge.pipeline import Pipeline
-from bridge.settings import Settings, SourceSettings
+from bridge.settings import Settings, SourceSettings, load_settings
 from bridge.templates import fee_text, format_vnd, load_templates
 from bridge.transitions import MemoryStateStore
 from events import event, present, row
@@ -98,6 +98,18 @@ def test_a_status_map_replaces_the_national_codes_and_says_so() -> None:
     with pytest.raises(BadInputError, match=r"must list every value the database stores "
                                             r"\(national codes too, e.g. \"2\" = 2\)"):
         mapping.status({"status": 2})
+
+
+def test_status_map_and_template_keys_from_the_environment_keep_working(monkeypatch) -> None:
+    """An environment override's key arrives lower-cased: the vendor's CHO_DUYET was never
+    matched, and ZNS template overrides were ignored."""
+    monkeypatch.setenv("ONESTOP_SOURCE__STATUS_MAP__CHO_DUYET", "1")
+    monkeypatch.setenv("ONESTOP_ZALO__ZNS_TEMPLATES__RESULT_READY", "312347")
+    settings = load_settings(None)
+    assert SourceMapping(settings.source).status({"status": "CHO_DUYET"}) == 1
+    assert settings.zalo.zns_templates == {"RESULT_READY": "312347"}
+    with pytest.raises(ValueError, match="another spelling"):
+        SourceSettings(status_map={"Cho": 1, "CHO": 2})
 
 
 def test_settings_reject_status_codes_outside_the_national_list() -> None:
