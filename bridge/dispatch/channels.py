@@ -6,9 +6,11 @@ the one app-level limiter: Zalo's 4,000 req/min is per app, whichever host is ca
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from bridge.dispatch.params import TemplateLimits, clip
 from bridge.dispatch.quota import QuotaReading, ZnsQuota
 from bridge.dispatch.ratelimit import RateLimiter
 from bridge.dispatch.sms import SmsClient
@@ -16,6 +18,7 @@ from bridge.dispatch.tokens import TokenManager
 from bridge.dispatch.zalo import ZaloClient
 from bridge.errors import AuthError, BridgeError, TransportError
 
+log = logging.getLogger(__name__)
 OnAuthError = Callable[[AuthError], None]
 
 
@@ -28,6 +31,7 @@ class ZaloChannels:
         self.tokens = tokens
         self.app_limiter = app_limiter
         self.quota = quota if quota is not None else ZnsQuota(self.read_quota)
+        self.limits = TemplateLimits(self._read_limits)
 
     def send_oa(self, user_id: str, message: dict[str, Any], *, tracking: str | None,
                 on_auth_error: OnAuthError | None = None) -> str:
@@ -42,8 +46,12 @@ class ZaloChannels:
         self.quota.acquire()
 
         def call(token: str) -> str:
+            data, cut = clip(template_data, self.limits.get(token, template_id))
+            if cut:
+                log.info("ZNS parameters cut to the template's maxLength",
+                         extra={"template_id": template_id, "params": cut})
             self.app_limiter.acquire()
-            sent = self.client.send_zns(token, phone, template_id, template_data, tracking=tracking)
+            sent = self.client.send_zns(token, phone, template_id, data, tracking=tracking)
             if sent.quota is not None:
                 self.quota.observe(sent.quota)
             return sent.msg_id
@@ -58,6 +66,10 @@ class ZaloChannels:
                 # or may not have reached Zalo, so its unit stays spent.
                 self.quota.refund()
             raise
+
+    def _read_limits(self, token: str, template_id: str) -> dict[str, int]:
+        self.app_limiter.acquire()
+        return self.client.template_limits(token, template_id)
 
     def read_quota(self) -> QuotaReading:
         def call(token: str) -> QuotaReading:

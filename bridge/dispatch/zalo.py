@@ -103,6 +103,19 @@ class ZaloClient:
             raise TransportError("zns: success answer without msg_id")
         return ZnsSent(str(msg_id), _quota(data.get("quota")))
 
+    def template_limits(self, token: str, template_id: str) -> dict[str, int]:
+        """Parameter name → maxLength of an approved template (`/template/info/v2`, §3.4);
+        a parameter without a limit is left out."""
+        data = self._call("zns", "GET", f"{self._zns}/template/info/v2", token, counted=False,
+                          params={"template_id": template_id})
+        limits: dict[str, int] = {}
+        for param in data.get("listParams") or []:
+            if isinstance(param, dict) and isinstance(param.get("name"), str):
+                limit = _int_or_none(param.get("maxLength"))
+                if limit:
+                    limits[param["name"]] = limit
+        return limits
+
     def zns_quota(self, token: str) -> QuotaReading:
         data = self._call("zns", "GET", f"{self._zns}/message/quota", token)
         return _quota(data) or QuotaReading(None, None)
@@ -129,7 +142,8 @@ class ZaloClient:
 
     # --- plumbing -----------------------------------------------------------------------
     def _call(self, channel: ZaloChannel, method: str, url: str, token: str,
-              **kwargs: Any) -> dict[str, Any]:
+              counted: bool = True, **kwargs: Any) -> dict[str, Any]:
+        """`counted`: a refusal counts in onestop_zalo_errors_total (sends, not lookups)."""
         response = http.send(self.http, method, url, what=channel,
                              headers={"access_token": token}, **kwargs)
         body = self._checked_body(response, channel)
@@ -138,9 +152,10 @@ class ZaloClient:
         code = _int_or_none(body.get("error"))
         if code is None:
             raise TransportError(f"{channel}: error field is not a number")
-        if code != 0:
+        if code != 0 and counted:
             metrics.zalo_errors.labels(channel=channel,
                                        code=str(code) if is_known(code, channel) else "other").inc()
+        if code != 0:
             raise classify(code, str(body.get("message") or ""), channel, now=self._wall(),
                            night_end=self.night_end)
         data = body.get("data")

@@ -105,6 +105,23 @@ def value(metric: Any, **labels: str) -> float:
     return (metric.labels(**labels) if labels else metric)._value.get()
 
 
+def test_a_value_over_the_templates_max_length_is_cut_not_refused(sandbox: Sandbox,
+                                                                  make: Make) -> None:
+    """Over maxLength Zalo refuses the whole message (-1121, permanent): a long procedure
+    name sent the notice by SMS at several times the price, or to the DLQ."""
+    sandbox.use({"templates": {"onestop-received": {"ma_ho_so": {"maxLength": 30},
+                                                    "ten_thu_tuc": {"maxLength": 40}}}})
+    d = make()
+    long_name = "Cấp giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở lần đầu"
+    n = note(7)
+    n.template_data["ten_thu_tuc"] = long_name
+    assert d.deliver(n).channel == "zns"
+    [sent] = sandbox.messages()
+    assert sent["template_data"]["ten_thu_tuc"] == long_name[:39].rstrip() + "…"
+    assert len(sent["template_data"]["ten_thu_tuc"]) <= 40
+    assert sent["template_data"]["ma_ho_so"] == n.template_data["ma_ho_so"]  # within its limit
+
+
 def test_no_zalo_account_falls_back_to_sms(sandbox: Sandbox, make: Make) -> None:
     sandbox.use({"phones": {NO_ZALO: {"zns": [-118]}}})
     out = make().deliver(note(phone=NO_ZALO))
@@ -238,8 +255,9 @@ def test_per_minute_limit_is_never_exceeded(sandbox: Sandbox, make: Make) -> Non
     sent = [r for r in results if isinstance(r, DeliveryOutcome)]
     deferred = [r for r in results if isinstance(r, DeferError)]
     assert len(results) == 40 and len(sent) + len(deferred) == 40
-    # 29 permits (30 minus the safety margin), one of them spent on reading the ZNS quota.
-    assert len(sent) == 28 == len(sandbox.messages())
+    # 29 permits (30 minus the safety margin), one spent on reading the ZNS quota and one on
+    # the template's parameter limits.
+    assert len(sent) == 27 == len(sandbox.messages())
     assert all(50 < (e.until - e.until.now(LOCAL_TZ)).total_seconds() <= 62 for e in deferred)
 
 
