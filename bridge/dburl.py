@@ -38,8 +38,15 @@ def create_engine(setting: str, url: str | sa.URL, **options: Any) -> sa.Engine:
     try:
         return sa.create_engine(parsed, **options)
     except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        extra = _EXTRAS.get(parsed.get_backend_name())
+        how = f"pip install 'onestop-bridge[{extra}]' (docs/connectors.md, Polling mode)" \
+            if extra else "install it"
         raise ConfigError(f"{setting}: no usable driver for {parsed.drivername!r} here ({exc}); "
-                          "install it, or use postgresql:// (psycopg2 is installed)") from None
+                          f"{how}, or use postgresql:// (psycopg2 is installed)") from None
+
+
+# The package extras (pyproject.toml) that bring each database's driver.
+_EXTRAS = {"mssql": "mssql", "mysql": "mysql", "mariadb": "mysql", "oracle": "oracle"}
 
 
 def _psycopg3_installed() -> bool:

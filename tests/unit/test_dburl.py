@@ -4,6 +4,8 @@ psycopg 3 and stop the bridge at start-up with "No module named 'psycopg'"."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from bridge import dburl
@@ -52,3 +54,19 @@ def test_an_unusable_url_is_a_configuration_error_that_names_the_setting(open_, 
     with pytest.raises(ConfigError, match=setting.replace(".", r"\.")) as err:
         open_(url)
     assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize(("url", "extra"), [
+    ("mssql+pyodbc://u:s3cret@db/onestop?driver=ODBC+Driver+18+for+SQL+Server", "mssql"),
+    ("mysql+pymysql://u:s3cret@db/onestop", "mysql"),
+    ("oracle+oracledb://u:s3cret@db:1521/?service_name=ONESTOP", "oracle"),
+])
+def test_a_missing_driver_names_the_package_extra_that_brings_it(url, extra) -> None:
+    """A SQL Server user read "no usable driver … or use postgresql://", and nothing more."""
+    try:
+        dburl.create_engine("source.dsn", url)
+    except ConfigError as exc:
+        assert f"pip install 'onestop-bridge[{extra}]'" in str(exc) and "s3cret" not in str(exc)
+    else:  # the driver is installed here: nothing to name
+        assert importlib.util.find_spec({"mssql": "pyodbc", "mysql": "pymysql",
+                                         "oracle": "oracledb"}[extra]) is not None
