@@ -19,7 +19,8 @@ from bridge.citizen.procedures import Catalogue, Procedure
 from bridge.citizen.replies import Replier
 from bridge.citizen.store import TOPICS, CitizenStore
 from bridge.citizen.text import (
-    RATING_PREFIX, Command, find_codes, is_courtesy, link_code, parse_command, second_factor,
+    RATING_PREFIX, Command, find_codes, is_courtesy, link_code, looks_like_a_code, parse_command,
+    second_factor,
 )
 from bridge.settings import Settings
 
@@ -72,6 +73,8 @@ class Chat:
             return self.command(user_id, command)
         if codes:
             return self.lookup.codes(user_id, codes)
+        if looks_like_a_code(text):  # "tra cứu hồ sơ 240612-0001" too
+            return self._say(user_id, messages.text(wording.PARTIAL_CODE), "partial_code")
         if command is not None:  # "tra cứu hồ sơ" without a code
             if self.lookup.own(user_id):
                 return None

@@ -41,6 +41,17 @@ def find_codes(text: str) -> list[str]:
     return found
 
 
+# A code's tail without its head, or with a digit too few or too many: "240612-0001",
+# "H39-240612-0001", "…-240612-001", a month of 13. Worth telling apart from a question.
+_PARTS = r"(?:\s*[-–—_/]\s*|\s+)"  # a separator there must be (else: a phone number)
+_PARTIAL_CODE = re.compile(r"(?<!\d)\d{6}" + _PARTS + r"\d{3,5}(?!\d)|[A-Z]\d{2}" + _PARTS + r"\d{6}")
+
+
+def looks_like_a_code(text: str) -> bool:
+    """Part of a dossier code, or one mistyped (when `find_codes` found none)."""
+    return _PARTIAL_CODE.search(text.upper()) is not None
+
+
 def canonical_code(text: str) -> str | None:
     """The one dossier code in `text`, or None."""
     codes = find_codes(text)

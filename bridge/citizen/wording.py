@@ -88,6 +88,11 @@ def linked(phone_local: str, open_count: int) -> str:
     return text + "\n" + NO_OPEN_DOSSIERS
 
 
+PARTIAL_CODE = ("Mã hồ sơ Ông/Bà gửi chưa đầy đủ hoặc chưa đúng. Mã có dạng "
+                f"{EXAMPLE_CODE}, in ở đầu Giấy tiếp nhận hồ sơ và hẹn trả kết quả. "
+                "Ông/Bà vui lòng gửi lại đủ mã.")
+
+
 def code_sent(phone_local: str, minutes: int) -> str:
     return (f"Mã xác nhận gồm 6 chữ số vừa được gửi qua Zalo đến số {phone_local}. Ông/Bà vui "
             f"lòng nhắn mã đó vào đây trong vòng {minutes} phút để hoàn tất liên kết số điện "

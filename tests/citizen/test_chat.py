@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from citizen_harness import CODE, Bridge, metric
 from events import event, row
 from sqlalchemy import select
@@ -145,3 +146,17 @@ def test_a_thank_you_or_a_sticker_gets_a_short_answer_not_the_menus(oa: Bridge) 
                  {"type": "sticker", "payload": {"id": "bfe458bf64fa8da4d4eb", "url": "https://zalo.me/s"}}]}})
     [reply] = oa.replies("u-thanks", 1, after=seq)
     assert reply["text"].startswith("Dạ, cảm ơn Ông/Bà!")
+
+
+@pytest.mark.parametrize("typed", ["240612-0001", "H39-240612-0001", "000.00.23.H39-240612-001",
+                                   "tra cứu hồ sơ 240612-0001"])
+def test_part_of_a_code_is_answered_with_what_a_whole_code_looks_like(oa: Bridge, typed: str) -> None:
+    """It used to get the general menu, as if the citizen had asked nothing."""
+    oa.follow("u-partial")
+    answer = oa.ask("u-partial", typed)[0]["text"]
+    assert "chưa đầy đủ" in answer and "000.00.23.H39-240612-0001" in answer
+
+
+def test_a_phone_number_typed_in_the_chat_is_not_taken_for_part_of_a_code(oa: Bridge) -> None:
+    oa.follow("u-phone")
+    assert "chưa đầy đủ" not in oa.ask("u-phone", "0909 123 456")[0]["text"]
