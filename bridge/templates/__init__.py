@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import string
+import unicodedata
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -153,7 +154,10 @@ def _compile(spec: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
 
 
 def _name(d: Dossier) -> str:
-    return _text(d.applicant_name)
+    """The applicant as a letter addresses them: composed (NFC: a decomposed name counts
+    twice its letters against a ZNS limit), and "Nguyễn Văn An" for NGUYỄN VĂN AN."""
+    name = unicodedata.normalize("NFC", _text(d.applicant_name))
+    return name.title() if name.isupper() else name
 
 
 _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -167,6 +168,20 @@ def test_received_shows_code_procedure_and_appointment_in_local_time() -> None:
 
 def test_fee_request_shows_the_amount_the_vietnamese_way() -> None:
     assert "1.250.000 đồng" in notice(6)["text"]
+
+
+@pytest.mark.parametrize("typed, shown", [
+    ("NGUYỄN VĂN AN", "Kính gửi Ông/Bà Nguyễn Văn An,"),
+    ("ĐỖ THỊ HỒNG", "Kính gửi Ông/Bà Đỗ Thị Hồng,"),
+    ("Nguyễn Văn An", "Kính gửi Ông/Bà Nguyễn Văn An,"),
+    (unicodedata.normalize("NFD", "Lê Thị Hà"), "Kính gửi Ông/Bà Lê Thị Hà,"),
+])
+def test_the_applicant_is_addressed_as_a_letter_would(typed, shown) -> None:
+    """A name typed in capitals is not shouted back; a decomposed one is composed (it
+    counted twice its letters against a ZNS parameter's maxLength)."""
+    rendered = notice(2, applicant_name=typed)
+    assert rendered["text"].startswith(shown)
+    assert rendered["template_data"]["ten_nguoi_nop"] == shown.removeprefix("Kính gửi Ông/Bà ")[:-1]
 
 
 def test_supplement_and_refusal_carry_the_reason() -> None:
