@@ -58,8 +58,8 @@ def next_step(d: Dossier, ctx: dict[str, str], now: datetime) -> str:
            f"{place} hoặc thanh toán trực tuyến trên Cổng Dịch vụ công.",
         7: "Hồ sơ đã được rút theo đề nghị; khi có nhu cầu, Ông/Bà có thể nộp hồ sơ mới.",
         8: f"Lý do: {reason}. Ông/Bà vui lòng liên hệ {place} để được hướng dẫn.",
-        9: "Mời Ông/Bà mang Giấy tiếp nhận hồ sơ và hẹn trả kết quả đến nhận kết quả tại "
-           f"{place}.",
+        9: f"Mời Ông/Bà đến nhận kết quả tại {place}, mang theo Giấy tiếp nhận hồ sơ và hẹn "
+           "trả kết quả và giấy tờ tùy thân; người nhận thay mang theo giấy ủy quyền.",
         10: "Hồ sơ đã hoàn thành và trả kết quả. Cảm ơn Ông/Bà đã sử dụng dịch vụ công.",
     }
     return steps.get(status, f"Ông/Bà vui lòng liên hệ {place} để biết thêm.")
