@@ -28,6 +28,10 @@ from bridge.settings import Settings
 log = logging.getLogger(__name__)
 
 
+_STARTED = {"sent": "link code sent", "recent": "link code sent moments ago; not sent again",
+            "busy": "link code not sent: the number has codes pending for other followers"}
+
+
 def shared_phone(body: dict[str, Any]) -> str | None:
     """The phone of a user_submit_info event; field sets differ by source (§7.3)."""
     info = body.get("info")
@@ -83,7 +87,7 @@ class FollowerFlow:
             return
         local = "0" + phone[2:]
         try:
-            fresh = self.proof.start(user_id, phone)
+            started = self.proof.start(user_id, phone)
         except BridgeError as exc:
             log.warning("link code not sent", extra={"phone": mask_phone(phone), "code": exc.code,
                                                      "error_class": exc.error_class})
@@ -91,9 +95,9 @@ class FollowerFlow:
                                          wording.hotline(self.settings))
             self.replier.reply(user_id, messages.text(text), "link_code_not_sent")
             return
-        log.info("link code sent" if fresh else "link code sent moments ago; not sent again",
-                 extra={"phone": mask_phone(phone)})
-        text = wording.code_sent(local, CODE_TTL_S // 60) if fresh else wording.code_recent(local)
+        log.info(_STARTED[started], extra={"phone": mask_phone(phone)})
+        text = (wording.code_sent(local, CODE_TTL_S // 60) if started == "sent"
+                else wording.code_recent(local) if started == "recent" else wording.code_busy(local))
         self.replier.reply(user_id, messages.text(text), "link_code")
 
     def answer_code(self, user_id: str, code: str) -> bool:

@@ -6,7 +6,8 @@ the dispatcher prefers a linked follower, every later notice; the owner would be
 So a six-digit code goes to the number by ZNS, which reaches only the Zalo account
 registered with it, and the link is made when the follower types the code back in the
 chat: within CODE_TTL_S, in at most TRIES tries. A follower gets a new code at most once
-per RESEND_AFTER_S (a form sent twice; the form used to flood someone with codes).
+per RESEND_AFTER_S (a form sent twice), and a number at most PER_NUMBER codes pending at
+once (accounts made to flood someone's Zalo with codes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from bridge.citizen.tables import link_codes
 from bridge.ledger.admission import upsert
@@ -27,6 +28,8 @@ from bridge.ledger.admission import upsert
 CODE_TTL_S = 600
 TRIES = 3
 RESEND_AFTER_S = 60
+PER_NUMBER = 3
+Started = Literal["sent", "recent", "busy"]
 
 
 class CodeSender(Protocol):
@@ -46,14 +49,20 @@ class PhoneProof:
         self.sender = sender
         self.clock = clock
 
-    def start(self, user_id: str, phone: str) -> bool:
-        """Send a code to `phone` for `user_id`; False when one went out moments ago (it
-        stands). Raises the sender's BridgeError when none could be sent."""
+    def start(self, user_id: str, phone: str) -> Started:
+        """Send a code to `phone` for `user_id`: "sent"; "recent" when one went out to them
+        moments ago (it stands); "busy" when the number has PER_NUMBER codes pending for
+        other followers. Raises the sender's BridgeError when none could be sent."""
         now = self._now_ms()
         with self.engine.connect() as conn:
             row = conn.execute(select(link_codes).where(link_codes.c.user_id == user_id)).first()
+            others = conn.execute(select(func.count()).select_from(link_codes).where(
+                link_codes.c.phone == phone, link_codes.c.user_id != user_id,
+                link_codes.c.expires_at_ms > now)).scalar_one()
         if row is not None and row.phone == phone and now - row.sent_at_ms < RESEND_AFTER_S * 1000:
-            return False
+            return "recent"
+        if others >= PER_NUMBER:
+            return "busy"
         code = f"{secrets.randbelow(10 ** 6):06d}"
         self.sender.send_link_code(phone, code, tracking=f"link-{uuid.uuid4().hex[:16]}")
         with self.engine.begin() as conn:  # a new code replaces any earlier one
@@ -61,7 +70,7 @@ class PhoneProof:
                 "user_id": user_id, "phone": phone, "code_hash": _digest(user_id, code),
                 "tries_left": TRIES, "sent_at_ms": now,
                 "expires_at_ms": now + CODE_TTL_S * 1000}, ["user_id"])
-        return True
+        return "sent"
 
     def answer(self, user_id: str, code: str) -> Answer | None:
         """The follower typed six digits: None when no code is pending for them."""

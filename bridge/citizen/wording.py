@@ -104,6 +104,11 @@ def code_recent(phone_local: str) -> str:
             "kiểm tra tin nhắn Zalo của số này và nhắn mã vào đây.")
 
 
+def code_busy(phone_local: str) -> str:
+    return (f"Số {phone_local} vừa được gửi nhiều mã xác nhận. Ông/Bà vui lòng chia sẻ lại số "
+            "điện thoại sau 10 phút.")
+
+
 def code_not_sent(phone_local: str, night: bool, hotline: str) -> str:
     if night:  # Zalo sends no ZNS from 22:00 to 06:00
         return (f"Ban đêm (từ 22 giờ đến 6 giờ) Zalo chưa gửi được mã xác nhận đến số "

@@ -94,14 +94,14 @@ def proof(tmp_path: Path) -> Any:
 
 def test_codes_expire_are_stored_hashed_and_resent_only_after_a_minute(proof: Any) -> None:
     p, codes, now, ledger = proof
-    assert p.start("u", PHONE) is True
+    assert p.start("u", PHONE) == "sent"
     [(phone, code)] = codes.sent
     with ledger.engine.connect() as conn:
         stored = conn.execute(select(link_codes)).one()
     assert code not in (stored.code_hash, str(stored))
-    assert p.start("u", PHONE) is False and len(codes.sent) == 1
+    assert p.start("u", PHONE) == "recent" and len(codes.sent) == 1
     now[0] += RESEND_AFTER_S
-    assert p.start("u", PHONE) is True and len(codes.sent) == 2
+    assert p.start("u", PHONE) == "sent" and len(codes.sent) == 2
     code = codes.sent[-1][1]
     now[0] += CODE_TTL_S + 1
     expired = p.answer("u", code)
@@ -110,6 +110,15 @@ def test_codes_expire_are_stored_hashed_and_resent_only_after_a_minute(proof: An
     p.start("u", PHONE)
     answer = p.answer("u", codes.sent[-1][1])
     assert answer is not None and (answer.outcome, answer.phone) == ("proved", PHONE)
+
+
+def test_a_number_gets_at_most_three_pending_codes_from_other_accounts(proof: Any) -> None:
+    """Accounts made to flood someone's Zalo with codes."""
+    p, codes, now, _ledger = proof
+    assert [p.start(f"u{i}", PHONE) for i in range(5)] == ["sent"] * 3 + ["busy"] * 2
+    assert len(codes.sent) == 3
+    now[0] += CODE_TTL_S + 1  # those codes expired: the number may get one again
+    assert p.start("u4", PHONE) == "sent"
 
 
 def test_a_code_that_could_not_be_sent_leaves_nothing_pending(proof: Any) -> None:
