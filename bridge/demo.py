@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,10 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
                     ["run", "--sandbox", sandbox.url]):
         stack.enter_context(_process(command, env, workdir))
     _wait_ready(http_port, workdir / "run.log")
-    followers, linked_at = _link_followers(sandbox.url, changes)
+    followers, without_zalo, linked_at = _link_followers(sandbox.url, changes)
     print(f"{followers} người dân đã quan tâm Zalo OA, chia sẻ số điện thoại và xác nhận bằng "
-          "mã Zalo gửi đến số đó.\n")
+          f"mã Zalo gửi đến số đó; {without_zalo} người có số chưa dùng Zalo sẽ nhận thông báo "
+          "qua SMS.\n")
     print(f"[{time.strftime('%H:%M:%S')}] Bắt đầu một ngày làm việc: {args.dossiers} hồ sơ, "
           f"{len(changes)} lần cập nhật trạng thái trong {args.seconds:.0f} giây.\n")
     seen = _watch_messages(sandbox.url, stack, linked_at)
@@ -177,10 +178,10 @@ def _wait_ready(port: int, log: Path, timeout: float = 90.0) -> None:
     raise RuntimeError(f"the bridge did not become ready within {timeout:.0f} s: {answer}\n{tail}")
 
 
-def _link_followers(sandbox_url: str, changes: list[RowChange]) -> tuple[int, int]:
+def _link_followers(sandbox_url: str, changes: list[RowChange]) -> tuple[int, int, int]:
     """About a third of citizens follow the OA, share their phone and type back the code
-    Zalo delivers to it (the free channel). Returns how many, and the sandbox's last
-    message sequence once they are linked."""
+    Zalo delivers to it (the free channel); a number without Zalo gets no code. Returns
+    how many linked, how many could not, and the sandbox's last message sequence then."""
     users: dict[str, str] = {}
     phones = sorted({c.row["applicant_phone"] for c in changes if c.row["applicant_phone"]})
     for n, raw in enumerate(phones):
@@ -191,31 +192,24 @@ def _link_followers(sandbox_url: str, changes: list[RowChange]) -> tuple[int, in
         for event in ({"event_name": "follow", "user_id": users[phone]},
                       {"event_name": "user_submit_info", "user_id": users[phone], "phone": phone}):
             httpx.post(f"{sandbox_url}/sandbox/user-event", json=event, timeout=10)
-    codes = _link_codes(sandbox_url, set(users))
+    # Each gets welcome, the share card, then "a code was sent" or "no code could be".
+    _until(lambda: all(len(_messages(sandbox_url, user_id=u)) >= 3 for u in users.values()))
+    codes = {m["phone"]: m["template_data"]["otp"] for m in _messages(sandbox_url, channel="zns")
+             if "otp" in (m.get("template_data") or {}) and m["phone"] in users}
     for phone, code in codes.items():
         httpx.post(f"{sandbox_url}/sandbox/user-event", timeout=10, json={
             "event_name": "user_send_text", "user_id": users[phone], "text": code})
-    linked = set(users.values())
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # each gets "linked" after its code
-        answered = {m["user_id"] for m in _messages(sandbox_url, channel="zalo_oa")
-                    if "đã được liên kết" in (m.get("text") or "")}
-        if linked <= answered:
-            break
-        time.sleep(0.2)
+    linking = {users[phone] for phone in codes}
+    _until(lambda: linking <= {m["user_id"] for m in _messages(sandbox_url, channel="zalo_oa")
+                               if "đã được liên kết" in (m.get("text") or "")})
     last = _messages(sandbox_url)
-    return len(codes), last[-1]["seq"] if last else 0
+    return len(codes), len(users) - len(codes), last[-1]["seq"] if last else 0
 
 
-def _link_codes(sandbox_url: str, phones: set[str], timeout: float = 30.0) -> dict[str, str]:
-    """phone → the link code ZNS delivered to it (what its owner reads in Zalo)."""
-    codes: dict[str, str] = {}
+def _until(done: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while len(codes) < len(phones) and time.monotonic() < deadline:
-        codes = {m["phone"]: m["template_data"]["otp"] for m in _messages(sandbox_url, channel="zns")
-                 if "otp" in (m.get("template_data") or {}) and m["phone"] in phones}
+    while not done() and time.monotonic() < deadline:
         time.sleep(0.2)
-    return codes
 
 
 def _messages(sandbox_url: str, **filters: str) -> list[dict[str, Any]]:

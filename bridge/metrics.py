@@ -104,7 +104,8 @@ followers_linked = Gauge(
     "onestop_followers_linked", "Zalo followers linked to a phone number.", registry=REGISTRY)
 link_codes = Counter(
     "onestop_link_codes_total", "Link codes typed back by followers, by outcome "
-    "(proved, wrong, expired, used_up).", ["outcome"], registry=REGISTRY)
+    "(proved, wrong, expired, used_up; taken: proved, but its owner had linked it).",
+    ["outcome"], registry=REGISTRY)
 ratings = Counter(
     "onestop_ratings_total", "Satisfaction ratings received.", ["score"], registry=REGISTRY)
 feedback = Counter(

@@ -16,11 +16,11 @@ from typing import Any
 from bridge import metrics
 from bridge.citizen import messages, wording
 from bridge.citizen.dossiers import DossierSource
-from bridge.citizen.linking import CODE_TTL_S, PhoneProof
+from bridge.citizen.linking import CODE_TTL_S, TRIES, PhoneProof
 from bridge.citizen.lookup import Lookup
 from bridge.citizen.replies import Replier
 from bridge.citizen.store import CitizenStore
-from bridge.errors import BridgeError, NightWindow
+from bridge.errors import BridgeError, NightWindow, RecipientError
 from bridge.ledger import LedgerFollowers
 from bridge.phone import mask_phone, normalise_phone
 from bridge.settings import Settings
@@ -91,13 +91,15 @@ class FollowerFlow:
         except BridgeError as exc:
             log.warning("link code not sent", extra={"phone": mask_phone(phone), "code": exc.code,
                                                      "error_class": exc.error_class})
-            text = wording.code_not_sent(local, isinstance(exc, NightWindow),
-                                         wording.hotline(self.settings))
+            why = "night" if isinstance(exc, NightWindow) else \
+                "no_zalo" if isinstance(exc, RecipientError) else "other"
+            text = wording.code_not_sent(local, why, wording.hotline(self.settings))
             self.replier.reply(user_id, messages.text(text), "link_code_not_sent")
             return
         log.info(_STARTED[started], extra={"phone": mask_phone(phone)})
         text = (wording.code_sent(local, CODE_TTL_S // 60) if started == "sent"
-                else wording.code_recent(local) if started == "recent" else wording.code_busy(local))
+                else wording.code_recent(local) if started == "recent"
+                else wording.code_busy(wording.hotline(self.settings)))
         self.replier.reply(user_id, messages.text(text), "link_code")
 
     def answer_code(self, user_id: str, code: str) -> bool:
@@ -105,15 +107,17 @@ class FollowerFlow:
         answer = self.proof.answer(user_id, code) if self.proof is not None else None
         if answer is None:
             return False
-        metrics.link_codes.labels(outcome=answer.outcome).inc()
+        # Proved, but linked by its owner meanwhile: "taken", refused like any second account.
+        taken = answer.outcome == "proved" and self._taken(user_id, answer.phone)
+        metrics.link_codes.labels(outcome="taken" if taken else answer.outcome).inc()
         if answer.outcome == "proved":
-            if not self._taken(user_id, answer.phone):  # linked by its owner meanwhile?
+            if not taken:
                 self._link(user_id, answer.phone)
         elif answer.outcome == "wrong":
             self.replier.reply(user_id, messages.text(wording.code_wrong(answer.tries_left)),
                                "link_code_wrong")
         else:
-            text = wording.code_over(expired=answer.outcome == "expired")
+            text = wording.code_over(answer.outcome == "expired", TRIES)
             self.replier.reply(user_id, messages.text(text), "link_code_over")
             self.ask_phone(user_id)
         return True

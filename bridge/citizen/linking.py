@@ -5,9 +5,11 @@ would give whoever types a citizen's number first that citizen's open dossiers a
 the dispatcher prefers a linked follower, every later notice; the owner would be refused.
 So a six-digit code goes to the number by ZNS, which reaches only the Zalo account
 registered with it, and the link is made when the follower types the code back in the
-chat: within CODE_TTL_S, in at most TRIES tries. A follower gets a new code at most once
-per RESEND_AFTER_S (a form sent twice), and a number at most PER_NUMBER codes pending at
-once (accounts made to flood someone's Zalo with codes).
+chat: within CODE_TTL_S, in at most TRIES tries. A follower who shares the same number
+again within RESEND_AFTER_S gets no second code (a form sent twice). And whatever the
+numbers, accounts and outcomes, an account and a number each get at most LIMITS codes
+(3 an hour, 10 a day): guessing a number's code stays at 30 tries a day (a chance in
+~33,000), and no one can flood a citizen's Zalo with codes or spend the ZNS quota on them.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Literal, Protocol
 
 from sqlalchemy import Engine, delete, func, select, update
 
-from bridge.citizen.tables import link_codes
+from bridge.citizen.tables import link_code_sends, link_codes
 from bridge.ledger.admission import upsert
 
 CODE_TTL_S = 600
 TRIES = 3
 RESEND_AFTER_S = 60
-PER_NUMBER = 3
+_HOUR_MS = 3_600_000
+LIMITS = ((_HOUR_MS, 3), (24 * _HOUR_MS, 10))  # (window, codes) per account and per number
 Started = Literal["sent", "recent", "busy"]
 
 
@@ -51,18 +54,23 @@ class PhoneProof:
 
     def start(self, user_id: str, phone: str) -> Started:
         """Send a code to `phone` for `user_id`: "sent"; "recent" when one went out to them
-        moments ago (it stands); "busy" when the number has PER_NUMBER codes pending for
-        other followers. Raises the sender's BridgeError when none could be sent."""
+        moments ago (it stands); "busy" when the account or the number had its codes for
+        the hour. Raises the sender's BridgeError when none could be sent."""
         now = self._now_ms()
-        with self.engine.connect() as conn:
+        sends = link_code_sends.c
+        with self.engine.begin() as conn:
+            conn.execute(delete(link_code_sends).where(sends.sent_at_ms < now - 24 * _HOUR_MS))
             row = conn.execute(select(link_codes).where(link_codes.c.user_id == user_id)).first()
-            others = conn.execute(select(func.count()).select_from(link_codes).where(
-                link_codes.c.phone == phone, link_codes.c.user_id != user_id,
-                link_codes.c.expires_at_ms > now)).scalar_one()
-        if row is not None and row.phone == phone and now - row.sent_at_ms < RESEND_AFTER_S * 1000:
-            return "recent"
-        if others >= PER_NUMBER:
-            return "busy"
+            if row is not None and row.phone == phone and now - row.sent_at_ms < RESEND_AFTER_S * 1000:
+                return "recent"
+            for who in (sends.user_id == user_id, sends.phone == phone):
+                for window_ms, most in LIMITS:
+                    count = conn.execute(select(func.count()).select_from(link_code_sends).where(
+                        who, sends.sent_at_ms > now - window_ms)).scalar_one()
+                    if count >= most:
+                        return "busy"
+            conn.execute(link_code_sends.insert().values(user_id=user_id, phone=phone,
+                                                         sent_at_ms=now))
         code = f"{secrets.randbelow(10 ** 6):06d}"
         self.sender.send_link_code(phone, code, tracking=f"link-{uuid.uuid4().hex[:16]}")
         with self.engine.begin() as conn:  # a new code replaces any earlier one

@@ -69,6 +69,10 @@ class Citizen:
                             settings.templates.lookup_url, settings.oa.oa_id)
         self.lookup = Lookup(settings, self.store, self.dossiers, self.replier, renderer)
         proof = PhoneProof(engine, sender, clock) if settings.oa.verify_shared_phone else None
+        if proof is None:
+            log.warning("oa.verify_shared_phone is off: a shared phone number is linked as "
+                        "typed, so whoever types a citizen's number first gets that citizen's "
+                        "open dossiers and notices (docs/runbook.md, Followers linking)")
         self.follow_flow = FollowerFlow(settings, self.store, self.followers, self.dossiers,
                                         self.lookup, self.replier, proof)
         self.chat = Chat(settings, self.store, self.lookup, self.catalogue, self.replier,

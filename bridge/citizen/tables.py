@@ -67,6 +67,14 @@ link_codes = Table(  # created by v0005_link_codes.py
     Column("expires_at_ms", BigInteger, nullable=False),
 )
 
+link_code_sends = Table(  # created by v0005_link_codes.py
+    "link_code_sends", metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("user_id", KEY, nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("sent_at_ms", BigInteger, nullable=False),
+)
+
 lookup_failures = Table(
     "lookup_failures", metadata,
     Column("id", AutoId, primary_key=True, autoincrement=True),

@@ -63,9 +63,17 @@ def second_factor(text: str) -> str | None:
     return _digits(text, 4)
 
 
+_SIX_DIGITS = re.compile(r"(?<![\d.\-/])\d{3}\s?\d{3}(?![\d.\-/])")
+
+
 def link_code(text: str) -> str | None:
-    """Six digits and nothing else: a link code typed back (bridge/citizen/linking.py)."""
-    return _digits(text, 6)
+    """A link code typed back (bridge/citizen/linking.py): six digits, alone or with words
+    around them ("Mã: 285126", the ZNS message pasted) — but not inside a dossier code."""
+    alone = _digits(text, 6)
+    if alone is not None or find_codes(text):
+        return alone
+    found = _SIX_DIGITS.findall(text)
+    return found[0].replace(" ", "") if len(found) == 1 else None
 
 
 def _digits(text: str, count: int) -> str | None:

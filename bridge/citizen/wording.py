@@ -100,19 +100,23 @@ def code_sent(phone_local: str, minutes: int) -> str:
 
 
 def code_recent(phone_local: str) -> str:
-    return (f"Mã xác nhận đã được gửi đến số {phone_local} cách đây ít phút. Ông/Bà vui lòng "
-            "kiểm tra tin nhắn Zalo của số này và nhắn mã vào đây.")
+    return (f"Mã xác nhận vừa được gửi đến số {phone_local}. Ông/Bà vui lòng kiểm tra tin nhắn "
+            "Zalo của số này và nhắn mã vào đây.")
 
 
-def code_busy(phone_local: str) -> str:
-    return (f"Số {phone_local} vừa được gửi nhiều mã xác nhận. Ông/Bà vui lòng chia sẻ lại số "
-            "điện thoại sau 10 phút.")
+def code_busy(hotline: str) -> str:
+    return ("Số điện thoại hoặc tài khoản Zalo này vừa được gửi nhiều mã xác nhận. Ông/Bà vui "
+            f"lòng thử lại sau vài giờ, hoặc {_contact(hotline)} để được hỗ trợ.")
 
 
-def code_not_sent(phone_local: str, night: bool, hotline: str) -> str:
-    if night:  # Zalo sends no ZNS from 22:00 to 06:00
+def code_not_sent(phone_local: str, why: str, hotline: str) -> str:
+    """`why`: "night" (Zalo sends no ZNS from 22:00 to 06:00), "no_zalo", or anything else."""
+    if why == "night":
         return (f"Ban đêm (từ 22 giờ đến 6 giờ) Zalo chưa gửi được mã xác nhận đến số "
                 f"{phone_local}. Ông/Bà vui lòng chia sẻ lại số điện thoại sau 6 giờ sáng.")
+    if why == "no_zalo":  # sharing again cannot help; the notices still reach the number
+        return (f"Số {phone_local} chưa đăng ký Zalo nên chưa thể liên kết với tài khoản này. "
+                "Thông báo về hồ sơ khai số này vẫn được gửi đến số đó bằng tin nhắn SMS.")
     return (f"Chưa gửi được mã xác nhận đến số {phone_local}. Ông/Bà vui lòng kiểm tra số "
             "điện thoại này có dùng Zalo và chia sẻ lại sau ít phút, hoặc "
             f"{_contact(hotline)} để được hỗ trợ.")
@@ -122,9 +126,10 @@ def code_wrong(left: int) -> str:
     return f"Mã xác nhận chưa đúng. Ông/Bà còn {left} lần thử."
 
 
-def code_over(expired: bool) -> str:
-    why = "đã hết hiệu lực" if expired else "đã nhập sai quá số lần cho phép"
-    return f"Mã xác nhận {why}. Ông/Bà vui lòng chia sẻ lại số điện thoại để nhận mã mới."
+def code_over(expired: bool, tries: int) -> str:
+    why = "Mã xác nhận đã hết hiệu lực" if expired else \
+        f"Ông/Bà đã nhập sai mã xác nhận quá {tries} lần"
+    return f"{why}. Ông/Bà vui lòng chia sẻ lại số điện thoại để nhận mã mới."
 
 
 def own_dossiers(count: int) -> str:

@@ -25,8 +25,19 @@ def clip(data: dict[str, str], limits: dict[str, int]) -> tuple[dict[str, str], 
     cut = [name for name, value in data.items() if len(value) > limits.get(name, len(value))]
     if not cut:
         return data, []
-    return {name: value if name not in cut else value[:limits[name] - 1].rstrip() + ELLIPSIS
+    return {name: value if name not in cut else _shorten(value, limits[name])
             for name, value in data.items()}, cut
+
+
+def _shorten(value: str, limit: int) -> str:
+    """At most `limit` characters ending in "…", cut between words when one ends not too
+    far back ("Nguyễn…", not "Nguyễn Th…")."""
+    head = value[:limit - len(ELLIPSIS)]
+    if value[len(head)] != " ":  # the cut falls inside a word
+        space = head.rfind(" ")
+        if space >= limit // 2:
+            head = head[:space]
+    return head.rstrip(" ,;:-") + ELLIPSIS
 
 
 class TemplateLimits:

@@ -153,11 +153,18 @@ def _compile(spec: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     return text_format, tuple(sorted(names | set(spec["params"])))
 
 
+# Words of an organisation's name (a company registers, a school applies): never re-cased.
+_ORGANISATION = ("CÔNG TY", "TNHH", "CỔ PHẦN", "HỢP TÁC XÃ", "DOANH NGHIỆP", "CHI NHÁNH",
+                 "HỘ KINH DOANH", "TRƯỜNG", "BỆNH VIỆN", "ỦY BAN", "UBND", "JSC", "LTD")
+
+
 def _name(d: Dossier) -> str:
     """The applicant as a letter addresses them: composed (NFC: a decomposed name counts
     twice its letters against a ZNS limit), and "Nguyễn Văn An" for NGUYỄN VĂN AN."""
     name = unicodedata.normalize("NFC", _text(d.applicant_name))
-    return name.title() if name.isupper() else name
+    if not name.isupper() or any(word in name for word in _ORGANISATION):
+        return name  # "CÔNG TY TNHH ABC" is a name in capitals by right
+    return name.title()
 
 
 _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {

@@ -174,6 +174,7 @@ def test_fee_request_shows_the_amount_the_vietnamese_way() -> None:
     ("NGUYỄN VĂN AN", "Kính gửi Ông/Bà Nguyễn Văn An,"),
     ("ĐỖ THỊ HỒNG", "Kính gửi Ông/Bà Đỗ Thị Hồng,"),
     ("Nguyễn Văn An", "Kính gửi Ông/Bà Nguyễn Văn An,"),
+    ("CÔNG TY TNHH ABC", "Kính gửi Ông/Bà CÔNG TY TNHH ABC,"),
     (unicodedata.normalize("NFD", "Lê Thị Hà"), "Kính gửi Ông/Bà Lê Thị Hà,"),
 ])
 def test_the_applicant_is_addressed_as_a_letter_would(typed, shown) -> None:

@@ -3,7 +3,9 @@ one-time code sent to that number by ZNS, until it is typed back, expires or run
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, String, Table
+
+from bridge.ledger.migrations import AutoId
 
 KEY = String(255)
 
@@ -17,4 +19,13 @@ def upgrade(conn: Connection) -> None:
         Column("tries_left", Integer, nullable=False),
         Column("sent_at_ms", BigInteger, nullable=False),
         Column("expires_at_ms", BigInteger, nullable=False),
+    ).create(conn)
+    Table(  # every code sent, for the hourly limits per account and per number
+        "link_code_sends", MetaData(),
+        Column("id", AutoId, primary_key=True, autoincrement=True),
+        Column("user_id", KEY, nullable=False),
+        Column("phone", String(20), nullable=False),
+        Column("sent_at_ms", BigInteger, nullable=False),
+        Index("link_code_sends_phone", "phone", "sent_at_ms"),
+        Index("link_code_sends_user", "user_id", "sent_at_ms"),
     ).create(conn)
