@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 _STARTED = {"sent": "link code sent", "recent": "link code sent moments ago; not sent again",
-            "busy": "link code not sent: the number has codes pending for other followers"}
+            "busy": "link code not sent: the account or the number had its codes for now"}
 
 
 def shared_phone(body: dict[str, Any]) -> str | None:
