@@ -4,9 +4,10 @@
 Sends the text as an OA message to every follower who opted in by chat ("đăng ký tin
 tức" / "đăng ký khẩn cấp"), through the dispatcher (same token store, same kind of
 limiter; by default at half the OA app rate so a running bridge keeps the other half).
-Never at night: between `dispatch.night_start` and `dispatch.night_end` (22:00–06:00,
-Asia/Ho_Chi_Minh) it refuses to start (exit 3) and stops before the next send if the
-night begins meanwhile. A broadcast is identified by its topic and text: running the
+News never at night: between `dispatch.night_start` and `dispatch.night_end` (22:00–06:00,
+Asia/Ho_Chi_Minh) a `tin-tuc` broadcast refuses to start (exit 3) and stops before the
+next send if the night begins meanwhile. Emergency alerts (`khan-cap`: a storm, a flood
+tide) go at any hour, as Zalo accepts CS messages 24/24 (zalo-api.md §10). A broadcast is identified by its topic and text: running the
 same command again reaches only the followers it has not reached yet.
 
 Progress on stderr; the summary on stdout. Exit 0 all sent, 1 some failed, 2 bad usage
@@ -79,15 +80,20 @@ class Progress:
 
 def _night_message(settings: Settings) -> str:
     d = settings.dispatch
-    return (f"broadcast refused: nothing is sent at night ({d.night_start}–{d.night_end} "
-            f"Asia/Ho_Chi_Minh); run the same command again after {d.night_end} — followers "
-            "already reached are skipped")
+    return (f"broadcast refused: news is not sent at night ({d.night_start}–{d.night_end} "
+            f"Asia/Ho_Chi_Minh; emergency alerts are); run the same command again after "
+            f"{d.night_end} — followers already reached are skipped")
+
+
+def _held_at_night(settings: Settings, topic: str) -> bool:
+    """News waits for the morning; an emergency does not."""
+    start, end = parse_hhmm(settings.dispatch.night_start), parse_hhmm(settings.dispatch.night_end)
+    return topic != "khan-cap" and is_night(now(), start, end)
 
 
 def run(settings: Settings, topic: str, body: str, *, dry_run: bool, rate_per_minute: int | None,
         out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    start, end = parse_hhmm(settings.dispatch.night_start), parse_hhmm(settings.dispatch.night_end)
     text = compose(topic, body)
     if len(text) > messages.TEXT_MAX:
         print(f"broadcast refused: the message is {len(text)} characters with its header and "
@@ -106,7 +112,7 @@ def run(settings: Settings, topic: str, body: str, *, dry_run: bool, rate_per_mi
                   file=out)
             print("--- message ---\n" + text, file=out)
             return 0
-        if is_night(now(), start, end):
+        if _held_at_night(settings, topic):
             print(_night_message(settings), file=err)
             return EXIT_NIGHT
         return _send(settings, ledger, store, bid, topic, text, todo, len(already),
@@ -124,7 +130,6 @@ def _send(settings: Settings, ledger: Ledger, store: CitizenStore, bid: str, top
     dispatcher = build_dispatcher(tuned, token_store=LedgerTokenStore(ledger.engine),
                                   max_rate_wait_s=120.0)
     replier = Replier(dispatcher, store, max_wait_s=120.0)
-    start, end = parse_hhmm(settings.dispatch.night_start), parse_hhmm(settings.dispatch.night_end)
     store.open_broadcast(bid, topic, text)
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
@@ -132,7 +137,7 @@ def _send(settings: Settings, ledger: Ledger, store: CitizenStore, bid: str, top
     stopped_for_night = False
     try:
         for done, user_id in enumerate(todo, start=1):
-            if is_night(now(), start, end):
+            if _held_at_night(settings, topic):
                 stopped_for_night = True
                 break
             try:

@@ -94,17 +94,23 @@ def test_broadcast_reaches_opted_in_followers_only_once(oa: Bridge, tmp_path: Pa
     assert len([m for m in oa.messages(after=str(seq)) if (m["text"] or "").startswith("TIN TỨC")]) == 3
 
 
-def test_broadcast_is_never_sent_at_night(oa: Bridge, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    _subscribe(oa, ["n-1"], "khan-cap")
+def test_news_waits_for_the_morning_but_an_emergency_goes_at_night(
+        oa: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A flood-tide warning at 23:00 used to be refused like the news (Zalo accepts CS
+    messages at any hour)."""
+    _subscribe(oa, ["n-1"], "tin-tuc")
+    _subscribe(oa, ["n-2"], "khan-cap")
     seq = oa.last_seq()
     _daytime(monkeypatch, hour_utc=16)                      # 23:00 in Hồ Chí Minh City
-    code = cli(["broadcast", "--topic", "khan-cap", "--text", "Cảnh báo triều cường",
-                "--config", str(write_config(oa, tmp_path)), "--sandbox", oa.sandbox.url])
+    common = ["--config", str(write_config(oa, tmp_path)), "--sandbox", oa.sandbox.url]
+    code = cli(["broadcast", "--topic", "tin-tuc", "--text", "Lịch làm việc mới", *common])
     assert code == broadcast.EXIT_NIGHT
-    assert "nothing is sent at night (22:00–06:00" in capsys.readouterr().err
+    assert "news is not sent at night (22:00–06:00" in capsys.readouterr().err
     assert oa.messages(after=str(seq)) == []
+    assert cli(["broadcast", "--topic", "khan-cap", "--text", "Cảnh báo triều cường", *common]) == 0
+    [alert] = [m for m in oa.messages(after=str(seq)) if "Cảnh báo triều cường" in (m["text"] or "")]
+    assert alert["user_id"] == "n-2"
     too_long = cli(["broadcast", "--topic", "tin-tuc", "--text", "x" * 1990,
                     "--config", str(write_config(oa, tmp_path))])
     assert too_long == 2
