@@ -224,8 +224,7 @@ def _watch_messages(sandbox_url: str, stack: contextlib.ExitStack, after: int) -
     def loop() -> None:
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):
-                batch = httpx.get(f"{sandbox_url}/sandbox/messages",
-                                  params={"after": seen["last_seq"]}, timeout=5).json()
+                batch = _messages(sandbox_url, after=str(seen["last_seq"]))
                 for message in batch:
                     seen["last_seq"] = max(seen["last_seq"], int(message.get("seq", 0)))
                     if message.get("tracking_id"):

@@ -7,8 +7,9 @@ limiter; by default at half the OA app rate so a running bridge keeps the other 
 News never at night: between `dispatch.night_start` and `dispatch.night_end` (22:00–06:00,
 Asia/Ho_Chi_Minh) a `tin-tuc` broadcast refuses to start (exit 3) and stops before the
 next send if the night begins meanwhile. Emergency alerts (`khan-cap`: a storm, a flood
-tide) go at any hour, as Zalo accepts CS messages 24/24 (zalo-api.md §10). A broadcast is identified by its topic and text: running the
-same command again reaches only the followers it has not reached yet.
+tide) go at any hour, as Zalo accepts CS messages 24/24 (zalo-api.md §10). A broadcast is
+identified by its topic and text: running the same command again reaches only the
+followers it has not reached yet.
 
 Progress on stderr; the summary on stdout. Exit 0 all sent, 1 some failed, 2 bad usage
 or configuration, 3 night (nothing or not everything sent; run again after 06:00).

@@ -1,7 +1,8 @@
 """A citizen's text message → the right answer.
 
 Order: a rating button's hidden payload; four digits answering a pending lookup
-question; six digits typing back a link code; a keyword command (accent-insensitive); dossier codes anywhere in the text;
+question; six digits typing back a link code; a keyword command (accent-insensitive);
+dossier codes anywhere in the text; part of a code (what a whole one looks like);
 otherwise the help text with the menus. User text is matched, stored as data, never
 formatted or executed.
 """

@@ -28,10 +28,10 @@ from bridge.consume.completions import Completions
 from bridge.consume.parked import Parked
 from bridge.consume.settle import Settler, WorkItem
 from bridge.consume.workers import WorkerPool
-from bridge.logs import redact_text
 from bridge.dlq.producer import Failure, OutcomeProducer, retry_topic
 from bridge.errors import BadInputError, BridgeError
 from bridge.ledger import Admission, Incoming, Ledger
+from bridge.logs import redact_text
 from bridge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -127,23 +127,25 @@ class Dispatcher:
     def send_oa_message(self, user_id: str, message: dict[str, Any], *,
                         tracking: str | None = None) -> str:
         """A CS message to a follower (citizen side); returns Zalo's message_id."""
-        attempts: list[Attempt] = []
-        return self.retry.run(lambda: self._attempt(
-            "zalo_oa", lambda on_auth: self.zalo.send_oa(user_id, message, tracking=tracking,
-                                                        on_auth_error=on_auth), attempts))
+        return self._one_channel("zalo_oa", lambda on_auth: self.zalo.send_oa(
+            user_id, message, tracking=tracking, on_auth_error=on_auth))
 
     def send_link_code(self, phone: str, code: str, *, tracking: str) -> str:
         """The ZNS one-time code proving a follower owns `phone` (bridge/citizen/linking.py):
         template LINK_CODE, parameter `otp`. Returns Zalo's msg_id."""
         template = zns_template_id(self.settings, LINK_CODE)
-        return self.retry.run(lambda: self._attempt("zns", lambda on_auth: self.zalo.send_zns(
-            phone, template, {"otp": code}, tracking=tracking, on_auth_error=on_auth), []))
+        return self._one_channel("zns", lambda on_auth: self.zalo.send_zns(
+            phone, template, {"otp": code}, tracking=tracking, on_auth_error=on_auth))
 
     def close(self) -> None:
         if self._on_close is not None:
             self._on_close()
 
     # --- internals ----------------------------------------------------------------------
+    def _one_channel(self, channel: str, send: Send) -> str:
+        """A send outside the notices' channel plan: that channel alone, with retries."""
+        return self.retry.run(lambda: self._attempt(channel, send, []))
+
     def _plan(self, n: Notification, ctx: dict[str, Any]) -> list[tuple[str, Send]]:
         plan: list[tuple[str, Send]] = []
         user_id = self._follower(n.phone, ctx)
