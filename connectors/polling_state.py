@@ -3,9 +3,10 @@
 Per table it keeps the cursor (highest `updated_at` emitted) and whether the first full
 pass is done, and per row the version last emitted: its `updated_at` and a digest of its
 content. The per-row versions serve two purposes: dedupe inside the overlap window (a row
-re-read unchanged is not emitted again; changed within the same second, it is) and the "c" versus "u" decision (an id never emitted
-before by this connector is a create). State is written only after Kafka acknowledged
-the records it covers, so a crash re-emits (duplicates) rather than skips.
+re-read unchanged is not emitted again; changed within the same second, it is) and the
+"c" versus "u" decision (an id never emitted before by this connector is a create). State
+is written only after Kafka acknowledged the records it covers, so a crash re-emits
+(duplicates) rather than skips.
 """
 
 from __future__ import annotations
