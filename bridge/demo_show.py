@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import create_engine, select
 
 from bridge.phone import mask_phone
+from bridge.report.fmt import SMS_PARTS_VI
 from bridge.samples import DayPlan
 from bridge.settings import PricesSettings
 from bridge.templates import format_vnd
@@ -53,7 +54,7 @@ def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: dict[str, int
     engine = create_engine(f"sqlite:///{ledger_path}")
     with engine.connect() as conn:
         rows = conn.execute(select(n.c.kind, n.c.channel, n.c.status, n.c.price_vnd,
-                                   n.c.error_class)).all()
+                                   n.c.sms_equivalent_vnd, n.c.error_class)).all()
     engine.dispose()
     sent = [r for r in rows if r.status == "sent"]
     why = Counter(UNSENT_VI.get(r.error_class or "", "lý do khác, xem onestop-bridge dlq list")
@@ -61,7 +62,9 @@ def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: dict[str, int
     sms_price = PricesSettings().sms
     by_channel = Counter(r.channel for r in sent)
     cost = sum(r.price_vnd or 0 for r in sent)
-    saved = sum(sms_price - (r.price_vnd or 0) for r in sent if r.channel != "sms")
+    all_sms = sum(r.sms_equivalent_vnd or sms_price for r in sent)
+    saved = sum((r.sms_equivalent_vnd or sms_price) - (r.price_vnd or 0)
+                for r in sent if r.channel != "sms")
     print("\n══ Tổng kết một ngày làm việc ══")
     print(f"Hồ sơ: {plan.dossiers}; thông báo đã gửi: {len(sent)}; "
           f"chưa gửi được: {len(rows) - len(sent)}{_reasons(why)}; "
@@ -71,8 +74,9 @@ def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: dict[str, int
     kinds = Counter(r.kind for r in sent)
     print("Theo loại:   " + ", ".join(f"{KIND_VI.get(k, k)}: {c}" for k, c in kinds.most_common()))
     print(f"Chi phí:     {format_vnd(_d(cost))} "
-          f"(nếu gửi toàn bộ bằng SMS: {format_vnd(_d(len(sent) * sms_price))})")
-    print(f"Tiết kiệm:   {format_vnd(_d(saved))} so với gửi SMS {sms_price} đồng/tin")
+          f"(nếu gửi toàn bộ bằng SMS: {format_vnd(_d(all_sms))})")
+    print(f"Tiết kiệm:   {format_vnd(_d(saved))} so với gửi SMS {sms_price} đồng/tin nhắn "
+          f"({SMS_PARTS_VI})")
 
 
 def _reasons(why: Counter[str]) -> str:

@@ -89,7 +89,8 @@ cost_vnd = Counter(
     registry=REGISTRY)
 sms_savings_vnd = Counter(
     "onestop_sms_savings_vnd_total",
-    "VND saved against sending the same notification by SMS (no savings when SMS fired).",
+    "VND saved against sending the same notification by SMS, its parts × the SMS price "
+    "(no savings when SMS fired).",
     registry=REGISTRY)
 
 # --- citizen side ----------------------------------------------------------------------

@@ -30,8 +30,8 @@ from bridge.dlq.producer import Failure
 from bridge.errors import (AuthError, BadInputError, BridgeError, DeferError, PermanentError,
                            RecipientError)
 from bridge.ledger import StoredNotification
-from bridge.ledger.outcomes import OutcomeRow
-from bridge.ledger.tables import DEAD, DEFERRED, FAILED, SENT
+from bridge.ledger.outcomes import OutcomeRow, sent_row
+from bridge.ledger.tables import DEAD, DEFERRED, FAILED
 from bridge.phone import mask_phone
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,7 @@ class Settler:
     def _delivered(self, item: WorkItem, outcome: DeliveryOutcome) -> None:
         if outcome.status == "sent":
             self.parked.discard(item.stored.dossier_key, item.stored.seq)
-            self._report(Settled(item, OutcomeRow(
-                item.stored.key, SENT, outcome.channel, outcome.price_vnd,
-                outcome.provider_message_id, attempts=tuple(outcome.attempts)), "done"))
+            self._report(Settled(item, sent_row(item.stored.key, outcome), "done"))
             return
         last = outcome.attempts[-1] if outcome.attempts else None
         error = PermanentError(outcome.reason or "every channel refused",

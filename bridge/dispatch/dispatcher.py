@@ -33,7 +33,6 @@ from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
 from bridge.dispatch.postponements import Postponements
 from bridge.dispatch.retry import RetryPolicy
-from bridge.dispatch.sms import sms_text
 from bridge.errors import (
     AuthError, BridgeError, ConfigError, DeferError, PermanentError, QuotaExhausted,
     RecipientError, RetryableError,
@@ -41,6 +40,7 @@ from bridge.errors import (
 from bridge.model import Notification
 from bridge.phone import mask_phone
 from bridge.settings import Settings
+from bridge.templates.sms import sms_parts, sms_text
 
 log = logging.getLogger(__name__)
 @lru_cache(maxsize=512)
@@ -51,6 +51,8 @@ def _child(metric: Any, *labels: str) -> Any:
 
 # One send on one channel; gets a callback to record a refused token before the refresh.
 Send = Callable[[Callable[[AuthError], None]], str]
+# A channel of a notice's plan, how to send on it, and what a send there costs (VND).
+Step = tuple[str, Send, int]
 
 
 class FollowerLookup(Protocol):
@@ -85,7 +87,10 @@ class Dispatcher:
     def deliver(self, n: Notification) -> DeliveryOutcome:
         ctx = {"dossier_code": n.dossier_code, "idempotency_key": n.idempotency_key,
                "kind": n.kind, "phone": mask_phone(n.phone)}
-        plan = self._plan(n, ctx)
+        sms = sms_text(n)
+        # What this notice costs by SMS (gateways bill each part): the all-SMS baseline.
+        sms_cost = sms_parts(sms) * self.prices["sms"]
+        plan = self._plan(n, ctx, sms, sms_cost)
         if not plan:
             _child(metrics.notifications, n.kind, "none", "failed").inc()
             # INFO: routine (no phone typed at the desk); an alert watches the share.
@@ -93,9 +98,10 @@ class Dispatcher:
             raise RecipientError("no reachable recipient: no phone and no linked Zalo follower")
         attempts: list[Attempt] = []
         exhausted: tuple[str, QuotaExhausted] | None = None  # waited for if nothing else works
-        for channel, send in plan:
+        for channel, send, price in plan:
             try:
-                provider_id = self.retry.run(lambda: self._attempt(channel, send, attempts))
+                provider_id = self.retry.run(
+                    lambda: self._attempt(channel, send, attempts, price))
             except (PermanentError, AuthError) as exc:
                 level = logging.ERROR if isinstance(exc, ConfigError) else logging.INFO
                 log.log(level, "channel refused, trying the next one",
@@ -110,7 +116,7 @@ class Dispatcher:
                 continue
             except RetryableError as exc:
                 raise self._postponed(channel, exc, attempts, ctx) from None
-            return self._sent(n, channel, provider_id, attempts, ctx)
+            return self._sent(n, channel, provider_id, attempts, ctx, price, sms_cost)
         if exhausted is not None:
             raise self._postponed(*exhausted, attempts, ctx)
         _child(metrics.notifications, n.kind, "none", "failed").inc()
@@ -144,23 +150,24 @@ class Dispatcher:
     # --- internals ----------------------------------------------------------------------
     def _one_channel(self, channel: str, send: Send) -> str:
         """A send outside the notices' channel plan: that channel alone, with retries."""
-        return self.retry.run(lambda: self._attempt(channel, send, []))
+        return self.retry.run(lambda: self._attempt(channel, send, [], self.prices[channel]))
 
-    def _plan(self, n: Notification, ctx: dict[str, Any]) -> list[tuple[str, Send]]:
-        plan: list[tuple[str, Send]] = []
+    def _plan(self, n: Notification, ctx: dict[str, Any], sms: str, sms_cost: int) -> list[Step]:
+        plan: list[Step] = []
         user_id = self._follower(n.phone, ctx)
         if user_id:
             message = {"text": n.text}
             plan.append(("zalo_oa", lambda on_auth: self.zalo.send_oa(
-                user_id, message, tracking=n.idempotency_key, on_auth_error=on_auth)))
+                user_id, message, tracking=n.idempotency_key, on_auth_error=on_auth),
+                self.prices["zalo_oa"]))
         if n.phone:
             phone, template = n.phone, zns_template_id(self.settings, n.kind)
             plan.append(("zns", lambda on_auth: self.zalo.send_zns(
                 phone, template, n.template_data, tracking=n.idempotency_key,
-                on_auth_error=on_auth)))
+                on_auth_error=on_auth), self.prices["zns"]))
             if self.settings.sms.enabled:
-                plan.append(("sms", lambda _: self.sms.send(phone, sms_text(n.text),
-                                                            tracking=n.idempotency_key)))
+                plan.append(("sms", lambda _: self.sms.send(phone, sms, tracking=n.idempotency_key),
+                             sms_cost))
         return plan
 
     def _follower(self, phone: str | None, ctx: dict[str, Any]) -> str | None:
@@ -174,7 +181,7 @@ class Dispatcher:
                         exc_info=True)
             return None
 
-    def _attempt(self, channel: str, send: Send, attempts: list[Attempt]) -> str:
+    def _attempt(self, channel: str, send: Send, attempts: list[Attempt], price: int) -> str:
         def on_auth(exc: AuthError) -> None:
             self._record(attempts, channel, "auth", exc)
 
@@ -183,27 +190,25 @@ class Dispatcher:
         except BridgeError as exc:
             self._record(attempts, channel, result_of(exc), exc)
             raise
-        self._record(attempts, channel, "ok", None)
+        self._record(attempts, channel, "ok", None, price)
         return provider_id
 
     def _record(self, attempts: list[Attempt], channel: str, result: str,
-                exc: BridgeError | None) -> None:
-        price = self.prices[channel] if result == "ok" else 0
+                exc: BridgeError | None, price: int = 0) -> None:
         attempts.append(Attempt(channel, result, exc.code if exc else None,  # type: ignore[arg-type]
                                 exc.message if exc else None, self._wall(), price))
         _child(metrics.delivery_attempts, channel, result).inc()
 
     def _sent(self, n: Notification, channel: str, provider_id: str, attempts: list[Attempt],
-              ctx: dict[str, Any]) -> DeliveryOutcome:
-        price = self.prices[channel]
+              ctx: dict[str, Any], price: int, sms_cost: int) -> DeliveryOutcome:
         self.postponements.delivered(channel)
         _child(metrics.notifications, n.kind, channel, "sent").inc()
         _child(metrics.cost_vnd, channel).inc(price)
         if channel != "sms":
-            metrics.sms_savings_vnd.inc(max(0, self.prices["sms"] - price))
+            metrics.sms_savings_vnd.inc(max(0, sms_cost - price))
         if n.source_ts_ms is not None:
             age = self._wall().timestamp() - n.source_ts_ms / 1000
             _child(metrics.event_to_sent, channel).observe(max(0.0, age))
         log.info("notification sent", extra={**ctx, "channel": channel,
                                              "provider_message_id": provider_id, "price_vnd": price})
-        return DeliveryOutcome("sent", channel, provider_id, price, attempts)
+        return DeliveryOutcome("sent", channel, provider_id, price, attempts, sms_cost)

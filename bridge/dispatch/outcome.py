@@ -31,6 +31,9 @@ class DeliveryOutcome:
     provider_message_id: str | None
     price_vnd: int
     attempts: list[Attempt] = field(default_factory=list)
+    # What the notice would have cost by SMS (its SMS text's parts × the SMS price): the
+    # baseline its savings are counted against, kept with it (bridge/report).
+    sms_equivalent_vnd: int = 0
 
     @property
     def reason(self) -> str | None:

@@ -1,13 +1,13 @@
 """Client for the SMS gateway (brandname SMS), the last and dearest channel.
 
 Contract: ``POST {base}/sms/send`` JSON ``{phone, text, brandname, tracking_id}`` with
-``Authorization: Bearer <key>`` → 200 ``{sms_id, status, price}``; 400
+``Authorization: Bearer <key>`` → 200 ``{sms_id, status, price}`` (price for all the
+parts of a long text); 400
 ``{"error": "invalid_phone"}``; 401 bad key; 429 with ``Retry-After``; 5xx.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,15 +20,6 @@ from bridge.errors import (
 )
 from bridge.settings import SmsSettings
 
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def sms_text(text: str) -> str:
-    """The notice as SMS carries it: SMS is for citizens Zalo cannot reach, so a sentence
-    that only works in Zalo (the lookup link, zalo.me/…) is left out — a segment saved too."""
-    kept = [s for s in _SENTENCE_END.split(text) if "zalo.me/" not in s]
-    return " ".join(kept) if kept else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ from bridge.ledger import retention
 from bridge.ledger.admission import Admission, Incoming, Notify, admit
 from bridge.ledger.engine import is_sqlite, make_engine, reader
 from bridge.ledger.migrate import migrate
-from bridge.ledger.outcomes import OutcomeRow, write_outcomes
+from bridge.ledger.outcomes import OutcomeRow, sent_row, write_outcomes
 from bridge.ledger.records import StoredNotification, stored_from_row
 from bridge.ledger.retention import Pass
-from bridge.ledger.tables import (DEAD, PARKED_STATUSES, SENT, events_seen, notifications,
+from bridge.ledger.tables import (DEAD, PARKED_STATUSES, events_seen, notifications,
                                   replay_audit)
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,7 @@ class Ledger:
                 write_outcomes(conn, rows, _ms(self.clock))
 
     def record_sent(self, key: str, outcome: DeliveryOutcome) -> None:
-        self.record_outcomes([OutcomeRow(key, SENT, outcome.channel, outcome.price_vnd,
-                                         outcome.provider_message_id,
-                                         attempts=tuple(outcome.attempts))])
+        self.record_outcomes([sent_row(key, outcome)])
 
     def record_unsent(self, key: str, status: str, *, error_class: str, error_message: str,
                       attempts: Iterable[Attempt] = (), count_round: bool = False) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 
-from bridge.dispatch.outcome import Attempt
+from bridge.dispatch.outcome import Attempt, DeliveryOutcome
 from bridge.ledger.fastsql import executemany
 from bridge.ledger.tables import SENT, delivery_attempts, notifications
 
@@ -26,16 +26,22 @@ class OutcomeRow:
     channel: str | None = None
     price_vnd: int | None = None
     provider_message_id: str | None = None
+    sms_equivalent_vnd: int | None = None
     error_class: str | None = None
     error_message: str | None = None
     attempts: tuple[Attempt, ...] = field(default=())
     count_round: bool = False
 
 
+def sent_row(key: str, outcome: DeliveryOutcome) -> OutcomeRow:
+    return OutcomeRow(key, SENT, outcome.channel, outcome.price_vnd, outcome.provider_message_id,
+                      outcome.sms_equivalent_vnd, attempts=tuple(outcome.attempts))
+
+
 _SENT = (update(notifications)
          .where(notifications.c.idempotency_key == bindparam("k"))
          .values(status=SENT, channel=bindparam("ch"), price_vnd=bindparam("price"),
-                 provider_message_id=bindparam("pid"), error_class=None, error_message=None,
+                 sms_equivalent_vnd=bindparam("sms"), provider_message_id=bindparam("pid"), error_class=None, error_message=None,
                  updated_at_ms=bindparam("now")))
 _ATTEMPT = delivery_attempts.insert()
 _UNSENT = (update(notifications)
@@ -52,7 +58,8 @@ def write_outcomes(conn: Connection, rows: Iterable[OutcomeRow], now_ms: int) ->
     for row in rows:
         if row.status == SENT:
             sent.append({"k": row.key, "ch": row.channel, "price": row.price_vnd,
-                         "pid": row.provider_message_id, "now": now_ms})
+                         "sms": row.sms_equivalent_vnd, "pid": row.provider_message_id,
+                         "now": now_ms})
         else:
             unsent.append({"k": row.key, "st": row.status, "cls": row.error_class,
                            "msg": (row.error_message or "")[:MAX_ERROR_TEXT],

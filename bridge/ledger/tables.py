@@ -58,6 +58,7 @@ notifications = Table(
     Column("error_message", Text),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
+    Column("sms_equivalent_vnd", Integer),  # a sent notice's cost had it gone by SMS
 )
 
 delivery_attempts = Table(

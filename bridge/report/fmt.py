@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import date
 
+# How gateways bill a long SMS (bridge/templates/sms.py), said wherever the SMS price is.
+SMS_PARTS_VI = "tin có dấu dài quá 70 ký tự được tính thành nhiều tin"
+
 # Notification kinds (design.md §3) as the one-stop centre names them.
 KIND_VI: dict[str, str] = {
     "SUBMITTED": "Đã nhận hồ sơ nộp trực tuyến",

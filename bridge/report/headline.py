@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.report.fmt import day, number, percent, vnd
+from bridge.report.fmt import SMS_PARTS_VI, day, number, percent, vnd
 from bridge.report.summary import Report
 
 TITLE = "BÁO CÁO KẾT QUẢ THÔNG BÁO TÌNH TRẠNG HỒ SƠ QUA ZALO VÀ SMS"
@@ -19,7 +19,8 @@ def savings_sentence(r: Report) -> str:
     """In the words of the 2019 Long An pilot report, with this period's own figures."""
     return (f"Tổng số tin nhắn Zalo trong giải quyết hồ sơ thủ tục hành chính đạt "
             f"{number(r.zalo_sent)} lượt, giảm chi phí tin nhắn {vnd(r.savings_vnd)} so với gửi "
-            f"bằng SMS (giá cước tin nhắn SMS là {number(r.sms_price)} đồng/tin nhắn).")
+            f"bằng SMS (giá cước tin nhắn SMS là {number(r.sms_price)} đồng/tin nhắn; "
+            f"{SMS_PARTS_VI}).")
 
 
 def cost_sentence(r: Report) -> str:

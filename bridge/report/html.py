@@ -9,8 +9,8 @@ from html import escape
 
 from bridge.report import headline, svg
 from bridge.report.buckets import buckets
-from bridge.report.fmt import (CHANNEL_COLOUR, channel_label, kind_label, number, percent,
-                               sort_channels, sort_kinds, vnd)
+from bridge.report.fmt import (CHANNEL_COLOUR, SMS_PARTS_VI, channel_label, kind_label, number,
+                               percent, sort_channels, sort_kinds, vnd)
 from bridge.report.summary import Report
 
 SAVINGS_COLOUR = "#1a8f4c"
@@ -136,10 +136,11 @@ def _method(r: Report, generated: datetime) -> str:
     return (
         '<footer><p><b>Cách tính.</b> Số liệu lấy từ sổ ghi nhận gửi tin của hệ thống '
         f"(mỗi thông báo, mỗi lần gửi, kênh và giá cước). Tiết kiệm: với mỗi thông báo đã gửi "
-        f"không qua SMS, lấy giá cước SMS ({number(r.sms_price)} đồng/tin) trừ giá của kênh đã "
+        "không qua SMS, lấy số tiền thông báo đó sẽ tốn nếu gửi bằng SMS (nội dung SMS của "
+        f"thông báo, {number(r.sms_price)} đồng/tin nhắn; {SMS_PARTS_VI}) trừ giá của kênh đã "
         "dùng (Zalo OA miễn phí; ZNS theo giá cước Zalo); thông báo đã phải gửi bằng SMS không "
         "được tính tiết kiệm. “Gửi trong vòng 5 giây” tính từ lúc cán bộ cập nhật hồ sơ trong "
         "phần mềm một cửa đến lúc Zalo hoặc nhà mạng nhận tin. “Đúng hẹn”: kết quả sẵn sàng "
-        "trước hoặc trong ngày hẹn trả (ngày hẹn sau cùng). “Chưa gửi được”: thông báo còn chờ "
+        "trước hoặc trong ngày hẹn trả; hồ sơ đã có phiếu xin lỗi, hẹn lại ngày trả là trễ hẹn. “Chưa gửi được”: thông báo còn chờ "
         "gửi lại hoặc không có kênh nào tới được người dân.</p>"
         f"<p>Lập lúc {generated:%H:%M} ngày {generated:%d/%m/%Y} bởi onestop-bridge.</p></footer>")

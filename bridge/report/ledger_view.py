@@ -61,6 +61,7 @@ class NoticeRow:
     event_ms: int           # the database commit (source.ts_ms), else admission time
     cost_vnd: int
     savings_vnd: int
+    sms_equivalent_vnd: int  # what it would have cost by SMS; 0 unless sent
     sent_after_s: float | None  # commit → accepted by the provider; None if unknown/unsent
 
 
@@ -69,6 +70,9 @@ class DossierResult:
     dossier_key: str
     ready_ms: int
     due: datetime | None
+    # An apology (Mẫu 04) is written only for a dossier past its appointment: late, even
+    # when the result met the new date the apology gave.
+    apologised: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +106,8 @@ def notices(engine: Engine, period: Period, sms_price: int) -> Iterator[NoticeRo
           .where(a.c.result == "ok", a.c.at_ms >= period.start_ms - CLOCK_SLACK_MS)
           .group_by(a.c.idempotency_key).subquery())
     event_ms = func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)
-    query = (select(n.c.kind, n.c.status, n.c.channel, n.c.price_vnd, n.c.source_ts_ms,
-                    n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
+    query = (select(n.c.kind, n.c.status, n.c.channel, n.c.price_vnd, n.c.sms_equivalent_vnd,
+                    n.c.source_ts_ms, n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
              .select_from(n.outerjoin(ok, ok.c.idempotency_key == n.c.idempotency_key))
              .where(event_ms >= period.start_ms, event_ms < period.end_ms)
              .order_by(event_ms, n.c.id))
@@ -116,13 +120,16 @@ def _notice(row: Any, sms_price: int) -> NoticeRow:
     sent = row.status == SENT
     channel = (row.channel or "none") if sent else "none"
     price = int(row.price_vnd or 0) if sent else 0
+    # Notices sent before the ledger kept each one's SMS equivalent count as one SMS.
+    equivalent = (row.sms_equivalent_vnd or sms_price) if sent else 0
     # Savings only where no SMS fired for this notification (anchors.md §5.2: no double count).
-    saved = max(0, sms_price - price) if sent and channel != "sms" and not row.sms_fired else 0
+    saved = max(0, equivalent - price) if sent and channel != "sms" and not row.sms_fired else 0
     after: float | None = None
     if sent and row.source_ts_ms is not None:
         accepted = row.ok_at_ms if row.ok_at_ms is not None else row.updated_at_ms
         after = max(0.0, (accepted - row.source_ts_ms) / 1000)
-    return NoticeRow(row.kind, row.status, channel, int(row.event_ms), price, saved, after)
+    return NoticeRow(row.kind, row.status, channel, int(row.event_ms), price, saved, equivalent,
+                     after)
 
 
 def results(engine: Engine, period: Period) -> list[DossierResult]:
@@ -130,14 +137,16 @@ def results(engine: Engine, period: Period) -> list[DossierResult]:
 
     The moment of "ready" is the commit of the status change to 9 (the RESULT_READY
     notice), else the dossier's finished_at; the appointment is the dossier's last-known
-    due_at (moved later by an apology, Mẫu 04).
+    due_at, and a dossier that got an apology (Mẫu 04, which moved that date) is late.
     """
     n = notifications
     ready_q = (select(n.c.dossier_key,
                       func.min(func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)))
                .where(n.c.kind == "RESULT_READY").group_by(n.c.dossier_key))
+    apologised_q = select(n.c.dossier_key).where(n.c.kind == "APOLOGY_RESCHEDULED").distinct()
     with engine.connect() as conn:
         ready = {key: int(ms) for key, ms in conn.execute(ready_q)}
+        apologised = set(conn.execute(apologised_q).scalars())
         # A dossier ready in the period was last written at or after that moment.
         states = conn.execute(select(dossier_state.c.dossier_key, dossier_state.c.state).where(
             dossier_state.c.updated_at_ms >= period.start_ms - CLOCK_SLACK_MS)).all()
@@ -152,7 +161,7 @@ def results(engine: Engine, period: Period) -> list[DossierResult]:
         if ready_ms is None or not period.start_ms <= ready_ms < period.end_ms:
             continue
         due = dossier.due_at if not isinstance(dossier.due_at, Unavailable) else None
-        found.append(DossierResult(key, ready_ms, due))
+        found.append(DossierResult(key, ready_ms, due, key in apologised))
     return found
 
 

@@ -22,6 +22,7 @@ class Cell:
     sent: int = 0
     cost_vnd: int = 0
     savings_vnd: int = 0
+    sms_equivalent_vnd: int = 0
 
 
 @dataclass(slots=True)
@@ -33,6 +34,7 @@ class Report:
     dead: int = 0
     cost_vnd: int = 0
     savings_vnd: int = 0
+    sms_equivalent_vnd: int = 0  # what the delivered notifications would have cost by SMS
     timed: int = 0            # sent notifications whose commit time is known
     within_fast: int = 0      # … accepted by the provider within 5 s of the commit
     within_minute: int = 0
@@ -49,11 +51,6 @@ class Report:
     @property
     def waiting(self) -> int:
         return self.total - self.sent - self.dead
-
-    @property
-    def sms_equivalent_vnd(self) -> int:
-        """What the delivered notifications would have cost had each gone by SMS."""
-        return self.sent * self.sms_price
 
     def sent_by_channel(self) -> dict[str, int]:
         out: Counter[str] = Counter()
@@ -91,6 +88,7 @@ class Report:
             acc.sent += cell.sent
             acc.cost_vnd += cell.cost_vnd
             acc.savings_vnd += cell.savings_vnd
+            acc.sms_equivalent_vnd += cell.sms_equivalent_vnd
         return dict(sorted(out.items()))
 
 
@@ -121,8 +119,10 @@ def _add(report: Report, row: NoticeRow) -> None:
     cell.sent += 1
     cell.cost_vnd += row.cost_vnd
     cell.savings_vnd += row.savings_vnd
+    cell.sms_equivalent_vnd += row.sms_equivalent_vnd
     report.cost_vnd += row.cost_vnd
     report.savings_vnd += row.savings_vnd
+    report.sms_equivalent_vnd += row.sms_equivalent_vnd
     report.savings_by_hour[hour] += row.savings_vnd
     if row.sent_after_s is not None:
         report.timed += 1
@@ -132,6 +132,8 @@ def _add(report: Report, row: NoticeRow) -> None:
 
 def _add_result(report: Report, result: DossierResult) -> None:
     report.results_ready += 1
+    if result.apologised:
+        return  # late by its first appointment, whatever date the apology gave
     if result.due is None:
         report.results_without_due += 1
         return

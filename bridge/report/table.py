@@ -18,7 +18,7 @@ def render(r: Report) -> str:
     writer.writerow(COLUMNS)
     for (d, channel, kind), cell in sorted(r.cells.items(), key=_order):
         writer.writerow([d.isoformat(), channel, kind, cell.notifications, cell.sent,
-                         cell.cost_vnd, cell.savings_vnd, cell.sent * r.sms_price])
+                         cell.cost_vnd, cell.savings_vnd, cell.sms_equivalent_vnd])
     return out.getvalue()
 
 

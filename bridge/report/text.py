@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from bridge.report import headline
-from bridge.report.fmt import (channel_label, kind_label, number, percent, sort_channels,
-                               sort_kinds, vnd)
+from bridge.report.fmt import (SMS_PARTS_VI, channel_label, kind_label, number, percent,
+                               sort_channels, sort_kinds, vnd)
 from bridge.report.summary import Report
 
 WIDTH = 78
@@ -70,7 +70,8 @@ def _money(r: Report) -> list[str]:
             _item("Nếu gửi toàn bộ bằng SMS", vnd(r.sms_equivalent_vnd)),
             _item("Chi phí thực tế", vnd(r.cost_vnd)),
             _item("Tiết kiệm so với SMS", vnd(r.savings_vnd)),
-            _item("Giá cước SMS dùng để so sánh", f"{number(r.sms_price)} đồng/tin nhắn")]
+            _item("Giá cước SMS dùng để so sánh",
+                  f"{number(r.sms_price)} đồng/tin nhắn ({SMS_PARTS_VI})")]
 
 
 def _followers(r: Report) -> list[str]:

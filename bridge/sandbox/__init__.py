@@ -55,7 +55,9 @@ OAuth host
 SMS gateway (our own contract)
     ``POST /sms/send`` takes JSON ``{"phone":"84…","text":"…","brandname":"…","tracking_id":"…"}``
     and the header ``Authorization: Bearer <sms_api_key>`` (default ``sandbox-sms-key``).
-    Success is 200 ``{"sms_id":"sms-…","status":"accepted","price":350}``. Errors:
+    Success is 200 ``{"sms_id":"sms-…","status":"accepted","parts":2,"price":700}``: a
+    long text is billed per part, ``sms_price`` each (Unicode text: 70 characters in one
+    SMS, 67 per part beyond; GSM-7 text: 160, 153). Errors:
     401 ``{"error":"unauthorized"}``; 429 ``{"error":"rate_limited"}`` with ``Retry-After``
     (seconds) above ``sms_rate_per_second``, checked in a sliding 1 s window; 400
     ``{"error":"invalid_phone"|"invalid_text"|"invalid_request"}``. Scripted

@@ -12,6 +12,7 @@ from aiohttp import web
 from bridge.sandbox.common import STATE, json_response, latency, read_json, transport_fault
 from bridge.sandbox.messages import MessageRecord
 from bridge.sandbox.state import SandboxState
+from bridge.templates.sms import sms_parts
 
 PHONE = re.compile(r"^84\d{9}$")
 PATH = "/sms/send"
@@ -48,13 +49,15 @@ async def send(request: web.Request) -> web.StreamResponse:
     if scripted is not None:
         return scripted
     tracking_id = body.get("tracking_id")
+    parts = sms_parts(text)  # billed per part, as carriers bill a long SMS
     record = MessageRecord(
         channel="sms", message_id="sms-" + secrets.token_hex(8), at=state.clock(), phone=phone,
         tracking_id=tracking_id if isinstance(tracking_id, str) else None, text=text,
-        extra={"brandname": body.get("brandname"), "price": sc.sms_price},
+        extra={"brandname": body.get("brandname"), "parts": parts, "price": parts * sc.sms_price},
     )
     state.messages.add(record)
-    return json_response({"sms_id": record.message_id, "status": "accepted", "price": sc.sms_price})
+    return json_response({"sms_id": record.message_id, "status": "accepted", "parts": parts,
+                          "price": parts * sc.sms_price})
 
 
 async def _scripted(request: web.Request, state: SandboxState, phone: str) -> web.StreamResponse | None:

@@ -2,7 +2,8 @@
 
 `tt01-2018.json` follows the forms of Thông tư 01/2018/TT-VPCP; `tt03-2025.json`
 the renamed forms of Thông tư 03/2025/TT-VPCP. Each kind has a text (what an OA
-message or SMS says) and the ZNS template parameters (string values).
+message says), a short `sms` text (bridge/templates/sms.py) and the ZNS template
+parameters (string values).
 """
 
 from __future__ import annotations
@@ -56,14 +57,24 @@ def _check_placeholders(data: dict[str, Any]) -> None:
     """Fail at load time, not at 3 a.m., on a placeholder the renderer cannot fill."""
     allowed = set(_FIELDS)
     for kind, spec in data["kinds"].items():
-        parsed = list(string.Formatter().parse(spec["text"]))
-        if any(spec_ or conv for _, f, spec_, conv in parsed if f):
-            raise ValueError(f"template {data['version']}/{kind}: write placeholders as "
-                             f"plain {{name}}, without format specs or conversions")
-        names = {f for _, f, _, _ in parsed if f}
+        where = f"template {data['version']}/{kind}"
+        names = _placeholders(spec["text"], where)
         unknown = (names | set(spec["params"])) - allowed
         if unknown:
-            raise ValueError(f"template {data['version']}/{kind} uses unknown fields {unknown}")
+            raise ValueError(f"{where} uses unknown fields {unknown}")
+        # The SMS text is filled at send time from the stored ZNS parameters (templates/sms.py).
+        not_stored = _placeholders(spec["sms"], where) - set(spec["params"])
+        if not_stored:
+            raise ValueError(f"{where}: its sms text uses {sorted(not_stored)}, "
+                             "which are not among its params")
+
+
+def _placeholders(text: str, where: str) -> set[str]:
+    parsed = list(string.Formatter().parse(text))
+    if any(spec or conv for _, f, spec, conv in parsed if f):
+        raise ValueError(f"{where}: write placeholders as plain {{name}}, "
+                         "without format specs or conversions")
+    return {f for _, f, _, _ in parsed if f}
 
 
 def format_date(moment: Any, zone: ZoneInfo) -> str:

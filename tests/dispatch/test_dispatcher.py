@@ -128,6 +128,33 @@ def test_oa_refusal_falls_to_zns_then_no_zalo_falls_to_sms(up: FakeUpstream, clo
     assert counter(metrics.sms_savings_vnd) == saved  # nothing saved when SMS fired
 
 
+def result_ready() -> Notification:
+    """A notice whose short SMS text (bridge/templates) takes three Unicode parts."""
+    data = {"ten_nguoi_nop": "Lê Thị Hà", "ma_ho_so": "000.00.23.H39-261127-0066",
+            "ten_thu_tuc": "Đăng ký biến động đất đai",
+            "noi_tra": "Chi nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc"}
+    return note(kind="RESULT_READY", template_data=data, template_version="tt01-2018")
+
+
+def test_a_long_sms_costs_and_saves_by_its_parts(up: FakeUpstream, clock: FakeClock) -> None:
+    d = make(up, clock, followers=Followers({PHONE: "u-1"}))
+    saved = counter(metrics.sms_savings_vnd)
+    out = d.deliver(result_ready())
+    assert (out.channel, out.price_vnd, out.sms_equivalent_vnd) == ("zalo_oa", 0, 3 * 350)
+    assert counter(metrics.sms_savings_vnd) - saved == 1050
+
+    up.script("oa", {"error": -230})
+    up.script("zns", {"error": -118})
+    cost = counter(metrics.cost_vnd, channel="sms")
+    out = d.deliver(result_ready())
+    assert (out.channel, out.price_vnd, out.sms_equivalent_vnd) == ("sms", 1050, 1050)
+    assert out.attempts[-1].price_vnd == 1050 and counter(metrics.cost_vnd, channel="sms") - cost == 1050
+    text = body(up.calls("sms")[0])["text"]
+    assert text == ("Hồ sơ 000.00.23.H39-261127-0066 đã có kết quả. Mời Ông/Bà đến nhận tại Chi "
+                    "nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc, mang theo giấy hẹn và giấy "
+                    "tờ tùy thân.")
+
+
 def test_transient_errors_are_retried_with_backoff(up: FakeUpstream, clock: FakeClock) -> None:
     d = make(up, clock)
     up.script("zns", {"error": -100}, 503)

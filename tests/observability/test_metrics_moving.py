@@ -113,7 +113,7 @@ def test_savings_counter_equals_the_ledger(system: System) -> None:
 
     wait_for(settled, timeout=30, message="every notification settled")
     [(savings,)] = system.ledger_rows(
-        f"SELECT coalesce(sum({SMS_PRICE} - price_vnd), 0) FROM notifications "
+        "SELECT coalesce(sum(sms_equivalent_vnd - price_vnd), 0) FROM notifications "
         "WHERE status = 'sent' AND channel <> 'sms'")
     assert system.metric("onestop_sms_savings_vnd_total") == savings > 0
     cost = dict(system.ledger_rows("SELECT channel, sum(price_vnd) FROM delivery_attempts "

@@ -16,6 +16,13 @@ def test_send_is_accepted_and_recorded(sandbox):
     assert sent["message_id"] == body["sms_id"]
 
 
+def test_a_long_text_is_billed_per_part(sandbox):
+    """Unicode text: 70 characters in one SMS, 67 per part beyond; GSM-7 text: 160, 153."""
+    for text, parts in [("Đã có kết quả. " * 10, 3), ("Ho so da co ket qua. " * 9, 2)]:
+        body = sandbox.sms("84911000002", text.strip()).json()
+        assert (body["parts"], body["price"]) == (parts, parts * 350)
+
+
 def test_auth_and_validation(make_sandbox):
     box = make_sandbox({"sms_api_key": "k-123"})
     assert box.sms("84911000001").status_code == 401

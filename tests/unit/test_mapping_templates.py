@@ -234,7 +234,7 @@ def test_every_kind_has_a_complete_vietnamese_template(version) -> None:
 def test_received_and_refusal_wording_fit_every_channel_and_every_reason(version) -> None:
     kinds = load_templates(version)["kinds"]
     received, rejected = kinds["RECEIVED"]["text"], kinds["REJECTED"]["text"]
-    # The same text goes out by OA and ZNS (SMS leaves the link sentence out), and the
+    # The same text goes out by OA and ZNS (SMS has its own short text), and the
     # link only opens the OA chat in Zalo.
     assert "Zalo OA này" not in received and "hoặc bấm" not in received
     assert "Zalo" in received and "mã hồ sơ" in received and received.endswith("{link_tra_cuu}")
