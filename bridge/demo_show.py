@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, select
 from bridge.phone import mask_phone
 from bridge.report.fmt import SMS_PARTS_VI
 from bridge.samples import DayPlan
-from bridge.settings import PricesSettings
+from bridge.settings import load_settings
 from bridge.templates import format_vnd
 
 CHANNEL_VI = {"zalo_oa": "Zalo OA", "zns": "Zalo ZNS", "sms": "SMS"}
@@ -59,7 +59,7 @@ def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: dict[str, int
     sent = [r for r in rows if r.status == "sent"]
     why = Counter(UNSENT_VI.get(r.error_class or "", "lý do khác, xem onestop-bridge dlq list")
                   for r in rows if r.status != "sent")
-    sms_price = PricesSettings().sms
+    sms_price = load_settings(None).prices.sms  # what the bridge ran with (env)
     by_channel = Counter(r.channel for r in sent)
     cost = sum(r.price_vnd or 0 for r in sent)
     all_sms = sum(r.sms_equivalent_vnd or sms_price for r in sent)

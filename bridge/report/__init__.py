@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -63,31 +63,45 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        print(f"onestop-bridge report: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     zone = ZoneInfo(settings.source.timezone)
     today = datetime.now(zone).date()
     last = args.last or today
     first = args.first or last.replace(day=1)
     if first > last:
-        print("onestop-bridge report: --from is after --to", file=sys.stderr)
-        return 2
+        shown = "" if args.last else f" (--to defaults to today, {last:%d/%m/%Y})"
+        return _fail(f"--from {first:%d/%m/%Y} is after --to {last:%d/%m/%Y}{shown}", 2)
+    if last >= date.max - timedelta(days=1):
+        return _fail(f"--to {last:%d/%m/%Y} is out of range", 2)
     try:
-        engine = open_engine(settings.ledger.url)
+        report = _read(settings.ledger.url, Period(first, last, zone), settings.prices.sms)
     except ConfigError as exc:
-        print(f"onestop-bridge report: {exc}", file=sys.stderr)
-        return 2
-    try:
-        report = build_report(engine, Period(first, last, zone), settings.prices.sms)
+        return _fail(str(exc), 2)
     except SQLAlchemyError as exc:
-        print(f"onestop-bridge report: cannot read the ledger: {exc.__class__.__name__}: "
-              f"{str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
+        return _fail(f"cannot read the ledger: {exc.__class__.__name__}: "
+                     f"{str(exc).splitlines()[0]}", 1)
+    if last > today:
+        print(f"onestop-bridge report: the period ends after today ({today:%d/%m/%Y}): "
+              "its figures are not final", file=sys.stderr)
+    output = FORMATS[args.format](report)
+    if not args.out:
+        sys.stdout.write(output)
+        return 0
+    try:
+        Path(args.out).write_text(output, encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc.strerror}", 2)
+    return 0
+
+
+def _read(url: str, period: Period, sms_price: int) -> Report:
+    engine = open_engine(url)
+    try:
+        return build_report(engine, period, sms_price)
     finally:
         engine.dispose()
-    output = FORMATS[args.format](report)
-    if args.out:
-        Path(args.out).write_text(output, encoding="utf-8")
-    else:
-        sys.stdout.write(output)
-    return 0
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"onestop-bridge report: {message}", file=sys.stderr)
+    return status

@@ -34,7 +34,7 @@ CHANNEL_VI: dict[str, str] = {
     "none": "Chưa gửi được",
 }
 CHANNEL_SHORT_VI: dict[str, str] = {"zalo_oa": "Zalo OA", "zns": "Zalo ZNS", "sms": "SMS",
-                                    "none": "Chưa gửi được"}
+                                    "none": "Chưa gửi"}
 CHANNEL_ORDER = ("zalo_oa", "zns", "sms", "none")
 # Chart colours: Zalo blue shades for the Zalo channels, amber for paid SMS, grey for unsent.
 CHANNEL_COLOUR: dict[str, str] = {"zalo_oa": "#0068ff", "zns": "#5ea8ff", "sms": "#e8a317",
@@ -49,17 +49,30 @@ def number(value: int | float) -> str:
     return f"{int(round(value)):,}".replace(",", ".")
 
 
+def compact(value: float) -> str:
+    """A large amount in words, for an axis tick: ``300000000`` → ``300 triệu``."""
+    for size, word in ((1e9, "tỷ"), (1e6, "triệu")):
+        if value >= size:
+            return f"{number(round(value / size, 1))} {word}"
+    return number(value)
+
+
 def vnd(value: int | float) -> str:
     return f"{number(int(round(value)))} đồng"
 
 
 def percent(part: int, whole: int) -> str:
-    """``percent(39, 40)`` → ``97,5 %``; ``—`` when there is nothing to divide."""
+    """``percent(39, 40)`` → ``97,5 %``; ``—`` when there is nothing to divide. Never 100 %
+    or 0 % unless exact: 502 failures in 1.2 million are "> 99,9 %", not all sent."""
     if whole <= 0:
         return "—"
     share = 100.0 * part / whole
-    text = f"{share:.1f}".replace(".", ",")
-    return f"{text.removesuffix(',0')} %"
+    text = f"{share:.1f}"
+    if text == "100.0" and part != whole:
+        return "> 99,9 %"
+    if text == "0.0" and part != 0:
+        return "< 0,1 %"
+    return f"{text.replace('.', ',').removesuffix(',0')} %"
 
 
 def day(d: date) -> str:

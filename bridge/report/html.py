@@ -9,7 +9,7 @@ from html import escape
 
 from bridge.report import headline, svg
 from bridge.report.buckets import buckets
-from bridge.report.fmt import (CHANNEL_COLOUR, SMS_PARTS_VI, channel_label, kind_label, number,
+from bridge.report.fmt import (CHANNEL_COLOUR, channel_label, kind_label, number,
                                percent, sort_channels, sort_kinds, vnd)
 from bridge.report.summary import Report
 
@@ -38,7 +38,9 @@ th{background:#eef2f8;font-weight:600}
 tr.total td{font-weight:700;border-top:2px solid #c9d1dd}
 .note{color:#5b6472;font-size:13.5px}
 footer{margin-top:28px;color:#5b6472;font-size:13px}
-@media print{body{background:#fff}.card,.panel{box-shadow:none;border:1px solid #ddd}}
+@media print{body{background:#fff}.card,.panel{box-shadow:none;border:1px solid #ddd}
+.card,.panel,tr,svg{break-inside:avoid}}
+@media (max-width:700px){.cards{grid-template-columns:1fr}main{padding:12px}svg{height:auto}}
 """
 
 
@@ -47,7 +49,8 @@ def render(r: Report, generated: datetime | None = None) -> str:
     body = [_header(r), f'<p class="lead">{escape(headline.savings_sentence(r))}</p>',
             _cards(r), *_charts(r), _channel_table(r), _kind_table(r), _method(r, generated)]
     return ("<!DOCTYPE html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(headline.TITLE.capitalize())} – {escape(headline.period_line(r))}"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(headline.PAGE_TITLE)} – {escape(headline.period_line(r))}"
             f"</title><style>{CSS}</style></head><body><main>\n" + "\n".join(body)
             + "\n</main></body></html>\n")
 
@@ -72,7 +75,8 @@ def _cards(r: Report) -> str:
         _card("Tiết kiệm so với gửi SMS", vnd(r.savings_vnd),
               f"{number(r.zalo_sent)} tin qua Zalo thay cho SMS", good=True),
         _card("Thông báo đã gửi đến người dân", number(r.sent),
-              f"{percent(r.sent, r.total)} trong tổng số {number(r.total)} thông báo"),
+              f"{percent(r.sent, r.total)} trong tổng số {number(r.total)} thông báo"
+              + (f"; {number(r.unreachable)} không có số nhận tin" if r.unreachable else "")),
         _card("Chi phí thực tế", vnd(r.cost_vnd),
               f"Nếu gửi toàn bộ bằng SMS: {vnd(r.sms_equivalent_vnd)}"),
         _card("Gửi đi trong 5 giây sau khi cập nhật hồ sơ", percent(r.within_fast, r.timed),
@@ -133,14 +137,5 @@ def _kind_table(r: Report) -> str:
 
 
 def _method(r: Report, generated: datetime) -> str:
-    return (
-        '<footer><p><b>Cách tính.</b> Số liệu lấy từ sổ ghi nhận gửi tin của hệ thống '
-        f"(mỗi thông báo, mỗi lần gửi, kênh và giá cước). Tiết kiệm: với mỗi thông báo đã gửi "
-        "không qua SMS, lấy số tiền thông báo đó sẽ tốn nếu gửi bằng SMS (nội dung SMS của "
-        f"thông báo, {number(r.sms_price)} đồng/tin nhắn; {SMS_PARTS_VI}) trừ giá của kênh đã "
-        "dùng (Zalo OA miễn phí; ZNS theo giá cước Zalo); thông báo đã phải gửi bằng SMS không "
-        "được tính tiết kiệm. “Gửi trong vòng 5 giây” tính từ lúc cán bộ cập nhật hồ sơ trong "
-        "phần mềm một cửa đến lúc Zalo hoặc nhà mạng nhận tin. “Đúng hẹn”: kết quả sẵn sàng "
-        "trước hoặc trong ngày hẹn trả; hồ sơ đã có phiếu xin lỗi, hẹn lại ngày trả là trễ hẹn. “Chưa gửi được”: thông báo còn chờ "
-        "gửi lại hoặc không có kênh nào tới được người dân.</p>"
-        f"<p>Lập lúc {generated:%H:%M} ngày {generated:%d/%m/%Y} bởi onestop-bridge.</p></footer>")
+    return (f"<footer><p><b>Cách tính.</b> {escape(headline.method(r))}</p>"
+            f"<p>Lập lúc {generated:%H:%M} ngày {generated:%d/%m/%Y} bởi onestop-bridge.</p></footer>")

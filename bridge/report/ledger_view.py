@@ -20,7 +20,7 @@ from bridge import dburl
 from bridge.errors import ConfigError
 from bridge.ledger.engine import make_engine
 from bridge.ledger.migrate import current_version
-from bridge.ledger.tables import (SENT, delivery_attempts, dossier_state, follower_links,
+from bridge.ledger.tables import (DEAD, SENT, delivery_attempts, dossier_state, follower_links,
                                   notifications)
 from bridge.transitions import load_state
 from bridge.model import Unavailable
@@ -63,6 +63,9 @@ class NoticeRow:
     savings_vnd: int
     sms_equivalent_vnd: int  # what it would have cost by SMS; 0 unless sent
     sent_after_s: float | None  # commit → accepted by the provider; None if unknown/unsent
+    # Dead-lettered because no channel reaches the citizen (no phone, no Zalo, SMS off):
+    # nothing for an operator to fix, unlike a template or account problem.
+    unreachable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,12 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
     else:
         engine = make_engine(url, pool_size=2)
-    if current_version(engine) == 0:
+    try:
+        version = current_version(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    if version == 0:
         engine.dispose()
         shown = parsed.render_as_string(hide_password=True)
         raise ConfigError(f"the ledger at {shown!r} has no tables yet: has the bridge run?")
@@ -107,7 +115,7 @@ def notices(engine: Engine, period: Period, sms_price: int) -> Iterator[NoticeRo
           .group_by(a.c.idempotency_key).subquery())
     event_ms = func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)
     query = (select(n.c.kind, n.c.status, n.c.channel, n.c.price_vnd, n.c.sms_equivalent_vnd,
-                    n.c.source_ts_ms, n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
+                    n.c.error_class, n.c.source_ts_ms, n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
              .select_from(n.outerjoin(ok, ok.c.idempotency_key == n.c.idempotency_key))
              .where(event_ms >= period.start_ms, event_ms < period.end_ms)
              .order_by(event_ms, n.c.id))
@@ -128,8 +136,9 @@ def _notice(row: Any, sms_price: int) -> NoticeRow:
     if sent and row.source_ts_ms is not None:
         accepted = row.ok_at_ms if row.ok_at_ms is not None else row.updated_at_ms
         after = max(0.0, (accepted - row.source_ts_ms) / 1000)
+    unreachable = row.status == DEAD and row.error_class == "RecipientError"
     return NoticeRow(row.kind, row.status, channel, int(row.event_ms), price, saved, equivalent,
-                     after)
+                     after, unreachable)
 
 
 def results(engine: Engine, period: Period) -> list[DossierResult]:

@@ -32,6 +32,7 @@ class Report:
     total: int = 0
     sent: int = 0
     dead: int = 0
+    unreachable: int = 0      # of `dead`: no channel reaches the citizen (no phone, no Zalo)
     cost_vnd: int = 0
     savings_vnd: int = 0
     sms_equivalent_vnd: int = 0  # what the delivered notifications would have cost by SMS
@@ -113,6 +114,7 @@ def _add(report: Report, row: NoticeRow) -> None:
         report.apologies += 1
     if row.status == DEAD:
         report.dead += 1
+        report.unreachable += row.unreachable
     if row.status != SENT:
         return
     report.sent += 1

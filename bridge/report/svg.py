@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from bridge.report.fmt import number
+from bridge.report.fmt import compact, number
 
 LEFT, RIGHT, TOP, BOTTOM = 78, 16, 16, 44
 MAX_LABELS = 16
@@ -113,7 +113,9 @@ def _y_axis(top: float, step: float, plot_w: float, plot_h: float,
         y = TOP + plot_h - plot_h * value / top
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                      f'stroke="{GRID if k else AXIS}" stroke-width="1"/>')
-        parts.append(_text(LEFT - 8, y + 4, fmt(value), size=11, anchor="end", fill=AXIS))
+        # "300.000.000 đồng" overflows the margin; ticks from a million up are in words.
+        label = fmt(value) if value < 1e6 else compact(value)
+        parts.append(_text(LEFT - 8, y + 4, label, size=11, anchor="end", fill=AXIS))
     return parts
 
 

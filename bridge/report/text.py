@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from bridge.report import headline
-from bridge.report.fmt import (SMS_PARTS_VI, channel_label, kind_label, number, percent,
+from bridge.report.fmt import (channel_label, kind_label, number, percent,
                                sort_channels, sort_kinds, vnd)
 from bridge.report.summary import Report
 
@@ -14,9 +14,12 @@ WIDTH = 78
 
 def render(r: Report) -> str:
     lines = [headline.TITLE, headline.period_line(r), ""]
-    lines += _wrap(headline.savings_sentence(r)) + _wrap(headline.cost_sentence(r)) + [""]
+    lines += _wrap(headline.savings_sentence(r))
+    lines += (_wrap(headline.cost_sentence(r)) if r.total else []) + [""]
     lines += _overview(r) + [""] + _timing(r) + [""] + _channels(r) + [""] + _kinds(r)
     lines += [""] + _money(r) + [""] + _followers(r)
+    lines += ["", "VII. CÁCH TÍNH", *textwrap.wrap(headline.method(r), WIDTH,
+                                                   initial_indent="  ", subsequent_indent="  ")]
     return "\n".join(lines) + "\n"
 
 
@@ -25,7 +28,8 @@ def _overview(r: Report) -> list[str]:
             _item("Số thông báo phát sinh", number(r.total)),
             _item("Đã gửi thành công", f"{number(r.sent)} ({percent(r.sent, r.total)})"),
             _item("Đang chờ gửi lại", number(r.waiting)),
-            _item("Không gửi được (chờ xử lý thủ công)", number(r.dead))]
+            _item("Không gửi được (chờ xử lý thủ công)", number(r.dead - r.unreachable)),
+            _item("Không có số điện thoại hoặc số không nhận được tin", number(r.unreachable))]
 
 
 def _timing(r: Report) -> list[str]:
@@ -55,14 +59,21 @@ def _kinds(r: Report) -> list[str]:
     table = r.by_kind_channel()
     channels = sort_channels({c for _, c in table})
     kinds = sort_kinds({k for k, _ in table})
-    lines = ["IV. THEO LOẠI THÔNG BÁO (số thông báo theo kênh)"]
-    lines.append("  " + "Loại thông báo".ljust(34) + "".join(
-        channel_label(c, short=True).rjust(10) for c in channels) + "Cộng".rjust(8))
-    for kind in kinds:
-        counts = [table.get((kind, c), 0) for c in channels]
-        lines.append("  " + kind_label(kind)[:34].ljust(34)
-                     + "".join(number(n).rjust(10) for n in counts) + number(sum(counts)).rjust(8))
+    rows = [[table.get((kind, c), 0) for c in channels] for kind in kinds]
+    head = [channel_label(c, short=True) for c in channels] + ["Cộng"]
+    cells = [[number(n) for n in [*counts, sum(counts)]] for counts in rows]
+    # Each column as wide as its widest cell, two spaces apart: 1.200.000 never runs into 502.
+    widths = [max(len(x) for x in column) + 2 for column in zip(head, *cells)]
+    label = max([len("Loại thông báo"), *(len(kind_label(k)) for k in kinds)])
+    lines = ["IV. THEO LOẠI THÔNG BÁO (số thông báo theo kênh)",
+             "  " + "Loại thông báo".ljust(label) + _columns(head, widths)]
+    lines += ["  " + kind_label(kind).ljust(label) + _columns(row, widths)
+              for kind, row in zip(kinds, cells)]
     return lines
+
+
+def _columns(cells: list[str], widths: list[int]) -> str:
+    return "".join(cell.rjust(width) for cell, width in zip(cells, widths))
 
 
 def _money(r: Report) -> list[str]:
@@ -71,7 +82,7 @@ def _money(r: Report) -> list[str]:
             _item("Chi phí thực tế", vnd(r.cost_vnd)),
             _item("Tiết kiệm so với SMS", vnd(r.savings_vnd)),
             _item("Giá cước SMS dùng để so sánh",
-                  f"{number(r.sms_price)} đồng/tin nhắn ({SMS_PARTS_VI})")]
+                  f"{number(r.sms_price)} đồng/tin (70 ký tự có dấu)")]
 
 
 def _followers(r: Report) -> list[str]:

@@ -189,7 +189,8 @@ _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
     "ngay_hen_cu": lambda r, d, p: r.date(p),
     "ngay_hen_moi": lambda r, d, p: r.date(d.due_at),
     "ngay_tra": lambda r, d, p: r.date(d.finished_at if known(d.finished_at) else d.updated_at),
-    "ly_do": lambda r, d, p: _text(d.note) or UNKNOWN_REASON,
+    # The sentence goes on with ". ": a reason typed with its own full stop would end in "..".
+    "ly_do": lambda r, d, p: _text(d.note).rstrip(". ") or UNKNOWN_REASON,
     "so_tien": lambda r, d, p: fee_text(d.fee_amount),
     "noi_tra": lambda r, d, p: _text(d.agency_name) or UNKNOWN_PLACE,
     "trang_thai": lambda r, d, p: STATUS_FOR_CITIZENS.get(d.status, "Đang được giải quyết")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import string
+from functools import cache
 
 from bridge.errors import BadInputError
 from bridge.model import Notification
@@ -55,5 +56,9 @@ def sms_text(n: Notification) -> str:
 
 def _fill(text: str, data: dict[str, str]) -> str:
     # Field by field, never str.format on the values: braces a citizen typed stay text.
-    return "".join(literal + (data[name] if name else "")
-                   for literal, name, _, _ in string.Formatter().parse(text))
+    return "".join(literal + (data[name] if name else "") for literal, name in _parsed(text))
+
+
+@cache
+def _parsed(text: str) -> tuple[tuple[str, str | None], ...]:
+    return tuple((literal, name) for literal, name, _, _ in string.Formatter().parse(text))

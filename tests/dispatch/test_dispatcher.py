@@ -151,8 +151,8 @@ def test_a_long_sms_costs_and_saves_by_its_parts(up: FakeUpstream, clock: FakeCl
     assert out.attempts[-1].price_vnd == 1050 and counter(metrics.cost_vnd, channel="sms") - cost == 1050
     text = body(up.calls("sms")[0])["text"]
     assert text == ("Hồ sơ 000.00.23.H39-261127-0066 đã có kết quả. Mời Ông/Bà đến nhận tại Chi "
-                    "nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc, mang theo giấy hẹn và giấy "
-                    "tờ tùy thân.")
+                    "nhánh Văn phòng đăng ký đất đai khu vực Cần Giuộc, mang giấy hẹn, giấy tờ tùy "
+                    "thân; nhận thay cần giấy ủy quyền.")
 
 
 def test_transient_errors_are_retried_with_backoff(up: FakeUpstream, clock: FakeClock) -> None:

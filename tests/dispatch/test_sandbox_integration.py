@@ -192,12 +192,16 @@ def test_daily_quota_defers_until_the_reset_or_a_recheck(sandbox: Sandbox, make:
     assert not sandbox.messages(channel="sms")
 
 
-def test_night_ban_defers_to_six_and_does_not_send_sms(sandbox: Sandbox, make: Make) -> None:
+def test_night_ban_defers_to_the_nights_end_and_does_not_send_sms(sandbox: Sandbox,
+                                                                  make: Make) -> None:
+    # The night ends an hour from now, whatever the hour this runs at (at 06:00 by default:
+    # by day a refusal is asked again in minutes, not at tomorrow's 06:00).
+    end = (datetime.now(LOCAL_TZ) + timedelta(hours=1)).strftime("%H:%M")
     sandbox.use({"night_window": "always"})
     with pytest.raises(DeferError) as info:
-        make().deliver(note())
+        make(dispatch={"night_end": end}).deliver(note())
     until = info.value.until.astimezone(LOCAL_TZ)
-    assert (until.hour, until.minute) == (6, 0) and info.value.code == -133
+    assert until.strftime("%H:%M") == end and info.value.code == -133
     assert sandbox.messages() == []
 
 

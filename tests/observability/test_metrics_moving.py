@@ -43,6 +43,8 @@ def test_delivered_by_zns(system: System) -> None:
     assert delta("onestop_notifications_total", kind="RECEIVED", channel="zns", outcome="sent") == 1
     assert delta("onestop_delivery_attempts_total", channel="zns", result="ok") == 1
     assert delta("onestop_cost_vnd_total", channel="zns") == ZNS_PRICE
+    # Saved: what this notice's SMS text (one part) would have cost, less the ZNS.
+    assert row.sms_equivalent_vnd == SMS_PRICE
     assert delta("onestop_sms_savings_vnd_total") == SMS_PRICE - ZNS_PRICE
     assert delta("onestop_rate_limit_wait_seconds_count", limiter="zalo_app") >= 1
     scraped = system.scrape()
@@ -53,7 +55,8 @@ def test_delivered_by_zns(system: System) -> None:
 def test_delivered_free_to_a_follower(system: System) -> None:
     delta = Delta(system)
     _, code = system.insert(status=2, phone=PHONE_OA)
-    assert system.wait_status(code, "RECEIVED", "sent").channel == "zalo_oa"
+    row = system.wait_status(code, "RECEIVED", "sent")
+    assert row.channel == "zalo_oa" and row.sms_equivalent_vnd == SMS_PRICE
     wait_for(lambda: delta("onestop_notifications_total", channel="zalo_oa", outcome="sent") == 1,
              timeout=10, message="OA notification counted")
     assert delta("onestop_cost_vnd_total", channel="zalo_oa") == 0
@@ -63,7 +66,8 @@ def test_delivered_free_to_a_follower(system: System) -> None:
 def test_failed_zalo_attempt_falls_back_to_sms_without_savings(system: System) -> None:
     delta = Delta(system)
     _, code = system.insert(status=2, phone=PHONE_SMS)
-    assert system.wait_status(code, "RECEIVED", "sent").channel == "sms"
+    row = system.wait_status(code, "RECEIVED", "sent")
+    assert (row.channel, row.price_vnd) == ("sms", SMS_PRICE)
     wait_for(lambda: delta("onestop_delivery_attempts_total", channel="sms", result="ok") == 1,
              timeout=10, message="SMS attempt counted")
     assert delta("onestop_delivery_attempts_total", channel="zns", result="unreachable") == 1

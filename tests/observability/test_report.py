@@ -22,7 +22,7 @@ from sqlalchemy import text
 from bridge import dburl
 from bridge.report import build_report, main
 from bridge.report import text as text_report
-from bridge.report.fmt import number, percent, vnd
+from bridge.report.fmt import compact, number, percent, vnd
 from bridge.report.ledger_view import DossierResult, Followers, NoticeRow, Period, open_engine
 from bridge.report.summary import build
 from bridge.samples import DayPlan
@@ -85,10 +85,11 @@ def test_totals_match_direct_sql_over_the_ledger(filled: tuple[str, FillResult])
     assert r.cost_vnd == cost == attempt_cost
     [(savings,)] = sql(url, SAVINGS)
     assert r.savings_vnd == savings > 0
-    # Each notice's SMS text as gateways bill it: two parts and more (bridge/templates/sms.py).
-    [(equivalent, fewest)] = sql(url, "SELECT sum(sms_equivalent_vnd), min(sms_equivalent_vnd) "
-                                      "FROM notifications WHERE status = 'sent'")
-    assert r.sms_equivalent_vnd == equivalent and fewest >= 2 * SMS
+    # Each notice's SMS text as gateways bill it, in parts (bridge/templates/sms.py).
+    [(equivalent, fewest, most)] = sql(url, "SELECT sum(sms_equivalent_vnd), min(sms_equivalent_vnd), "
+                                            "max(sms_equivalent_vnd) FROM notifications "
+                                            "WHERE status = 'sent'")
+    assert r.sms_equivalent_vnd == equivalent and (fewest, most) == (SMS, 4 * SMS)
     # No SMS fired for any notification that saved money.
     [(overlap,)] = sql(url, "SELECT count(*) FROM notifications n JOIN delivery_attempts a "
                             "ON a.idempotency_key = n.idempotency_key AND a.channel = 'sms' "
@@ -214,10 +215,17 @@ def test_vietnamese_number_format(value: float, shown: str) -> None:
     assert number(value) == shown
 
 
+def test_large_amounts_on_a_chart_axis_are_in_words() -> None:
+    assert [compact(v) for v in (45_000, 1_500_000, 300_000_000, 2_000_000_000)] == [
+        "45.000", "1,5 triệu", "300 triệu", "2 tỷ"]
+
+
 def test_vietnamese_percent_format() -> None:
     assert percent(39, 40) == "97,5 %"
     assert percent(1, 1) == "100 %"
     assert percent(0, 0) == "—"
+    assert percent(1_199_498, 1_200_000) == "> 99,9 %" and percent(3, 1_200_000) == "< 0,1 %"
+    assert percent(0, 5) == "0 %"
 
 
 @pytest.mark.services

@@ -190,6 +190,11 @@ def test_supplement_and_refusal_carry_the_reason() -> None:
     assert "Không thuộc thẩm quyền" in notice(3, note="Không thuộc thẩm quyền")["text"]
 
 
+def test_a_reason_typed_with_its_full_stop_ends_the_sentence_once() -> None:
+    text = notice(5, note="Thiếu bản sao CCCD. ")["text"]
+    assert "Nội dung cần bổ sung: Thiếu bản sao CCCD. Đề nghị" in text and ".." not in text
+
+
 @pytest.mark.parametrize("status", [3, 5, 8])
 def test_a_missing_reason_says_whom_to_ask_once(status) -> None:
     """Not "no reason given" in writing, and not "please contact" twice."""
