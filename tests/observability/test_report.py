@@ -24,7 +24,7 @@ from bridge.report import build_report, main
 from bridge.report import text as text_report
 from bridge.report.fmt import compact, number, percent, vnd
 from bridge.report.ledger_view import DossierResult, Followers, NoticeRow, Period, open_engine
-from bridge.report.summary import build
+from bridge.report.summary import Cell, build
 from bridge.samples import DayPlan
 from bridge.sandbox import SandboxHandle
 
@@ -172,6 +172,8 @@ def test_period_outside_the_data_is_empty_not_an_error(filled: tuple[str, FillRe
     monkeypatch.setenv("ONESTOP_LEDGER__URL", url)
     assert main(["--from", "2026-11-20", "--to", "2026-11-26", "--format", "html",
                  "--out", "/dev/null"]) == 0
+    assert main(["--from", "2026-11-20", "--to", "2026-11-26"]) == 0
+    assert "Không có thông báo nào phát sinh trong kỳ báo cáo." in capsys.readouterr().out
 
 
 def test_missing_ledger_and_bad_dates_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -183,6 +185,33 @@ def test_missing_ledger_and_bad_dates_exit_2(tmp_path: Path, monkeypatch: pytest
     assert main(["--from", "2026-11-30", "--to", "2026-11-01"]) == 2
     with pytest.raises(SystemExit):
         main(["--from", "30-11-2026"])
+
+
+def test_what_cannot_be_read_or_written_is_one_line_not_a_traceback(
+        filled: tuple[str, FillResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "garbage.db").write_text("garbage")
+    monkeypatch.setenv("ONESTOP_LEDGER__URL", f"sqlite:///{tmp_path / 'garbage.db'}")
+    assert main(["--to", "2026-11-30"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("onestop-bridge report: cannot read the ledger:") and err.count("\n") == 1
+    monkeypatch.setenv("ONESTOP_LEDGER__URL", filled[0])
+    assert main(["--to", "9999-12-31"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert main(["--to", "2026-11-30", "--out", str(tmp_path / "no" / "such" / "r.txt")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert main(["--from", "2999-01-01"]) == 2
+    assert "(--to defaults to today" in capsys.readouterr().err
+
+
+def test_a_province_sized_month_keeps_its_columns_apart() -> None:
+    r = build(Period(date(2026, 11, 1), date(2026, 11, 30), VN), SMS, [], [], Followers(0, 0))
+    r.cells[(date(2026, 11, 3), "zns", "RECEIVED")] = Cell(notifications=1_199_498)
+    r.cells[(date(2026, 11, 3), "none", "RECEIVED")] = Cell(notifications=502)
+    lines = text_report.render(r).splitlines()
+    [row] = [line for line in lines if line.lstrip().startswith("Tiếp nhận")]
+    assert row.split()[-3:] == ["1.199.498", "502", "1.200.000"]
+    assert max(len(line) for line in lines) <= 80
 
 
 def test_the_pilot_figure_in_the_pilot_words() -> None:
