@@ -65,6 +65,12 @@ def text(body: str) -> Message:
     return {"text": clip(body)}
 
 
+def notice(body: str, dossier_code: str) -> Message:
+    """A notice to a follower, with a button that asks this chat for the dossier's status:
+    the button sends "Tra cứu hồ sơ <code>" as the follower's own message (oa.query.show)."""
+    return with_buttons(body, [query_button("Tra cứu hồ sơ này", f"Tra cứu hồ sơ {dossier_code}")])
+
+
 def with_buttons(body: str, buttons: list[Button]) -> Message:
     if not buttons:
         return text(body)

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from bridge import metrics
+from bridge.citizen.messages import notice
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
 from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
 from bridge.dispatch.postponements import Postponements
@@ -40,7 +41,7 @@ from bridge.errors import (
 from bridge.model import Notification
 from bridge.phone import mask_phone
 from bridge.settings import Settings
-from bridge.templates.sms import sms_parts, sms_text
+from bridge.templates.sms import sms_parts, sms_text, without_zalo_link
 
 log = logging.getLogger(__name__)
 @lru_cache(maxsize=512)
@@ -156,7 +157,7 @@ class Dispatcher:
         plan: list[Step] = []
         user_id = self._follower(n.phone, ctx)
         if user_id:
-            message = {"text": n.text}
+            message = notice(without_zalo_link(n.text), n.dossier_code)
             plan.append(("zalo_oa", lambda on_auth: self.zalo.send_oa(
                 user_id, message, tracking=n.idempotency_key, on_auth_error=on_auth),
                 self.prices["zalo_oa"]))

@@ -50,8 +50,14 @@ def sms_text(n: Notification) -> str:
         return _fill(short, n.template_data)
     except (BadInputError, KeyError):
         pass
-    kept = [s for s in _SENTENCE_END.split(n.text) if "zalo.me/" not in s]
-    return " ".join(kept) if kept else n.text
+    return without_zalo_link(n.text)
+
+
+def without_zalo_link(text: str) -> str:
+    """`text` less its sentence that opens the OA chat (zalo.me/…): it means nothing in an
+    SMS, and in the chat itself the notice has a lookup button instead."""
+    kept = [s for s in _SENTENCE_END.split(text) if "zalo.me/" not in s]
+    return " ".join(kept) if kept else text
 
 
 def _fill(text: str, data: dict[str, str]) -> str:

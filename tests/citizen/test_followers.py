@@ -63,6 +63,19 @@ def test_linked_follower_gets_later_notices_on_the_free_oa_channel(oa: Bridge) -
     assert costs == {"RECEIVED": oa.settings.prices.zns, "RESULT_READY": 0}
 
 
+def test_a_notice_in_the_chat_looks_its_dossier_up_in_one_tap(oa: Bridge) -> None:
+    """No link back to the chat the follower is reading: a button that asks it instead."""
+    oa.link("u-tap")
+    [received] = oa.dossier()
+    assert oa.deliver(received) == "zalo_oa"
+    [sent] = [m for m in oa.messages(user_id="u-tap") if m["tracking_id"] == received.key]
+    assert CODE in sent["text"] and "zalo.me/" not in sent["text"]
+    [button] = sent["attachment"]["payload"]["buttons"]
+    assert (button["title"], button["type"]) == ("Tra cứu hồ sơ này", "oa.query.show")
+    [answer] = oa.ask("u-tap", button["payload"])  # what Zalo sends when it is tapped
+    assert CODE in answer["text"] and "Đã được tiếp nhận" in answer["text"]
+
+
 def test_unfollow_unlinks_and_notices_go_back_to_zns(oa: Bridge) -> None:
     oa.link("u-gone")
     oa.user_event("unfollow", "u-gone")

@@ -95,7 +95,10 @@ def test_follower_gets_the_free_oa_message(up: FakeUpstream, clock: FakeClock) -
     assert [a.result for a in out.attempts] == ["ok"]
     sent = body(up.calls("oa")[0])
     assert sent["recipient"] == {"user_id": "u-1"} and sent["tracking_id"] == "1:RECEIVED:v1"
-    assert sent["message"] == {"text": note().text}
+    # In the chat the notice carries a lookup button rather than a link back to the chat.
+    assert sent["message"] == {"text": note().text, "attachment": {"type": "template", "payload": {
+        "buttons": [{"title": "Tra cứu hồ sơ này", "type": "oa.query.show",
+                     "payload": "Tra cứu hồ sơ H12.34-261103-0001"}]}}}
     assert counter(metrics.sms_savings_vnd) - saved == 350
     assert not up.calls("zns") and not up.calls("sms")
 
