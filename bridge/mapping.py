@@ -37,6 +37,7 @@ class SourceMapping:
         self.columns = source.columns.model_dump()
         # Without regard to case: ONESTOP_SOURCE__STATUS_MAP__CHO_DUYET arrives lower-cased.
         self.status_map = {str(k).casefold(): v for k, v in source.status_map.items()}
+        self.note_columns = dict(source.note_columns)
         self.column_types = dict(source.column_types)
         if self.columns["fee_amount"] == "fee_amount":
             self.column_types.setdefault("fee_amount", REFERENCE_FEE_TYPE)
@@ -68,8 +69,11 @@ class SourceMapping:
         if code.__class__ is not str or not code.strip():
             raise BadInputError(f"missing dossier code (column {self.columns['code']!r})")
         moment = self._moment
+        status_code = self._status(status)
+        if self.note_columns and status_code.__class__ is int:
+            note = self._status_note(row, status_code, note)  # type: ignore[arg-type]
         return Dossier(  # positional: hot path (field order in bridge/model.py)
-            id_, code.strip(), self._status(status), _text(procedure_code), _text(procedure_name),
+            id_, code.strip(), status_code, _text(procedure_code), _text(procedure_name),
             _text(agency_name), _text(applicant_name), _text(applicant_phone),
             moment("received_at", received_at), moment("due_at", due_at),
             moment("finished_at", finished_at), self._decimal("fee_amount", fee_amount),
@@ -81,11 +85,16 @@ class SourceMapping:
         in silence (no status: no kind), or every one dead-lettered as "no phone"."""
         for field in ("code", "status", "applicant_phone"):
             if values[DOSSIER_FIELDS.index(field)] is UNAVAILABLE:
-                column = self.columns[field]
-                raise BadInputError(
-                    f"column {column!r} ([source.columns] {field}) is not in the event's row, "
-                    f"which has {', '.join(sorted(map(str, row))[:40])}: correct the mapping, "
-                    f"then replay the dead-lettered events")
+                raise _not_in_row(self.columns[field], f"[source.columns] {field}", row)
+
+    def _status_note(self, row: dict[str, Any], status: int, note: Any) -> Any:
+        """The reason for `status` from its own column (`[source.note_columns]`), if it has one."""
+        column = self.note_columns.get(status)
+        if column is None:
+            return note
+        if column not in row:
+            raise _not_in_row(column, f"[source.note_columns] {status}", row)
+        return row[column]
 
     def status(self, row: dict[str, Any]) -> int | None | Unavailable:
         return self._status(row.get(self.columns["status"], UNAVAILABLE))
@@ -165,6 +174,12 @@ class SourceMapping:
             return Unreadable(f"{name} ({self.columns[name]}) = {value!r} is not a number (a "
                               f"base64 decimal needs [source.column_types] {name} = "
                               f"'decimal_base64:<scale>', or the connector's schemas on)")
+
+
+def _not_in_row(column: str, setting: str, row: dict[str, Any]) -> BadInputError:
+    return BadInputError(f"column {column!r} ({setting}) is not in the event's row, which has "
+                         f"{', '.join(sorted(map(str, row))[:40])}: correct the mapping, then "
+                         f"replay the dead-lettered events")
 
 
 def _text(value: Any) -> Any:

@@ -131,6 +131,9 @@ class SourceSettings(Section):
     # unique per row (the history id), which pages and the dedupe memory go by.
     poll_row_id: str | None = None
     columns: ColumnMap = ColumnMap()
+    # National status code → the column holding the reason for that status, where a vendor
+    # keeps them apart (LyDoTuChoi, LyDoBoSung); other statuses read `columns.note`.
+    note_columns: dict[int, str] = {}
     status_map: dict[str, int] = {}
     # How to read schemaless integer/strings per canonical column (no guessing of units).
     column_types: dict[str, ColumnType] = {}
@@ -171,6 +174,15 @@ class SourceSettings(Section):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA time zone name, e.g. Asia/Ho_Chi_Minh") from None
+        return value
+
+    @field_validator("note_columns")
+    @classmethod
+    def _note_codes_in_range(cls, value: dict[int, str]) -> dict[int, str]:
+        bad = {k: v for k, v in value.items() if not 1 <= k <= 10 or not v.strip()}
+        if bad:
+            raise ValueError(f"note_columns maps national status codes 1..10 to column names, "
+                             f"got {bad}")
         return value
 
     @field_validator("status_map")

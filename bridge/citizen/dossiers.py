@@ -106,7 +106,8 @@ class DatabaseDossiers:
         schema, _, name = settings.source.tables[0].rpartition(".")
         # Only what an answer needs: the lookup role may be granted just these columns
         # (schemas/reference.sql), never the applicant's name or ID.
-        wanted = dict.fromkeys(cols[f] for f in LOOKUP_FIELDS)
+        wanted = dict.fromkeys([*(cols[f] for f in LOOKUP_FIELDS),
+                                *settings.source.note_columns.values()])
         self.table = table(name, *[column(c) for c in wanted], schema=schema or None)
 
     def by_codes(self, codes: list[str]) -> dict[str, Dossier]:

@@ -113,6 +113,25 @@ def test_status_map_and_template_keys_from_the_environment_keep_working(monkeypa
         SourceSettings(status_map={"Cho": 1, "CHO": 2})
 
 
+def test_reasons_kept_per_status_are_read_from_their_own_columns(monkeypatch) -> None:
+    """Vendors keep the refusal and the supplement reasons apart (LyDoTuChoi, LyDoBoSung); a
+    view cannot help log-based capture, which sees tables."""
+    monkeypatch.setenv("ONESTOP_SOURCE__NOTE_COLUMNS__3", "LyDoTuChoi")
+    monkeypatch.setenv("ONESTOP_SOURCE__NOTE_COLUMNS__5", "LyDoBoSung")
+    mapping = SourceMapping(load_settings(None).source)
+    vendor = {"id": 7, "code": "000.00.14.H56-200203-0118", "applicant_phone": "0912345678",
+              "LyDoTuChoi": "Không thuộc thẩm quyền", "LyDoBoSung": "Thiếu bản sao CCCD",
+              "note": "Chờ ý kiến Sở Xây dựng"}
+    assert mapping.dossier({**vendor, "status": 3}).note == "Không thuộc thẩm quyền"
+    assert mapping.dossier({**vendor, "status": 5}).note == "Thiếu bản sao CCCD"
+    assert mapping.dossier({**vendor, "status": 4}).note == "Chờ ý kiến Sở Xây dựng"
+    del vendor["LyDoBoSung"]  # a typo in the setting: said, not a notice without its reason
+    with pytest.raises(BadInputError, match=r"'LyDoBoSung' \(\[source.note_columns\] 5\)"):
+        mapping.dossier({**vendor, "status": 5})
+    with pytest.raises(ValueError, match="note_columns"):
+        SourceSettings(note_columns={11: "LyDo"})
+
+
 def test_settings_reject_status_codes_outside_the_national_list() -> None:
     with pytest.raises(ValueError):
         SourceSettings(status_map={"X": 11})
