@@ -43,7 +43,7 @@ def _zns_text(message: dict[str, Any]) -> str:
 
 
 # Why a notice was not sent, as the centre would say it (ledger error_class).
-UNSENT_VI = {"RecipientError": "hồ sơ không có số điện thoại nhận tin"}
+UNSENT_VI = {"RecipientError": "hồ sơ không có số điện thoại di động hợp lệ"}
 # Dead-letter reasons of change events that never became a notice (bridge/dlq/headers.py).
 UNREADABLE = ("malformed_event", "bad_input")
 

@@ -96,7 +96,9 @@ class Dispatcher:
             _child(metrics.notifications, n.kind, "none", "failed").inc()
             # INFO: routine (no phone typed at the desk); an alert watches the share.
             log.info("no reachable recipient", extra=ctx)
-            raise RecipientError("no reachable recipient: no phone and no linked Zalo follower")
+            # "No phone" is also what the desk typed that is no Vietnamese mobile number.
+            raise RecipientError("no reachable recipient: no valid mobile number (none typed, or "
+                                 "not a Vietnamese mobile number) and no linked Zalo follower")
         attempts: list[Attempt] = []
         exhausted: tuple[str, QuotaExhausted] | None = None  # waited for if nothing else works
         for channel, send, price in plan:

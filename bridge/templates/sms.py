@@ -44,7 +44,7 @@ def sms_parts(text: str) -> int:
 def sms_text(n: Notification) -> str:
     """The notice as an SMS: its kind's `sms` text filled from the notice's template
     parameters. Without one (a set or kind this version does not know, parameters no longer
-    stored), the full text without the sentence that only works in Zalo (the zalo.me lookup link)."""
+    stored), the full text less its Zalo-only sentence."""
     try:
         short = load_templates(n.template_version)["kinds"][n.kind]["sms"]
         return _fill(short, n.template_data)
