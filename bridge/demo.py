@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import httpx
 from bridge.demo_show import print_message, print_summary
 from bridge.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from bridge.phone import normalise_phone
-from bridge.samples import DayPlan, RowChange, day_of_changes
+from bridge.samples import VN, DayPlan, RowChange, day_of_changes, is_working_day
 
 ROOT_SQL = Path(__file__).resolve().parent.parent / "schemas" / "reference.sql"
 COLUMNS = ("id", "code", "procedure_code", "procedure_name", "agency_name", "applicant_name",
@@ -67,7 +68,7 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
     stack.callback(pg.stop)
     dsn = pg.create_database("onestop", ROOT_SQL.read_text(encoding="utf-8"))
     _create_topic(broker.bootstrap, "onestop.public.dossiers")
-    plan = DayPlan(seed=args.seed, dossiers=args.dossiers)
+    plan = DayPlan(seed=args.seed, dossiers=args.dossiers, day=_desk_day())
     changes = list(day_of_changes(plan))
     http_port = free_port()
     from bridge.sandbox import run_in_thread
@@ -91,6 +92,15 @@ def _demo(stack: contextlib.ExitStack, args: argparse.Namespace) -> int:
     _wait_quiet(sandbox.url, seen)
     print_summary(workdir / "ledger.db", plan, _dead_lettered(http_port))
     return 0
+
+
+def _desk_day() -> datetime:
+    """The demo plays today (the latest working day): the dossiers it writes now get dates
+    of now, so `onestop-bridge report` on a kept ledger reads their appointments rightly."""
+    day = datetime.now(VN).date()
+    while not is_working_day(day):
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 7, 30, tzinfo=VN)
 
 
 def _dead_lettered(port: int) -> dict[str, int]:
