@@ -37,4 +37,4 @@ def test_a_notice_without_a_phone_is_unsent_for_that_reason_not_an_unreadable_ch
     print_summary(path, DayPlan(dossiers=3), {"no_recipient": 2, "bad_input": 1})
     line = capsys.readouterr().out.splitlines()[2]
     assert line == ("Hồ sơ: 3; thông báo đã gửi: 2; chưa gửi được: 2 (hồ sơ không có số điện "
-                    "thoại nhận tin: 2); thay đổi không đọc được (chuyển vào DLQ): 1")
+                    "thoại di động hợp lệ: 2); thay đổi không đọc được (chuyển vào DLQ): 1")
