@@ -71,6 +71,7 @@ def build_dispatcher(settings: Settings, *, followers: FollowerLookup | None = N
     zalo = ZaloChannels(zalo_client, tokens, app_limiter)
     sms = SmsChannel(SmsClient(settings.sms, client), sms_limiter)
     warn_missing_templates(settings)
+    warn_sms_price(settings)
     return Dispatcher(settings, zalo, sms, followers=followers, on_close=client.close)
 
 
@@ -88,6 +89,24 @@ def warn_missing_templates(settings: Settings) -> list[str]:
                     "(-109) and they go by SMS: add their approved ids to [zalo.zns_templates]",
                     extra={"kinds": missing})
     return missing
+
+
+# Dearer than any carrier's price for one SMS (domain.md: 320–820, banking 1,000 đồng).
+SMS_PART_PRICE_MAX = 1000
+
+
+def warn_sms_price(settings: Settings) -> bool:
+    """`prices.sms` is one SMS part's price: an SMS costs its parts × it. Releases before
+    ledger v6 booked it once per notice and told operators of per-part gateways to set a
+    whole notice's price (~1,800 đồng): kept after an upgrade, every SMS cost and saving
+    would be counted several times over."""
+    price = settings.prices.sms
+    if price <= SMS_PART_PRICE_MAX:
+        return False
+    log.warning("prices.sms is the price of one SMS part (70 characters with diacritics), "
+                "not of a whole notice: %d đồng looks like a notice's price; set your "
+                "gateway's price per part", price, extra={"prices_sms": price})
+    return True
 
 
 def sandbox_settings(settings: Settings, url: str) -> Settings:

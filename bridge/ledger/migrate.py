@@ -12,6 +12,11 @@ How to add a migration (other engineers: this is all there is to it):
    for JSON) and ``op``-free helpers in ``bridge.ledger.migrations`` (``add_column``).
 3. Add the new tables/columns to ``bridge/ledger/tables.py`` so queries can use them;
    ``tests/ledger/test_ledger_migrations.py`` fails if the two disagree.
+4. Only add (tables, nullable columns, indexes), and so that the migration runs again on a
+   ledger that has it (``checkfirst=True``; the helpers skip what exists): rolling back
+   to an older release deletes the newer version rows, and the newer release re-applies
+   them when it comes back (docs/runbook.md, "Upgrading and rolling back"); a test
+   re-applies every migration.
 
 Each migration runs in its own transaction together with its ``schema_version`` row,
 so a crash leaves the ledger at a whole version. Several bridge instances starting

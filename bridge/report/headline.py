@@ -53,6 +53,9 @@ def on_time_sentence(r: Report) -> str | None:
 
 def method(r: Report) -> str:
     """What the figures assume, in every format: the text and CSV travel without the HTML."""
+    assumed = (f" {number(r.one_sms_assumed)} thông báo gửi trước khi hệ thống lưu số tiền SMS "
+               "tương đương của từng thông báo được tính là một tin nhắn SMS."
+               if r.one_sms_assumed else "")
     return (
         "Số liệu lấy từ sổ ghi nhận gửi tin của hệ thống (mỗi thông báo, mỗi lần gửi, kênh và "
         "giá cước); mỗi thông báo tính vào ngày hồ sơ được cập nhật, kể cả khi tin được gửi "
@@ -65,4 +68,4 @@ def method(r: Report) -> str:
         "“Đã gửi” là Zalo hoặc nhà mạng đã nhận tin. “Gửi trong vòng 5 giây” tính từ lúc cán "
         "bộ cập nhật hồ sơ trong phần mềm một cửa. “Đúng hẹn”: kết quả sẵn sàng trước hoặc "
         "trong ngày hẹn trả; hồ sơ đã có phiếu xin lỗi, hẹn lại ngày trả là trễ hẹn. “Chưa gửi "
-        "được”: thông báo còn chờ gửi lại hoặc không có kênh nào tới được người dân.")
+        "được”: thông báo còn chờ gửi lại hoặc không có kênh nào tới được người dân." + assumed)

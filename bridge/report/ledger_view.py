@@ -19,7 +19,7 @@ from sqlalchemy import Engine, case, create_engine, func, select
 from bridge import dburl
 from bridge.errors import ConfigError
 from bridge.ledger.engine import make_engine
-from bridge.ledger.migrate import current_version
+from bridge.ledger.migrate import current_version, discover
 from bridge.ledger.tables import (DEAD, SENT, delivery_attempts, dossier_state, follower_links,
                                   notifications)
 from bridge.transitions import load_state
@@ -66,6 +66,8 @@ class NoticeRow:
     # Dead-lettered because no channel reaches the citizen (no phone, no Zalo, SMS off):
     # nothing for an operator to fix, unlike a template or account problem.
     unreachable: bool = False
+    # Sent before the ledger kept each notice's SMS equivalent (v6): counted as one SMS.
+    one_sms_assumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,12 @@ def open_engine(url: str) -> Engine:
     except Exception:
         engine.dispose()
         raise
+    newest = max(m.version for m in discover())
+    if 0 < version < newest:
+        engine.dispose()
+        raise ConfigError(f"the ledger is at schema version {version}, this release reads "
+                          f"{newest}: start `onestop-bridge run` once to migrate it (it "
+                          "migrates on start), then run the report again")
     if version == 0:
         engine.dispose()
         shown = parsed.render_as_string(hide_password=True)
@@ -115,7 +123,8 @@ def notices(engine: Engine, period: Period, sms_price: int) -> Iterator[NoticeRo
           .group_by(a.c.idempotency_key).subquery())
     event_ms = func.coalesce(n.c.source_ts_ms, n.c.created_at_ms)
     query = (select(n.c.kind, n.c.status, n.c.channel, n.c.price_vnd, n.c.sms_equivalent_vnd,
-                    n.c.error_class, n.c.source_ts_ms, n.c.updated_at_ms, event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
+                    n.c.error_class, n.c.source_ts_ms, n.c.updated_at_ms,
+                    event_ms.label("event_ms"), ok.c.ok_at_ms, ok.c.sms_fired)
              .select_from(n.outerjoin(ok, ok.c.idempotency_key == n.c.idempotency_key))
              .where(event_ms >= period.start_ms, event_ms < period.end_ms)
              .order_by(event_ms, n.c.id))
@@ -128,8 +137,8 @@ def _notice(row: Any, sms_price: int) -> NoticeRow:
     sent = row.status == SENT
     channel = (row.channel or "none") if sent else "none"
     price = int(row.price_vnd or 0) if sent else 0
-    # Notices sent before the ledger kept each one's SMS equivalent count as one SMS.
-    equivalent = (row.sms_equivalent_vnd or sms_price) if sent else 0
+    assumed = sent and row.sms_equivalent_vnd is None
+    equivalent = (sms_price if assumed else int(row.sms_equivalent_vnd or 0)) if sent else 0
     # Savings only where no SMS fired for this notification (anchors.md §5.2: no double count).
     saved = max(0, equivalent - price) if sent and channel != "sms" and not row.sms_fired else 0
     after: float | None = None
@@ -138,7 +147,7 @@ def _notice(row: Any, sms_price: int) -> NoticeRow:
         after = max(0.0, (accepted - row.source_ts_ms) / 1000)
     unreachable = row.status == DEAD and row.error_class == "RecipientError"
     return NoticeRow(row.kind, row.status, channel, int(row.event_ms), price, saved, equivalent,
-                     after, unreachable)
+                     after, unreachable, assumed)
 
 
 def results(engine: Engine, period: Period) -> list[DossierResult]:

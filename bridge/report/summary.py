@@ -36,6 +36,7 @@ class Report:
     cost_vnd: int = 0
     savings_vnd: int = 0
     sms_equivalent_vnd: int = 0  # what the delivered notifications would have cost by SMS
+    one_sms_assumed: int = 0  # … of which counted as one SMS (sent before the ledger kept it)
     timed: int = 0            # sent notifications whose commit time is known
     within_fast: int = 0      # … accepted by the provider within 5 s of the commit
     within_minute: int = 0
@@ -125,6 +126,7 @@ def _add(report: Report, row: NoticeRow) -> None:
     report.cost_vnd += row.cost_vnd
     report.savings_vnd += row.savings_vnd
     report.sms_equivalent_vnd += row.sms_equivalent_vnd
+    report.one_sms_assumed += row.one_sms_assumed
     report.savings_by_hour[hour] += row.savings_vnd
     if row.sent_after_s is not None:
         report.timed += 1

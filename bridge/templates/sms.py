@@ -61,8 +61,17 @@ def without_zalo_link(text: str) -> str:
 
 
 def _fill(text: str, data: dict[str, str]) -> str:
-    # Field by field, never str.format on the values: braces a citizen typed stay text.
-    return "".join(literal + (data[name] if name else "") for literal, name in _parsed(text))
+    # Field by field, never str.format on the values: braces a citizen typed stay text. A
+    # value ending a sentence loses its own full stop (a reason typed "… CCCD." would read
+    # "CCCD.."); parameters stored by older releases still carry it.
+    parts = _parsed(text)
+    out = []
+    for (literal, name), (following, _) in zip(parts, [*parts[1:], ("", None)]):
+        out.append(literal)
+        if name:
+            value = data[name]
+            out.append((value.rstrip(". ") or value) if following.startswith(".") else value)
+    return "".join(out)
 
 
 @cache

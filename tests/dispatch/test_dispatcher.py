@@ -356,3 +356,13 @@ def test_kinds_without_a_zns_template_are_named_at_start_against_zalo_itself(
     unverified = Settings(zalo={"zns_templates": configured}, oa={"verify_shared_phone": False})
     assert warn_missing_templates(unverified) == ["RESULT_READY"]
     assert warn_missing_templates(Settings(zalo={"zns_base_url": "http://127.0.0.1:9/"})) == []
+
+
+def test_a_whole_notices_price_kept_from_before_per_part_billing_is_named_at_start(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Older releases booked prices.sms once per notice and told per-part gateways' users
+    to set ~1,800: kept after the upgrade, every SMS would count 5 times over."""
+    from bridge.dispatch import warn_sms_price
+    assert warn_sms_price(Settings(prices={"sms": 1820}))
+    assert "price of one SMS part" in caplog.records[-1].getMessage()
+    assert not warn_sms_price(Settings()) and not warn_sms_price(Settings(prices={"sms": 850}))

@@ -117,6 +117,25 @@ def test_notices_sent_before_the_ledger_kept_their_sms_equivalent_count_one_sms(
     [(savings,)] = sql(old, f"SELECT sum({SMS} - price_vnd) FROM notifications "
                             "WHERE status = 'sent' AND channel <> 'sms'")
     assert (r.sms_equivalent_vnd, r.savings_vnd) == (r.sent * SMS, savings)
+    assert r.one_sms_assumed == r.sent
+    assert (f"{r.sent} thông báo gửi trước khi hệ thống lưu số tiền SMS tương đương của từng "
+            "thông báo được tính là một tin nhắn SMS.") in " ".join(text_report.render(r).split())
+    assert report_of(url).one_sms_assumed == 0
+
+
+def test_a_ledger_the_new_release_has_not_migrated_yet_is_named_not_misread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The report installed before `run` restarted: the ledger lacks the newest columns."""
+    from bridge.ledger import migrate
+    from bridge.ledger.migrate import discover
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    engine = dburl.create_engine("ledger.url", url)
+    migrate(engine, discover()[:-1])
+    engine.dispose()
+    monkeypatch.setenv("ONESTOP_LEDGER__URL", url)
+    assert main(["--to", "2026-11-30"]) == 2
+    assert "start `onestop-bridge run` once to migrate it" in capsys.readouterr().err
 
 
 def test_on_time_figures_are_derived_from_ledger_rows(filled: tuple[str, FillResult]) -> None:

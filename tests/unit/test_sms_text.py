@@ -73,6 +73,16 @@ def test_the_sms_keeps_what_the_citizen_must_know(version: str) -> None:
     assert seen == set(must)
 
 
+def test_a_reason_stored_with_its_full_stop_ends_the_sentence_once() -> None:
+    """Parameters stored by an older release kept the reason's own full stop."""
+    pipeline = Pipeline(Settings())
+    [n] = pipeline.notify(present(pipeline.decode(json.dumps(event(
+        "c", row(status=5, note="Thiếu bản sao CCCD"))))), MemoryStateStore())
+    stored = dataclasses.replace(n, template_data={**n.template_data,
+                                                   "ly_do": "Thiếu bản sao CCCD."})
+    assert "cần bổ sung: Thiếu bản sao CCCD. Đề nghị" in sms_text(stored)
+
+
 def test_reasons_typed_with_braces_stay_text() -> None:
     pipeline = Pipeline(Settings())
     [n] = pipeline.notify(present(pipeline.decode(json.dumps(event(

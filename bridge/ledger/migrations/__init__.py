@@ -6,15 +6,19 @@ here so that every migration can stay a few lines of DDL.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Connection, Integer
-from sqlalchemy.schema import CreateIndex, Index
+from sqlalchemy import BigInteger, Column, Connection, Integer, inspect
+from sqlalchemy.schema import Index
 
 # Autoincrementing 64-bit key that SQLite also treats as its rowid alias.
 AutoId = BigInteger().with_variant(Integer, "sqlite")
 
 
 def add_column(conn: Connection, table: str, column: Column) -> None:  # type: ignore[type-arg]
-    """ALTER TABLE … ADD COLUMN, portable across SQLite and PostgreSQL."""
+    """ALTER TABLE … ADD COLUMN, portable across SQLite and PostgreSQL. A column already there
+    is left alone: a ledger rolled back by deleting its version row (runbook, "Rolling back")
+    still has it, and upgrading again must not fail on it."""
+    if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
+        return
     ddl_type = column.type.compile(dialect=conn.dialect)
     null = "" if column.nullable else " NOT NULL"
     default = ""
@@ -24,4 +28,5 @@ def add_column(conn: Connection, table: str, column: Column) -> None:  # type: i
 
 
 def create_index(conn: Connection, index: Index) -> None:
-    conn.execute(CreateIndex(index))
+    """CREATE INDEX, unless the ledger has it already (see `add_column`)."""
+    index.create(conn, checkfirst=True)

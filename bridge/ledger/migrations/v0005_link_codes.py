@@ -19,7 +19,7 @@ def upgrade(conn: Connection) -> None:
         Column("tries_left", Integer, nullable=False),
         Column("sent_at_ms", BigInteger, nullable=False),
         Column("expires_at_ms", BigInteger, nullable=False),
-    ).create(conn)
+    ).create(conn, checkfirst=True)
     Table(  # every code sent, for the hourly limits per account and per number
         "link_code_sends", MetaData(),
         Column("id", AutoId, primary_key=True, autoincrement=True),
@@ -28,4 +28,4 @@ def upgrade(conn: Connection) -> None:
         Column("sent_at_ms", BigInteger, nullable=False),
         Index("link_code_sends_phone", "phone", "sent_at_ms"),
         Index("link_code_sends_user", "user_id", "sent_at_ms"),
-    ).create(conn)
+    ).create(conn, checkfirst=True)
