@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from bridge.report import headline
-from bridge.report.fmt import (channel_label, kind_label, number, percent,
-                               sort_channels, sort_kinds, vnd)
+from bridge.report.fmt import (channel_label, kind_label, number, percent, sort_channels,
+                               sort_kinds, vnd)
 from bridge.report.summary import Report
 
 WIDTH = 78

@@ -15,7 +15,7 @@ AutoId = BigInteger().with_variant(Integer, "sqlite")
 
 def add_column(conn: Connection, table: str, column: Column) -> None:  # type: ignore[type-arg]
     """ALTER TABLE … ADD COLUMN, portable across SQLite and PostgreSQL. A column already there
-    is left alone: a ledger rolled back by deleting its version row (runbook, "Rolling back")
+    is left alone: a ledger rolled back by deleting its version row (docs/runbook.md)
     still has it, and upgrading again must not fail on it."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
         return
