@@ -60,6 +60,14 @@ class HttpServer:
             self._loop.run_until_complete(self._setup())
         except BaseException as exc:  # reported to start()
             self._error = exc
+            # Closed here, not by the garbage collector at exit: there its self-pipe may be
+            # gone first, and "Exception ignored … Invalid file descriptor" followed the
+            # one-line "cannot listen" message.
+            try:
+                self._loop.run_until_complete(self._cleanup())
+            except Exception:  # the setup's own error is the one to report
+                log.debug("HTTP runner cleanup after a failed start", exc_info=True)
+            self._loop.close()
             self._ready.set()
             return
         self._ready.set()
