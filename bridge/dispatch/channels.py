@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from bridge.dispatch.outcome import Sent
 from bridge.dispatch.params import TemplateLimits, clip
 from bridge.dispatch.quota import QuotaReading, ZnsQuota
 from bridge.dispatch.ratelimit import RateLimiter
@@ -84,6 +85,7 @@ class SmsChannel:
         self.client = client
         self.limiter = limiter
 
-    def send(self, phone: str, text: str, *, tracking: str) -> str:
+    def send(self, phone: str, text: str, *, tracking: str) -> Sent:
         self.limiter.acquire()
-        return self.client.send(phone, text, tracking=tracking).sms_id
+        sent = self.client.send(phone, text, tracking=tracking)
+        return Sent(sent.sms_id, sent.price)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from bridge import metrics
 from bridge.citizen.messages import notice
 from bridge.dispatch.channels import SmsChannel, ZaloChannels
-from bridge.dispatch.outcome import Attempt, DeliveryOutcome, result_of
+from bridge.dispatch.outcome import Attempt, DeliveryOutcome, Sent, result_of
 from bridge.dispatch.postponements import Postponements
 from bridge.dispatch.retry import RetryPolicy
 from bridge.errors import (
@@ -51,8 +51,9 @@ def _child(metric: Any, *labels: str) -> Any:
 
 
 # One send on one channel; gets a callback to record a refused token before the refresh.
-Send = Callable[[Callable[[AuthError], None]], str]
-# A channel of a notice's plan, how to send on it, and what a send there costs (VND).
+Send = Callable[[Callable[[AuthError], None]], Sent]
+# A channel of a notice's plan, how to send on it, and what a send there costs (VND) unless
+# the provider says otherwise.
 Step = tuple[str, Send, int]
 
 
@@ -103,8 +104,7 @@ class Dispatcher:
         exhausted: tuple[str, QuotaExhausted] | None = None  # waited for if nothing else works
         for channel, send, price in plan:
             try:
-                provider_id = self.retry.run(
-                    lambda: self._attempt(channel, send, attempts, price))
+                sent = self.retry.run(lambda: self._attempt(channel, send, attempts, price))
             except (PermanentError, AuthError) as exc:
                 level = logging.ERROR if isinstance(exc, ConfigError) else logging.INFO
                 log.log(level, "channel refused, trying the next one",
@@ -119,7 +119,7 @@ class Dispatcher:
                 continue
             except RetryableError as exc:
                 raise self._postponed(channel, exc, attempts, ctx) from None
-            return self._sent(n, channel, provider_id, attempts, ctx, price, sms_cost)
+            return self._sent(n, channel, sent, attempts, ctx, sms_cost)
         if exhausted is not None:
             raise self._postponed(*exhausted, attempts, ctx)
         _child(metrics.notifications, n.kind, "none", "failed").inc()
@@ -136,15 +136,15 @@ class Dispatcher:
     def send_oa_message(self, user_id: str, message: dict[str, Any], *,
                         tracking: str | None = None) -> str:
         """A CS message to a follower (citizen side); returns Zalo's message_id."""
-        return self._one_channel("zalo_oa", lambda on_auth: self.zalo.send_oa(
-            user_id, message, tracking=tracking, on_auth_error=on_auth))
+        return self._one_channel("zalo_oa", lambda on_auth: Sent(self.zalo.send_oa(
+            user_id, message, tracking=tracking, on_auth_error=on_auth)))
 
     def send_link_code(self, phone: str, code: str, *, tracking: str) -> str:
         """The ZNS one-time code proving a follower owns `phone` (bridge/citizen/linking.py):
         template LINK_CODE, parameter `otp`. Returns Zalo's msg_id."""
         template = zns_template_id(self.settings, LINK_CODE)
-        return self._one_channel("zns", lambda on_auth: self.zalo.send_zns(
-            phone, template, {"otp": code}, tracking=tracking, on_auth_error=on_auth))
+        return self._one_channel("zns", lambda on_auth: Sent(self.zalo.send_zns(
+            phone, template, {"otp": code}, tracking=tracking, on_auth_error=on_auth)))
 
     def close(self) -> None:
         if self._on_close is not None:
@@ -153,21 +153,22 @@ class Dispatcher:
     # --- internals ----------------------------------------------------------------------
     def _one_channel(self, channel: str, send: Send) -> str:
         """A send outside the notices' channel plan: that channel alone, with retries."""
-        return self.retry.run(lambda: self._attempt(channel, send, [], self.prices[channel]))
+        return self.retry.run(
+            lambda: self._attempt(channel, send, [], self.prices[channel])).provider_id
 
     def _plan(self, n: Notification, ctx: dict[str, Any], sms: str, sms_cost: int) -> list[Step]:
         plan: list[Step] = []
         user_id = self._follower(n.phone, ctx)
         if user_id:
             message = notice(without_zalo_link(n.text), n.dossier_code)
-            plan.append(("zalo_oa", lambda on_auth: self.zalo.send_oa(
-                user_id, message, tracking=n.idempotency_key, on_auth_error=on_auth),
+            plan.append(("zalo_oa", lambda on_auth: Sent(self.zalo.send_oa(
+                user_id, message, tracking=n.idempotency_key, on_auth_error=on_auth)),
                 self.prices["zalo_oa"]))
         if n.phone:
             phone, template = n.phone, zns_template_id(self.settings, n.kind)
-            plan.append(("zns", lambda on_auth: self.zalo.send_zns(
+            plan.append(("zns", lambda on_auth: Sent(self.zalo.send_zns(
                 phone, template, n.template_data, tracking=n.idempotency_key,
-                on_auth_error=on_auth), self.prices["zns"]))
+                on_auth_error=on_auth)), self.prices["zns"]))
             if self.settings.sms.enabled:
                 plan.append(("sms", lambda _: self.sms.send(phone, sms, tracking=n.idempotency_key),
                              sms_cost))
@@ -184,17 +185,19 @@ class Dispatcher:
                         exc_info=True)
             return None
 
-    def _attempt(self, channel: str, send: Send, attempts: list[Attempt], price: int) -> str:
+    def _attempt(self, channel: str, send: Send, attempts: list[Attempt], price: int) -> Sent:
+        """One send; its answer with what it cost: the provider's word, else `price`."""
         def on_auth(exc: AuthError) -> None:
             self._record(attempts, channel, "auth", exc)
 
         try:
-            provider_id = send(on_auth)
+            sent = send(on_auth)
         except BridgeError as exc:
             self._record(attempts, channel, result_of(exc), exc)
             raise
-        self._record(attempts, channel, "ok", None, price)
-        return provider_id
+        charged = price if sent.charged is None else sent.charged
+        self._record(attempts, channel, "ok", None, charged)
+        return Sent(sent.provider_id, charged)
 
     def _record(self, attempts: list[Attempt], channel: str, result: str,
                 exc: BridgeError | None, price: int = 0) -> None:
@@ -202,8 +205,11 @@ class Dispatcher:
                                 exc.message if exc else None, self._wall(), price))
         _child(metrics.delivery_attempts, channel, result).inc()
 
-    def _sent(self, n: Notification, channel: str, provider_id: str, attempts: list[Attempt],
-              ctx: dict[str, Any], price: int, sms_cost: int) -> DeliveryOutcome:
+    def _sent(self, n: Notification, channel: str, sent: Sent, attempts: list[Attempt],
+              ctx: dict[str, Any], sms_cost: int) -> DeliveryOutcome:
+        provider_id, price = sent.provider_id, int(sent.charged or 0)
+        if channel == "sms":
+            sms_cost = price  # what it did cost by SMS: the gateway's word
         self.postponements.delivered(channel)
         _child(metrics.notifications, n.kind, channel, "sent").inc()
         _child(metrics.cost_vnd, channel).inc(price)

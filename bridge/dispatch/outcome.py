@@ -15,6 +15,15 @@ AttemptResult = Literal["ok", "retryable", "permanent", "unreachable", "rate_lim
 
 
 @dataclass(frozen=True, slots=True)
+class Sent:
+    """One send's answer: the provider's message id and, where the provider says what it
+    charged (the SMS gateway: per part and per carrier), that price in VND."""
+
+    provider_id: str
+    charged: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     channel: str
     result: AttemptResult

@@ -13,6 +13,8 @@ from urllib.parse import parse_qs
 
 import httpx
 
+from bridge.templates.sms import sms_parts
+
 
 class FakeClock:
     """Monotonic and wall time that only move when someone sleeps (or `advance`)."""
@@ -116,9 +118,10 @@ class FakeUpstream:
             daily, remaining = self.quota
             return httpx.Response(200, json={"error": 0, "message": "success", "data": {
                 "dailyQuota": daily, "remainingQuota": remaining}})
-        if route == "sms":
+        if route == "sms":  # billed per part, as the sandbox's gateway
+            parts = sms_parts(json.loads(request.content)["text"])
             return httpx.Response(200, json={"sms_id": f"sms-{n}", "status": "accepted",
-                                             "price": 350})
+                                             "parts": parts, "price": 350 * parts})
         return httpx.Response(404, text="no route")
 
 

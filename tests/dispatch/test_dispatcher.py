@@ -158,6 +158,18 @@ def test_a_long_sms_costs_and_saves_by_its_parts(up: FakeUpstream, clock: FakeCl
                     "thân; nhận thay cần giấy ủy quyền.")
 
 
+def test_an_sms_costs_what_the_gateway_says_it_charged(up: FakeUpstream, clock: FakeClock) -> None:
+    """Carriers price differently (320–820 đồng a part): the gateway's answer is the cost."""
+    d = make(up, clock)
+    up.script("zns", {"error": -118})
+    up.script("sms", httpx.Response(200, json={"sms_id": "sms-vt", "status": "accepted",
+                                                "parts": 3, "price": 2460}))
+    cost = counter(metrics.cost_vnd, channel="sms")
+    out = d.deliver(result_ready())
+    assert (out.channel, out.price_vnd, out.sms_equivalent_vnd) == ("sms", 2460, 2460)
+    assert out.attempts[-1].price_vnd == 2460 and counter(metrics.cost_vnd, channel="sms") - cost == 2460
+
+
 def test_transient_errors_are_retried_with_backoff(up: FakeUpstream, clock: FakeClock) -> None:
     d = make(up, clock)
     up.script("zns", {"error": -100}, 503)
