@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, select
 
 from bridge.phone import mask_phone
 from bridge.report.fmt import SMS_PARTS_VI
+from bridge.report.ledger_view import sms_equivalent
 from bridge.samples import DayPlan
 from bridge.settings import load_settings
 from bridge.templates import format_vnd
@@ -62,8 +63,8 @@ def print_summary(ledger_path: Path, plan: DayPlan, dead_lettered: dict[str, int
     sms_price = load_settings(None).prices.sms  # what the bridge ran with (env)
     by_channel = Counter(r.channel for r in sent)
     cost = sum(r.price_vnd or 0 for r in sent)
-    all_sms = sum(r.sms_equivalent_vnd or sms_price for r in sent)
-    saved = sum((r.sms_equivalent_vnd or sms_price) - (r.price_vnd or 0)
+    all_sms = sum(sms_equivalent(r.sms_equivalent_vnd, sms_price) for r in sent)
+    saved = sum(sms_equivalent(r.sms_equivalent_vnd, sms_price) - (r.price_vnd or 0)
                 for r in sent if r.channel != "sms")
     print("\n══ Tổng kết một ngày làm việc ══")
     print(f"Hồ sơ: {plan.dossiers}; thông báo đã gửi: {len(sent)}; "

@@ -40,8 +40,8 @@ class DeliveryOutcome:
     provider_message_id: str | None
     price_vnd: int
     attempts: list[Attempt] = field(default_factory=list)
-    # What the notice would have cost by SMS (its SMS text's parts × the SMS price): the
-    # baseline its savings are counted against, kept with it (bridge/report).
+    # What the notice would have cost by SMS (its SMS text's parts × the SMS price; sent by
+    # SMS, what the gateway charged): the baseline its savings count against (bridge/report).
     sms_equivalent_vnd: int = 0
 
     @property

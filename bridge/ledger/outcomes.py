@@ -41,8 +41,8 @@ def sent_row(key: str, outcome: DeliveryOutcome) -> OutcomeRow:
 _SENT = (update(notifications)
          .where(notifications.c.idempotency_key == bindparam("k"))
          .values(status=SENT, channel=bindparam("ch"), price_vnd=bindparam("price"),
-                 sms_equivalent_vnd=bindparam("sms"), provider_message_id=bindparam("pid"), error_class=None, error_message=None,
-                 updated_at_ms=bindparam("now")))
+                 sms_equivalent_vnd=bindparam("sms"), provider_message_id=bindparam("pid"),
+                 error_class=None, error_message=None, updated_at_ms=bindparam("now")))
 _ATTEMPT = delivery_attempts.insert()
 _UNSENT = (update(notifications)
            .where(notifications.c.idempotency_key == bindparam("k"))

@@ -138,7 +138,7 @@ def _notice(row: Any, sms_price: int) -> NoticeRow:
     channel = (row.channel or "none") if sent else "none"
     price = int(row.price_vnd or 0) if sent else 0
     assumed = sent and row.sms_equivalent_vnd is None
-    equivalent = (sms_price if assumed else int(row.sms_equivalent_vnd or 0)) if sent else 0
+    equivalent = sms_equivalent(row.sms_equivalent_vnd, sms_price) if sent else 0
     # Savings only where no SMS fired for this notification (anchors.md §5.2: no double count).
     saved = max(0, equivalent - price) if sent and channel != "sms" and not row.sms_fired else 0
     after: float | None = None
@@ -148,6 +148,12 @@ def _notice(row: Any, sms_price: int) -> NoticeRow:
     unreachable = row.status == DEAD and row.error_class == "RecipientError"
     return NoticeRow(row.kind, row.status, channel, int(row.event_ms), price, saved, equivalent,
                      after, unreachable, assumed)
+
+
+def sms_equivalent(stored: int | None, sms_price: int) -> int:
+    """A sent notice's cost had it gone by SMS: as stored when it was sent, else (sent by a
+    release before ledger v6 kept it) one SMS at `sms_price`."""
+    return sms_price if stored is None else int(stored)
 
 
 def results(engine: Engine, period: Period) -> list[DossierResult]:
