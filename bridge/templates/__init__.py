@@ -178,13 +178,19 @@ def _name(d: Dossier) -> str:
     return name.title()
 
 
+def _received(d: Dossier) -> Any:
+    return d.received_at if known(d.received_at) else d.updated_at
+
+
 _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
     "kinh_gui": lambda r, d, p: f"Ông/Bà {name}" if (name := _name(d)) else "Ông/Bà",
     "ten_nguoi_nop": lambda r, d, p: _name(d) or "Ông/Bà",
     "ma_ho_so": lambda r, d, p: d.code,
     "ten_thu_tuc": lambda r, d, p: _text(d.procedure_name) or _text(d.procedure_code) or "hành chính",
-    "ngay_nop": lambda r, d, p: r.date(d.received_at if known(d.received_at) else d.updated_at),
-    "ngay_tiep_nhan": lambda r, d, p: r.date(d.received_at),
+    # A desk that leaves received_at empty received the dossier when it changed status:
+    # "ngày chưa xác định" in a receipt would read as if nobody knew.
+    "ngay_nop": lambda r, d, p: r.date(_received(d)),
+    "ngay_tiep_nhan": lambda r, d, p: r.date(_received(d)),
     "ngay_hen_tra": lambda r, d, p: r.date(d.due_at),
     "ngay_hen_cu": lambda r, d, p: r.date(p),
     "ngay_hen_moi": lambda r, d, p: r.date(d.due_at),

@@ -185,6 +185,13 @@ def test_received_shows_code_procedure_and_appointment_in_local_time() -> None:
     assert n["recipient"] == {"phone": "84909123456"}
 
 
+def test_a_receipt_without_a_reception_time_dates_it_by_the_change() -> None:
+    """A desk that leaves received_at empty: the receipt carries the day of the status
+    change, not "ngày chưa xác định"."""
+    n = notice(2, received_at=None, updated_at="2024-06-12T17:30:00Z")  # 00:30 on the 13th
+    assert "ngày 13/06/2024" in n["text"] and n["template_data"]["ngay_tiep_nhan"] == "13/06/2024"
+
+
 def test_fee_request_shows_the_amount_the_vietnamese_way() -> None:
     assert "1.250.000 đồng" in notice(6)["text"]
 
