@@ -178,8 +178,11 @@ def _name(d: Dossier) -> str:
     return name.title()
 
 
-def _received(d: Dossier) -> Any:
-    return d.received_at if known(d.received_at) else d.updated_at
+def _received(r: Renderer, d: Dossier, p: datetime | None) -> str:
+    """ngay_nop and ngay_tiep_nhan: a desk that leaves received_at empty received the
+    dossier when it changed status ("ngày chưa xác định" in a receipt reads as if nobody
+    knew)."""
+    return r.date(d.received_at if known(d.received_at) else d.updated_at)
 
 
 _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
@@ -187,10 +190,8 @@ _FIELDS: dict[str, Callable[[Renderer, Dossier, datetime | None], str]] = {
     "ten_nguoi_nop": lambda r, d, p: _name(d) or "Ông/Bà",
     "ma_ho_so": lambda r, d, p: d.code,
     "ten_thu_tuc": lambda r, d, p: _text(d.procedure_name) or _text(d.procedure_code) or "hành chính",
-    # A desk that leaves received_at empty received the dossier when it changed status:
-    # "ngày chưa xác định" in a receipt would read as if nobody knew.
-    "ngay_nop": lambda r, d, p: r.date(_received(d)),
-    "ngay_tiep_nhan": lambda r, d, p: r.date(_received(d)),
+    "ngay_nop": _received,
+    "ngay_tiep_nhan": _received,
     "ngay_hen_tra": lambda r, d, p: r.date(d.due_at),
     "ngay_hen_cu": lambda r, d, p: r.date(p),
     "ngay_hen_moi": lambda r, d, p: r.date(d.due_at),
